@@ -1,0 +1,172 @@
+"""The `lmm` command: a thin typer layer over the library. The only place that knows stdout, stderr and exit codes.
+
+Exit codes: 0 ok, 1 a problem with the data, formula or fit, 2 a usage error, 3 a warning under --strict.
+Heavy modules (numpy, pandas, scipy) are imported inside the commands so `lmm --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    name="lmm",
+    help="Fit and report linear mixed models with lme4's formulas: lmm fit data.csv \"y ~ x + (x|g)\"",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+EXIT_STRICT = 3
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+# -- shared argument definitions ------------------------------------------------------------------
+DataArg = typer.Argument(..., help="CSV, TSV or Parquet file ('-' reads CSV from standard input)")
+FormulaArg = typer.Argument(..., help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
+MlOpt = typer.Option(False, "--ml", help="fit by maximum likelihood instead of REML")
+FactorOpt = typer.Option(None, "--factor", help="treat this numeric column as a factor (repeatable)")
+RefOpt = typer.Option(None, "--ref", help="reference level of a factor, COL=LEVEL (repeatable)")
+OutputOpt = typer.Option(None, "--output", "-o", help="write the output to this file (atomically)")
+StrictOpt = typer.Option(False, "--strict", help="exit with code 3 if the fit has any warning")
+
+
+# -- errors --------------------------------------------------------------------------------------
+def _caret(text: str, span) -> str:
+    """The formula with a caret line under span."""
+    start, end = span
+    end = max(end, start + 1)
+    return f"  {text}\n  {' ' * start}{'^' * (end - start)}\n"
+
+
+def report_error(exc) -> int:
+    """Print an LmmError as 'error: ...' (+ caret, + hint) on stderr; return its exit code."""
+    msg = f"error: {exc.message}\n"
+    text, span = getattr(exc, "text", None), getattr(exc, "span", None)
+    if text and span:
+        msg += _caret(text, span)
+    if exc.hint:
+        msg += f"hint: {exc.hint}\n"
+    sys.stderr.write(msg)
+    return exc.exit_code
+
+
+def run_guarded(fn):
+    """Run a command body; user errors become one clean message and an exit code, never a traceback."""
+    from .errors import LmmError
+
+    try:
+        return fn()
+    except LmmError as exc:
+        raise typer.Exit(report_error(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        raise typer.Exit(130)
+    except MemoryError:
+        sys.stderr.write("error: out of memory; try a smaller model or fewer rows\n")
+        raise typer.Exit(1)
+
+
+def parse_refs(refs: Optional[List[str]]) -> dict:
+    """--ref COL=LEVEL options as a dict."""
+    from .errors import UsageError
+
+    out = {}
+    for item in refs or []:
+        col, sep, level = item.partition("=")
+        if not sep or not col:
+            raise UsageError(f"--ref expects COL=LEVEL, got '{item}'")
+        out[col] = level
+    return out
+
+
+def emit(text: str, output: Optional[Path], inputs=()) -> None:
+    """Write text to stdout, or atomically to the output file."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from .output import write_text
+
+    write_text(str(output), text, inputs)
+
+
+def echo_warnings(warnings, strict: bool) -> None:
+    """Warnings go to stderr too; under --strict any warning ends the run with code 3."""
+    for w in warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if strict and warnings:
+        raise typer.Exit(EXIT_STRICT)
+
+
+def load_and_fit(data: str, formula: str, ml: bool, factor, ref):
+    """Read the data file and fit the model (shared by every command that fits)."""
+    from .data import read_table
+    from .fit import fit
+    from .formula import parse_formula
+
+    parsed = parse_formula(formula)
+    df = read_table(data)
+    note = df.attrs.get("encoding_note")
+    if note:
+        sys.stderr.write(f"note: {note}\n")
+    source = "standard input" if data == "-" else Path(data).name
+    return fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+
+
+def terminal_width() -> int:
+    """The terminal's width when printing to one, else a fixed 100 columns for files and pipes."""
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+
+
+# -- commands ------------------------------------------------------------------------------------
+@app.callback()
+def root():
+    """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""
+
+
+@app.command()
+def fit(
+    data: str = DataArg,
+    formula: str = FormulaArg,
+    ml: bool = MlOpt,
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
+    output: Optional[Path] = OutputOpt,
+    strict: bool = StrictOpt,
+):
+    """Fit a linear mixed model and print lme4's summary (REML by default)."""
+
+    def body():
+        fm = load_and_fit(data, formula, ml, factor, ref)
+        result = fm.result()
+        from . import render
+
+        if format == Format.json:
+            text = render.to_json(result.to_dict())
+        else:
+            text = render.fit_table(result, width=terminal_width(), color=output is None and sys.stdout.isatty())
+        emit(text, output, inputs=(data,))
+        echo_warnings(result.warnings, strict)
+
+    run_guarded(body)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Fit a linear mixed model the way lmer() does: parse, build the design, optimise theta, assemble results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .design import Design, build_design
+from .formula import Formula, parse_formula
+from .optimize import OptSummary, minimize_theta
+from .pls import PlsModel, PlsSolution, split_theta
+from .results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
+
+SINGULAR_TOL = 1e-4
+
+
+@dataclass
+class FittedModel:
+    """A fitted model: its design, its objective, the optimizer's summary and the solution at the optimum."""
+
+    formula: Formula
+    design: Design
+    model: PlsModel
+    opt: OptSummary
+    sol: PlsSolution
+
+    @property
+    def reml(self) -> bool:
+        return self.model.reml
+
+    @property
+    def blocks(self):
+        return self.design.blocks
+
+    def vcov(self) -> np.ndarray:
+        """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
+        RXinv = np.linalg.inv(self.sol.RX)
+        return self.sol.sigma ** 2 * RXinv @ RXinv.T
+
+    def fitted(self) -> np.ndarray:
+        """X beta + Z b for the fitting rows."""
+        return self.design.X @ self.sol.beta + self.z_times_b()
+
+    def z_times_b(self) -> np.ndarray:
+        """Z b, block by block, without forming Z."""
+        out = np.zeros(self.design.n)
+        for blk, b in zip(self.blocks, self.sol.b):
+            out += np.einsum("ij,ij->i", blk.Z, b[blk.codes])
+        return out
+
+    def covariances(self) -> list[np.ndarray]:
+        """Each random term's covariance matrix, sigma^2 T T'."""
+        Ts = split_theta(self.blocks, self.sol.theta)
+        return [self.sol.sigma ** 2 * T @ T.T for T in Ts]
+
+    def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
+        """lme4's isSingular: a theta on its lower bound of 0 (within tol)."""
+        lower = self.model.lower
+        return bool(np.any((lower == 0) & (self.sol.theta < tol)))
+
+    def npar(self) -> int:
+        return len(self.sol.theta) + self.design.X.shape[1] + 1
+
+    def loglik(self) -> float:
+        return -0.5 * self.sol.objective
+
+    def result(self) -> FitResult:
+        """Assemble the FitResult that every renderer shows."""
+        return assemble(self)
+
+
+def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
+    """Optimise theta for a built design and solve at the optimum."""
+    model = PlsModel(design.X, design.y, design.blocks, reml=reml)
+    opt = minimize_theta(model.objective, model.theta0, model.lower)
+    sol = model.solve(opt.theta)
+    return FittedModel(formula, design, model, opt, sol)
+
+
+def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data") -> FittedModel:
+    """lmer(): parse the formula, build the design from the data frame, fit."""
+    formula = parse_formula(text)
+    design = build_design(formula, df, factors, refs, source)
+    return fit_design(formula, design, reml)
+
+
+# -- assembling the result -----------------------------------------------------------------------
+def _fixed_effects(fm: FittedModel) -> list[FixedEffect]:
+    se = np.sqrt(np.diag(fm.vcov()))
+    return [FixedEffect(t, float(b), float(s), float(b / s) if s > 0 else float("nan"))
+            for t, b, s in zip(fm.design.fixed_names, fm.sol.beta, se)]
+
+
+def _variance_components(fm: FittedModel):
+    """Variances and sds per random term, correlations within each term, then the residual."""
+    vcs, cors = [], []
+    for blk, C in zip(fm.blocks, fm.covariances()):
+        sd = np.sqrt(np.diag(C))
+        for i, term in enumerate(blk.terms):
+            vcs.append(VarianceComponent(blk.group, term, float(C[i, i]), float(sd[i])))
+        if blk.correlated:
+            for j in range(blk.p):
+                for i in range(j + 1, blk.p):
+                    r = C[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
+                    cors.append(Correlation(blk.group, blk.terms[j], blk.terms[i], float(r)))
+    s = fm.sol.sigma
+    vcs.append(VarianceComponent("Residual", None, s * s, s))
+    return vcs, cors
+
+
+def _random_effects(fm: FittedModel) -> list[RandomEffect]:
+    rows = []
+    for blk, b, V in zip(fm.blocks, fm.sol.b, fm.sol.cond_var or []):
+        sd = np.sqrt(np.maximum(np.diagonal(V, axis1=1, axis2=2), 0.0))
+        for j, term in enumerate(blk.terms):
+            rows.extend(RandomEffect(blk.group, lev, term, float(b[g, j]), float(sd[g, j]))
+                        for g, lev in enumerate(blk.levels))
+    return rows
+
+
+def _scaled_residuals(fm: FittedModel) -> dict[str, float]:
+    r = (fm.design.y - fm.fitted()) / fm.sol.sigma
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+    return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
+
+
+def _warnings(fm: FittedModel, singular: bool) -> list[str]:
+    out = list(fm.design.warnings) + list(fm.opt.messages)
+    if not fm.opt.converged:
+        out.append(f"the optimizer did not converge ({fm.opt.return_code}); estimates may be unreliable")
+    if singular:
+        out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
+                   "or a correlation as +/-1")
+    return out
+
+
+def assemble(fm: FittedModel) -> FitResult:
+    """The FitResult of a fitted model (lme4's summary)."""
+    n, p = fm.design.n, fm.design.X.shape[1]
+    npar, ll = fm.npar(), fm.loglik()
+    singular = fm.is_singular()
+    vcs, cors = _variance_components(fm)
+    return FitResult(
+        formula=str(fm.formula.text), method="REML" if fm.reml else "ML", nobs=n,
+        n_dropped=fm.design.n_dropped, ngroups={b.group: b.nlevels for b in fm.blocks},
+        reml_criterion=fm.sol.objective if fm.reml else None,
+        deviance=None if fm.reml else fm.sol.objective,
+        loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, npar=npar, df_resid=n - npar,
+        sigma=fm.sol.sigma, theta=[float(t) for t in fm.sol.theta], converged=fm.opt.converged,
+        singular=singular,
+        optimizer={"name": fm.opt.optimizer, "evaluations": fm.opt.feval, "return_code": fm.opt.return_code},
+        warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov().tolist(),
+        variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
+        scaled_residuals=_scaled_residuals(fm),
+    )

@@ -1,0 +1,191 @@
+"""Renderers: FitResult (and other results) to rich tables, JSON or CSV. They format; they compute nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .results import FitResult, clean
+
+
+# -- number formatting -----------------------------------------------------------------------
+def fmt(x, digits: int = 4) -> str:
+    """A number with `digits` significant digits, R-like; None/NaN as blank."""
+    if x is None:
+        return ""
+    x = float(x)
+    if x != x:
+        return "NaN"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6 or abs(x) < 1e-4:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}" if abs(x) >= 10 ** digits else f"{x:.{max(digits - 1 - _mag(x), 0)}f}"
+
+
+def _mag(x: float) -> int:
+    import math
+
+    return int(math.floor(math.log10(abs(x))))
+
+
+def fmt_p(p) -> str:
+    """p-values as R prints them: '< 2e-16' below that."""
+    if p is None:
+        return ""
+    if p < 2e-16:
+        return "< 2e-16"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
+
+
+def _table(*columns, title: str | None = None) -> Table:
+    """A borderless table in the style of R's printed output."""
+    t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", title_style="bold", pad_edge=False)
+    for c in columns:
+        t.add_column(c, justify="left" if c in ("", "Groups", "Name", "Term", "Group") else "right")
+    return t
+
+
+# -- the summary -----------------------------------------------------------------------------
+def _header(r: FitResult) -> Text:
+    text = Text()
+    text.append(f"Linear mixed model fit by {'REML' if r.method == 'REML' else 'maximum likelihood'}\n",
+                style="bold")
+    text.append(f"Formula: {r.formula}\n")
+    if r.method == "REML":
+        text.append(f"REML criterion at convergence: {r.reml_criterion:.4f}\n")
+    else:
+        text.append(f"AIC {r.aic:.4f}   BIC {r.bic:.4f}   logLik {r.loglik:.4f}   "
+                    f"deviance {r.deviance:.4f}   df.resid {r.df_resid}\n")
+    return text
+
+
+def _residuals_table(r: FitResult) -> Table:
+    t = _table("Min", "1Q", "Median", "3Q", "Max", title="Scaled residuals")
+    s = r.scaled_residuals
+    t.add_row(*(f"{s[k]:.4f}" for k in ("min", "q1", "median", "q3", "max")))
+    return t
+
+
+def _random_table(r: FitResult) -> Table:
+    cor = {}
+    for c in r.correlations:
+        cor[(c.group, c.term2, c.term1)] = c.correlation
+    t = _table("Groups", "Name", "Variance", "Std.Dev.", "Corr", title="Random effects")
+    last = None
+    for vc in r.variance_components:
+        terms_before = [v.term for v in r.variance_components if v.group == vc.group][:]
+        idx = terms_before.index(vc.term)
+        corr = " ".join(f"{cor[(vc.group, vc.term, t2)]:.2f}" for t2 in terms_before[:idx]
+                        if (vc.group, vc.term, t2) in cor)
+        group = vc.group if vc.group != last else ""
+        last = vc.group
+        t.add_row(group, vc.term or "", fmt(vc.variance), fmt(vc.sd), corr)
+    return t
+
+
+def _groups_line(r: FitResult) -> Text:
+    groups = ", ".join(f"{g}, {n}" for g, n in r.ngroups.items())
+    line = f"Number of obs: {r.nobs}" + (f", groups: {groups}" if groups else "")
+    if r.n_dropped:
+        line += f"  ({r.n_dropped} rows with missing values dropped)"
+    return Text(line)
+
+
+def fixed_effects_table(r: FitResult) -> Table:
+    """Estimate, Std. Error, [df], t value, [Pr(>|t|)], [interval] per fixed effect."""
+    fes = r.fixed_effects
+    has_df = any(fe.df is not None for fe in fes)
+    has_p = any(fe.p_value is not None for fe in fes)
+    has_ci = any(fe.conf_low is not None for fe in fes)
+    cols = ["", "Estimate", "Std. Error"] + (["df"] if has_df else []) + ["t value"]
+    cols += (["Pr(>|t|)"] if has_p else []) + (["lower", "upper"] if has_ci else [])
+    t = _table(*cols, title="Fixed effects")
+    for fe in fes:
+        row = [fe.term, fmt(fe.estimate), fmt(fe.std_error)] + ([fmt(fe.df)] if has_df else [])
+        row += [f"{fe.statistic:.3f}"] + ([fmt_p(fe.p_value)] if has_p else [])
+        row += [fmt(fe.conf_low), fmt(fe.conf_high)] if has_ci else []
+        t.add_row(*row)
+    return t
+
+
+def _abbrev(name: str) -> str:
+    """R's abbreviate() flavour for the correlation table's column heads."""
+    return "(Intr)" if name == "(Intercept)" else name[:6]
+
+
+def _fixed_corr_table(r: FitResult) -> Table | None:
+    import numpy as np
+
+    p = len(r.fixed_effects)
+    if p < 2:
+        return None
+    V = np.array(r.vcov, dtype=float)
+    d = np.sqrt(np.diag(V))
+    C = V / np.outer(d, d)
+    names = r.fixed_names
+    t = _table("", *[_abbrev(n) for n in names[:-1]], title="Correlation of fixed effects")
+    for i in range(1, p):
+        t.add_row(names[i], *[f"{C[i, j]:.3f}" for j in range(i)], *[""] * (p - 1 - i))
+    return t
+
+
+def _warnings_text(r: FitResult) -> Text | None:
+    if not r.warnings:
+        return None
+    text = Text()
+    for w in r.warnings:
+        text.append(f"warning: {w}\n", style="yellow")
+    return text
+
+
+def summary_renderables(r: FitResult, extra_sections=()) -> list:
+    """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
+    parts = [_header(r), _residuals_table(r), _random_table(r), _groups_line(r), Text(""),
+             fixed_effects_table(r)]
+    corr = _fixed_corr_table(r)
+    if corr is not None:
+        parts.append(corr)
+    parts.extend(extra_sections)
+    warn = _warnings_text(r)
+    if warn is not None:
+        parts.append(warn)
+    return parts
+
+
+# -- output formats --------------------------------------------------------------------------
+def to_text(renderables, width: int = 100, color: bool = False) -> str:
+    """Render rich objects to a string (deterministic: fixed width, no colour unless asked)."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
+                      highlight=False)
+    console.print(Group(*renderables))
+    return buf.getvalue()
+
+
+def to_json(data) -> str:
+    """Exactly one JSON document, full precision, NaN as null."""
+    return json.dumps(clean(data), indent=2, allow_nan=False) + "\n"
+
+
+def fit_table(r: FitResult, width: int = 100, color: bool = False) -> str:
+    """The summary as text."""
+    return to_text(summary_renderables(r), width, color)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """A list of flat dicts as CSV text (columns from the first row)."""
+    import csv
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in clean(row).items()})
+    return buf.getvalue()
