@@ -1,0 +1,567 @@
+"""Parse lme4-style model formulas (``y ~ x + (x | g)``) into plain data, with R's semantics.
+
+The text is tokenized (each token keeps its character span), parsed by precedence climbing into
+an expression tree, and the tree is then expanded into R-style terms (``a*b`` -> a, b, a:b).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import NamedTuple, Union
+
+from lmmcli.errors import FormulaSyntaxError
+
+KNOWN_FUNCTIONS = ("I", "exp", "log", "scale", "sqrt")
+_FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS)
+_MAX_DEPTH = 100  # parenthesis nesting limit, so deep input cannot exhaust Python's stack
+
+Span = tuple[int, int]
+
+
+# ---------------------------------------------------------------- expressions
+
+@dataclass(frozen=True)
+class Name:
+    """A column reference; backquoted names keep their inner text."""
+    name: str
+    span: Span = field(default=(0, 0), compare=False)
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric literal."""
+    value: float
+    text: str = field(default="", compare=False)
+    span: Span = field(default=(0, 0), compare=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    """A call of one of KNOWN_FUNCTIONS, e.g. log(x) or I(x^2)."""
+    func: str
+    args: tuple
+    span: Span = field(default=(0, 0), compare=False)
+
+
+@dataclass(frozen=True)
+class BinOp:
+    """Binary operator (arithmetic inside calls; formula operators before expansion)."""
+    op: str
+    left: "Expr"
+    right: "Expr"
+    span: Span = field(default=(0, 0), compare=False)
+
+
+@dataclass(frozen=True)
+class UnaryOp:
+    """Unary minus or plus."""
+    op: str
+    operand: "Expr"
+    span: Span = field(default=(0, 0), compare=False)
+
+
+Expr = Union[Name, Number, Call, BinOp, UnaryOp]
+
+# Precedence and right-associativity, low to high; unary minus sits between * and ^ as in R.
+_ARITH_OPS = {"+": (1, False), "-": (1, False), "*": (2, False), "/": (2, False), "^": (4, True)}
+_FORMULA_OPS = {"+": (1, False), "-": (1, False), "*": (2, False), "/": (2, False),
+                ":": (3, False), "^": (4, True)}
+_UNARY_PREC = 3
+_RESERVED = {"if", "else", "repeat", "while", "function", "for", "next", "break", "in", "TRUE",
+             "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_"}
+_SYNTACTIC = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*", re.ASCII)
+
+
+def _deparse_name(name: str) -> str:
+    """R's rendering of a symbol: backquoted unless it is a syntactic name."""
+    plain = _SYNTACTIC.fullmatch(name) and name != "." and name not in _RESERVED
+    return name if plain else f"`{name}`"
+
+
+def _deparse_number(value: float) -> str:
+    """Shortest text that reads back as the same value; whole numbers without '.0', like R."""
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+
+
+def _prec(e: Expr) -> int:
+    if isinstance(e, BinOp):
+        return _FORMULA_OPS[e.op][0]
+    return _UNARY_PREC if isinstance(e, UnaryOp) else 9
+
+
+def _wrap(e: Expr, needs_parens: bool) -> str:
+    return f"({deparse(e)})" if needs_parens else deparse(e)
+
+
+def deparse(e: Expr) -> str:
+    """Render an expression as R's deparse() would, e.g. 'I(x * 2)', 'exp(x/2)', '`my col`'."""
+    if isinstance(e, Name):
+        return _deparse_name(e.name)
+    if isinstance(e, Number):
+        return _deparse_number(e.value)
+    if isinstance(e, Call):
+        return f"{e.func}({', '.join(deparse(a) for a in e.args)})"
+    if isinstance(e, UnaryOp):
+        return e.op + _wrap(e.operand, _prec(e.operand) < _UNARY_PREC)
+    prec, right_assoc = _FORMULA_OPS[e.op]
+    left = _wrap(e.left, _prec(e.left) < prec or (right_assoc and _prec(e.left) <= prec))
+    right_ok = right_assoc and isinstance(e.right, UnaryOp)  # 2^-1 reads back unambiguously
+    right = _wrap(e.right, not right_ok and (_prec(e.right) < prec
+                                             or (not right_assoc and _prec(e.right) == prec)))
+    sep = " " if e.op in "+-*" else ""  # R spaces + - * but not / ^ :
+    return f"{left}{sep}{e.op}{sep}{right}"
+
+
+def names_in(e: Expr) -> set[str]:
+    """Column names referenced by an expression (function names excluded)."""
+    if isinstance(e, Name):
+        return {e.name}
+    if isinstance(e, Call):
+        return set().union(*(names_in(a) for a in e.args))
+    if isinstance(e, BinOp):
+        return names_in(e.left) | names_in(e.right)
+    if isinstance(e, UnaryOp):
+        return names_in(e.operand)
+    return set()
+
+
+# ---------------------------------------------------------------- model structure
+
+@dataclass(frozen=True)
+class FixedTerm:
+    """One model term: a main effect (one factor) or an interaction (several)."""
+    factors: tuple
+
+    @property
+    def label(self) -> str:
+        return ":".join(deparse(f) for f in self.factors)
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One (lhs | group) term; a/b groupings are already split into one term per level."""
+    terms: tuple
+    intercept: bool
+    group: tuple
+    correlated: bool = True
+    span: Span = field(default=(0, 0), compare=False)
+
+    @property
+    def group_label(self) -> str:
+        return ":".join(self.group)
+
+    def __str__(self) -> str:
+        lhs = _sum_text(self.terms, self.intercept) or "1"
+        bar = "|" if self.correlated else "||"
+        return f"({lhs} {bar} {':'.join(_deparse_name(g) for g in self.group)})"
+
+
+def _sum_text(terms, intercept: bool) -> str:
+    return " + ".join((["0"] if not intercept else []) + [t.label for t in terms])
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A parsed formula; equality ignores the original text and spans."""
+    text: str = field(compare=False)
+    response: Expr | None
+    fixed: tuple
+    intercept: bool
+    random: tuple
+
+    def columns(self) -> set[str]:
+        """Every column the formula references: response, fixed terms, random lhs and groups."""
+        cols = names_in(self.response) if self.response is not None else set()
+        for term in self.fixed + tuple(t for r in self.random for t in r.terms):
+            cols |= set().union(*(names_in(f) for f in term.factors))
+        return cols | {g for r in self.random for g in r.group}
+
+    def __str__(self) -> str:
+        rhs = " + ".join(filter(None, [_sum_text(self.fixed, self.intercept)]
+                                + [str(r) for r in self.random])) or "1"
+        lhs = deparse(self.response) + " " if self.response is not None else ""
+        return f"{lhs}~ {rhs}"
+
+
+# ---------------------------------------------------------------- tokenizer
+
+class Token(NamedTuple):
+    kind: str        # "name", "number", "op" or "end"
+    text: str        # the operator, or the name without backquotes
+    start: int
+    end: int
+
+
+_TOKEN_RE = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<name>(?:[A-Za-z_]|\.(?![0-9]))[A-Za-z0-9._]*)
+  | (?P<quoted>`[^`]*`?)
+  | (?P<op>\|\||[~+\-*/^:|(),])
+""", re.VERBOSE | re.ASCII)
+
+
+def _token_from(m: re.Match, text: str) -> Token | None:
+    """Build one token from a regex match (None for whitespace), validating literals."""
+    kind, s, e = m.lastgroup, m.start(), m.end()
+    if kind == "space":
+        return None
+    if kind == "quoted":
+        if len(m.group()) < 2 or not m.group().endswith("`"):
+            raise FormulaSyntaxError("unterminated backquote", text, (s, e),
+                                     "close the name with another `")
+        if m.group() == "``":
+            raise FormulaSyntaxError("empty backquoted name", text, (s, e))
+        return Token("name", m.group()[1:-1], s, e)
+    if kind == "number" and float(m.group()) == float("inf"):
+        raise FormulaSyntaxError("number is too large", text, (s, e))
+    if kind == "name" and m.group() == ".":
+        raise FormulaSyntaxError("'.' (all other columns) is not supported", text, (s, e),
+                                 "list the columns explicitly")
+    return Token(kind, m.group(), s, e)
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split formula text into tokens, ending with an 'end' token."""
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN_RE.match(text, pos)
+        if m is None:
+            raise FormulaSyntaxError(f"unexpected character {text[pos]!r}", text, (pos, pos + 1),
+                                     "formulas use names, numbers, ~ + - * / ^ : | and parentheses")
+        tok = _token_from(m, text)
+        tokens += [tok] if tok else []
+        pos = m.end()
+    return tokens + [Token("end", "", len(text), len(text))]
+
+
+def _check_parens(tokens: list[Token], text: str) -> None:
+    """Fail on the first unmatched parenthesis (or absurd nesting) before parsing."""
+    stack = []
+    for tok in tokens:
+        if tok.kind == "op" and tok.text == "(":
+            stack.append(tok)
+            if len(stack) > _MAX_DEPTH:
+                raise FormulaSyntaxError("parentheses are nested too deeply", text,
+                                         (tok.start, tok.end))
+        elif tok.kind == "op" and tok.text == ")":
+            if not stack:
+                raise FormulaSyntaxError("unmatched ')'", text, (tok.start, tok.end),
+                                         "remove it or add a matching '('")
+            stack.pop()
+    if stack:
+        raise FormulaSyntaxError("unmatched '('", text, (stack[-1].start, stack[-1].end),
+                                 "add a matching ')'")
+
+
+# ---------------------------------------------------------------- parser
+
+class _Parser:
+    """Recursive descent with precedence climbing over a token list."""
+
+    def __init__(self, text: str, tokens: list[Token]):
+        self.text, self.tokens, self.i = text, tokens, 0
+
+    @property
+    def tok(self) -> Token:
+        return self.tokens[self.i]
+
+    def at(self, *ops: str) -> bool:
+        return self.tok.kind == "op" and self.tok.text in ops
+
+    def advance(self) -> Token:
+        self.i += 1
+        return self.tokens[self.i - 1]
+
+    def fail(self, message: str, tok: Token, hint: str | None = None):
+        raise FormulaSyntaxError(message, self.text, (tok.start, tok.end), hint)
+
+    def expect(self, op: str) -> Token:
+        if not self.at(op):
+            self.unexpected()
+        return self.advance()
+
+    def unexpected(self):
+        """Explain why the current token cannot continue what came before."""
+        tok = self.tok
+        if self.at("~"):
+            self.fail("formula has more than one '~'", tok)
+        if self.at("|", "||"):
+            self.fail(f"'{tok.text}' is only allowed inside parentheses", tok,
+                      "write random effects as (x | group)")
+        if tok.kind in ("name", "number") or self.at("("):
+            self.fail(f"missing operator before '{tok.text}'", tok,
+                      "join terms with '+', e.g. y ~ a + b")
+        if self.at(","):
+            self.fail("',' is only allowed between function arguments", tok)
+        self.fail(f"unexpected '{tok.text}'", tok)
+
+    def climb(self, table: dict, min_prec: int, primary) -> object:
+        """Precedence climbing: parse operators of `table` binding at least `min_prec`."""
+        left = primary()
+        while self.tok.kind == "op" and table.get(self.tok.text, (0,))[0] >= min_prec:
+            op = self.advance().text
+            prec, right_assoc = table[op]
+            right = self.climb(table, prec if right_assoc else prec + 1, primary)
+            left = BinOp(op, left, right, (left.span[0], right.span[1]))
+        return left
+
+    def missing_term(self):
+        """Report a missing operand, pointing at the operator that needs it at end of input."""
+        if self.tok.kind == "end":
+            prev = self.tokens[self.i - 1]
+            self.fail(f"a term is missing after '{prev.text}'", prev)
+        if self.at(")"):
+            self.fail("a term is missing before ')'", self.tok)
+        self.fail(f"expected a term, found '{self.tok.text}'", self.tok)
+
+    def atom(self):
+        """Name, number or function call; None if the current token starts none of these."""
+        tok = self.tok
+        if tok.kind == "number":
+            self.advance()
+            return Number(float(tok.text), tok.text, (tok.start, tok.end))
+        if tok.kind != "name":
+            return None
+        self.advance()
+        is_call = self.at("(") and self.text[tok.start] != "`"
+        return self.call(tok) if is_call else Name(tok.text, (tok.start, tok.end))
+
+    def call(self, name: Token) -> Call:
+        if name.text not in KNOWN_FUNCTIONS:
+            self.fail(f"unknown function '{name.text}'", name,
+                      _FUNCTION_HINT + f"; if '{name.text}' is a column, add an operator after it")
+        self.advance()
+        args = [self.arith()]
+        while self.at(","):
+            self.advance()
+            args.append(self.arith())
+        end = self.expect(")").end
+        if len(args) != 1:
+            raise FormulaSyntaxError(f"{name.text}() takes exactly one argument", self.text,
+                                     (name.start, end))
+        return Call(name.text, tuple(args), (name.start, end))
+
+    def arith(self):
+        """Arithmetic expression (inside I() and function arguments)."""
+        return self.climb(_ARITH_OPS, 1, self.arith_primary)
+
+    def unary(self, table: dict, min_prec: int, primary) -> UnaryOp:
+        op = self.advance()
+        operand = self.climb(table, min_prec, primary)
+        return UnaryOp(op.text, operand, (op.start, operand.span[1]))
+
+    def arith_primary(self):
+        if self.at("-", "+"):  # binds looser than ^ only: -x^2 is -(x^2)
+            return self.unary(_ARITH_OPS, _ARITH_OPS["^"][0], self.arith_primary)
+        if self.at("("):
+            self.advance()
+            inner = self.arith()
+            self.expect(")")
+            return inner
+        return self.atom() or self.missing_term()
+
+    def model(self):
+        """Formula-level expression: + - * / : ^ over terms and random-effect bars."""
+        return self.climb(_FORMULA_OPS, 1, self.model_primary)
+
+    def model_primary(self):
+        if self.at("-", "+"):  # like binary '-': "-a*b" removes a, b and a:b
+            return self.unary(_FORMULA_OPS, _FORMULA_OPS["*"][0], self.model_primary)
+        if self.at("("):
+            return self.paren()
+        return self.atom() or self.missing_term()
+
+    def paren(self):
+        """'(' model ')' or a random-effect term '(' lhs '|' group ')'."""
+        open_ = self.advance()
+        if self.at("|", "||"):
+            self.fail(f"nothing before '{self.tok.text}'", self.tok,
+                      "use (1 | g) for a random intercept")
+        inner = self.model()
+        if not self.at("|", "||"):
+            self.expect(")")
+            return inner
+        bar = self.advance()
+        if self.at(")"):
+            self.fail(f"no grouping factor after '{bar.text}'", bar,
+                      "name the grouping column, e.g. (1 | Subject)")
+        group = self.model()
+        if self.at("|", "||"):
+            self.fail("a random-effect term has only one '|'", self.tok,
+                      "nested bars are not allowed")
+        close = self.expect(")")
+        # an (lhs | group) term is a BinOp "|" or "||" whose span includes the parentheses
+        return BinOp(bar.text, inner, group, (open_.start, close.end))
+
+
+# ---------------------------------------------------------------- term expansion
+
+@dataclass
+class _Terms:
+    """What a formula sub-expression expands to."""
+    terms: list
+    intercept: bool | None = None     # None: not mentioned
+    random: list = field(default_factory=list)
+
+
+def _key(factors) -> frozenset:
+    return frozenset(deparse(f) for f in factors)
+
+
+def _unique(terms) -> list:
+    """Drop repeated factors (a:a == a) and duplicate terms (a:b == b:a); first spelling wins."""
+    seen, out = set(), []
+    for factors in terms:
+        factors = tuple({deparse(f): f for f in reversed(factors)}.values())[::-1]
+        if _key(factors) not in seen:
+            seen.add(_key(factors))
+            out.append(factors)
+    return out
+
+
+class _Expander:
+    """Turns the parse tree into R-style terms (terms.formula semantics)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def fail(self, message: str, node, hint: str | None = None):
+        raise FormulaSyntaxError(message, self.text, node.span, hint)
+
+    def expand(self, node) -> _Terms:
+        if isinstance(node, (Name, Call)):
+            return _Terms([(node,)])
+        if isinstance(node, Number):
+            return self.number(node)
+        if isinstance(node, BinOp) and node.op in ("|", "||"):
+            return _Terms([], None, self.bar(node))
+        if isinstance(node, UnaryOp):
+            operand = self.expand(node.operand)
+            return self.subtract(_Terms([]), operand) if node.op == "-" else operand
+        if node.op in ("+", "-"):
+            return self.add(node)
+        return self.product(node)
+
+    def number(self, node: Number) -> _Terms:
+        if node.value not in (0, 1):
+            self.fail(f"a bare number ({node.text}) has no meaning in a formula", node,
+                      "use 0 or 1 for the intercept, or I(...) for arithmetic")
+        return _Terms([], node.value == 1)
+
+    def add(self, node: BinOp) -> _Terms:
+        left = self.expand(node.left)
+        if node.op == "-" or isinstance(node.right, UnaryOp) and node.right.op == "-":
+            right = node.right.operand if node.op == "+" else node.right
+            return self.subtract(left, self.expand(right))
+        right = self.expand(node.right)
+        intercept = left.intercept if right.intercept is None else right.intercept
+        return _Terms(_unique(left.terms + right.terms), intercept, left.random + right.random)
+
+    def subtract(self, left: _Terms, right: _Terms) -> _Terms:
+        if right.random:
+            self.fail("random-effect terms cannot be removed with '-'", right.random[0])
+        drop = {_key(t) for t in right.terms}
+        # "- 1" removes the intercept; "- 0" restores it
+        intercept = left.intercept if right.intercept is None else not right.intercept
+        return _Terms([t for t in left.terms if _key(t) not in drop], intercept, left.random)
+
+    def operand(self, node) -> _Terms:
+        """Expand one side of : * / ^, which must be ordinary terms."""
+        result = self.expand(node)
+        if isinstance(node, UnaryOp):
+            self.fail(f"'{node.op}' cannot be used inside an interaction", node)
+        if result.random:
+            self.fail("a random-effect term cannot be part of an interaction", result.random[0],
+                      "add it with '+' instead")
+        if result.intercept is not None:
+            self.fail("0 or 1 cannot be part of an interaction", node)
+        return result
+
+    def product(self, node: BinOp) -> _Terms:
+        left = self.operand(node.left).terms
+        if node.op == "^":
+            return _Terms(self.power(left, node.right))
+        right = self.operand(node.right).terms
+        crossed = [a + b for a in left for b in right]
+        if node.op == ":":
+            return _Terms(_unique(crossed))
+        if node.op == "*":
+            return _Terms(_unique(left + right + crossed))
+        outer = tuple(f for t in left for f in t)  # a/b: b nested in all of a's factors
+        return _Terms(_unique(left + [outer + b for b in right]))
+
+    def power(self, terms: list, exponent) -> list:
+        """(a+b+c)^n: all interactions up to order n."""
+        ok = isinstance(exponent, Number) and exponent.value.is_integer() and exponent.value >= 1
+        if not ok:
+            self.fail("the power in (...)^n must be a whole number of at least 1", exponent)
+        result = terms
+        for _ in range(min(int(exponent.value), 50) - 1):  # beyond the term count nothing changes
+            result = _unique(result + [a + b for a in result for b in terms])
+        return result
+
+    def bar(self, node: BinOp) -> list:
+        lhs = self.expand(node.left)
+        if lhs.random:
+            self.fail("random-effect terms cannot be nested", lhs.random[0])
+        intercept = lhs.intercept is not False
+        if not lhs.terms and not intercept:
+            self.fail("random-effect term has no terms left of '|'", node, "use (1 | g) or (x | g)")
+        terms = tuple(FixedTerm(t) for t in _ordered(lhs.terms))
+        return [RandomTerm(terms, intercept, g, node.op == "|", node.span)
+                for g in self.groups(node.right)]
+
+    def groups(self, node) -> list:
+        """Grouping factors: g -> [(g,)]; a:b -> [(a, b)]; a/b -> [(a,), (b, a)] as lme4 names."""
+        if isinstance(node, Name):
+            return [(node.name,)]
+        if isinstance(node, BinOp) and node.op in ("|", "||"):
+            self.fail("random-effect terms cannot be nested", node)
+        if not isinstance(node, BinOp) or node.op not in (":", "/"):
+            self.fail("a grouping factor must be a column name, or a:b or a/b of names", node,
+                      "e.g. (1 | Subject), (1 | batch/cask)")
+        left, right = self.groups(node.left), self.groups(node.right)
+        if node.op == ":":
+            return [a + b for a in left for b in right]
+        return left + [b + left[-1] for b in right]
+
+
+def _ordered(terms: list) -> list:
+    """R's terms() order: by interaction order, stable by first appearance."""
+    return sorted(terms, key=len)
+
+
+# ---------------------------------------------------------------- entry point
+
+def _response(parser: _Parser):
+    """The left side of '~', or None when the formula starts with '~'."""
+    if parser.at("~"):
+        return None
+    node = parser.model()
+    if not isinstance(node, (Name, Call)):
+        raise FormulaSyntaxError("the response must be one column or a function of one",
+                                 parser.text, node.span, "e.g. y ~ x or log(y) ~ x")
+    return node
+
+
+def parse_formula(text: str) -> Formula:
+    """Parse lme4 formula text, e.g. 'Reaction ~ Days + (Days | Subject)'."""
+    if not text.strip():
+        raise FormulaSyntaxError("the formula is empty", text, (0, len(text)),
+                                 "write it as: response ~ terms, e.g. y ~ x + (1|g)")
+    tokens = tokenize(text)
+    if not any(t.kind == "op" and t.text == "~" for t in tokens):
+        raise FormulaSyntaxError("formula has no '~'", text, (0, len(text)),
+                                 "write it as: response ~ terms, e.g. y ~ x + (1|g)")
+    _check_parens(tokens, text)
+    parser = _Parser(text, tokens)
+    response = _response(parser)
+    parser.expect("~")
+    rhs = parser.model()
+    if parser.tok.kind != "end":
+        parser.unexpected()
+    result = _Expander(text).expand(rhs)
+    fixed = tuple(FixedTerm(t) for t in _ordered(result.terms))
+    return Formula(text, response, fixed, result.intercept is not False, tuple(result.random))
