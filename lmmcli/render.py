@@ -44,8 +44,13 @@ def fmt_p(p) -> str:
 
 
 def _table(*columns, title: str | None = None) -> Table:
-    """A borderless table in the style of R's printed output."""
-    t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", title_style="bold", pad_edge=False)
+    """A borderless table in the style of R's printed output; the title sits on its own line above it."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    if title:
+        t.title = title
+        t.title_justify = "left"
+        t.title_style = "bold"
+        t.min_width = len(title)
     for c in columns:
         t.add_column(c, justify="left" if c in ("", "Groups", "Name", "Term", "Group") else "right")
     return t
@@ -146,12 +151,13 @@ def _warnings_text(r: FitResult) -> Text | None:
 
 def summary_renderables(r: FitResult, extra_sections=()) -> list:
     """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
-    parts = [_header(r), _residuals_table(r), _random_table(r), _groups_line(r), Text(""),
+    parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
              fixed_effects_table(r)]
     corr = _fixed_corr_table(r)
     if corr is not None:
-        parts.append(corr)
-    parts.extend(extra_sections)
+        parts += [Text(""), corr]
+    for section in extra_sections:
+        parts += [Text(""), section]
     warn = _warnings_text(r)
     if warn is not None:
         parts.append(warn)
