@@ -1,0 +1,99 @@
+"""CLI: `lmm fit` output on stdout, messages on stderr, exit codes (0 ok, 1 user error, 2 usage)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import REF
+from lmmcli.cli import app
+
+runner = CliRunner()
+SLEEP = str(REF / "data" / "sleepstudy.csv")
+FORMULA = "Reaction ~ Days + (Days|Subject)"
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_fit_table_looks_like_lme4_summary():
+    res = run("fit", SLEEP, FORMULA)
+    assert res.exit_code == 0, res.stderr
+    out = res.stdout
+    for piece in ("Linear mixed model fit by REML", "REML criterion at convergence: 1743.6283",
+                  "Scaled residuals", "Random effects", "Subject", "Residual",
+                  "Number of obs: 180, groups: Subject, 18", "Fixed effects", "(Intercept)",
+                  "Correlation of fixed effects"):
+        assert piece in out
+    assert res.stderr == ""
+
+
+def test_fit_json_is_one_document():
+    res = run("fit", SLEEP, FORMULA, "--format", "json")
+    assert res.exit_code == 0
+    doc = json.loads(res.stdout)
+    assert doc["method"] == "REML" and doc["nobs"] == 180
+    assert doc["fixed_effects"][1]["term"] == "Days"
+
+
+def test_fit_ml_reports_deviance():
+    doc = json.loads(run("fit", SLEEP, FORMULA, "--ml", "-f", "json").stdout)
+    assert doc["method"] == "ML" and doc["reml_criterion"] is None
+    assert doc["deviance"] == pytest.approx(1751.93934480795, abs=1e-3)
+
+
+def test_fit_reads_parquet(tmp_path):
+    import pandas as pd
+
+    pq = tmp_path / "s.parquet"
+    pd.read_csv(SLEEP).to_parquet(pq)
+    a = json.loads(run("fit", str(pq), FORMULA, "-f", "json").stdout)
+    b = json.loads(run("fit", SLEEP, FORMULA, "-f", "json").stdout)
+    assert a["reml_criterion"] == pytest.approx(b["reml_criterion"], abs=1e-9)
+
+
+def test_output_file(tmp_path):
+    out = tmp_path / "fit.json"
+    res = run("fit", SLEEP, FORMULA, "-f", "json", "-o", str(out))
+    assert res.exit_code == 0 and res.stdout == ""
+    assert json.loads(out.read_text())["nobs"] == 180
+
+
+def test_singular_fit_warns_on_stderr_and_strict_exits_3():
+    dye2 = str(REF / "data" / "dyestuff2.csv")
+    res = run("fit", dye2, "Yield ~ 1 + (1|Batch)")
+    assert res.exit_code == 0 and "singular" in res.stderr and "singular" in res.stdout
+    assert run("fit", dye2, "Yield ~ 1 + (1|Batch)", "--strict").exit_code == 3
+
+
+@pytest.mark.parametrize("formula, fragment, caret", [
+    ("Reaction ~ Dayz + (Days|Subject)", "column 'Dayz' is not in sleepstudy.csv", "^^^^"),
+    ("Reaction ~ Days + (Days|Subject", "", "^"),
+    ("Reaction Days", "'~'", None),
+])
+def test_formula_errors_are_one_clean_message(formula, fragment, caret):
+    res = run("fit", SLEEP, formula)
+    assert res.exit_code == 1
+    assert res.stdout == ""
+    assert res.stderr.startswith("error: ") and fragment in res.stderr
+    assert "Traceback" not in res.stderr
+    if caret:
+        assert caret in res.stderr
+
+
+def test_unknown_column_hint():
+    res = run("fit", SLEEP, "Reaction ~ Dayz + (Days|Subject)")
+    assert "hint: did you mean 'Days'?" in res.stderr
+
+
+def test_missing_file():
+    res = run("fit", "no/such.csv", FORMULA)
+    assert res.exit_code == 1 and "does not exist" in res.stderr and res.stdout == ""
+
+
+def test_usage_error_exit_2():
+    assert run("fit", SLEEP, FORMULA, "--format", "xml").exit_code == 2
+    assert run("fit", SLEEP, FORMULA, "--ref", "nolevel").exit_code == 2
