@@ -34,6 +34,17 @@ def _mag(x: float) -> int:
     return int(math.floor(math.log10(abs(x))))
 
 
+def fmt_column(values, digits: int = 4) -> list[str]:
+    """A column formatted with common decimals so its smallest entry keeps `digits` significant digits (R's format())."""
+    finite = [abs(float(v)) for v in values if v is not None and float(v) == float(v) and float(v) != 0]
+    if not finite:
+        return [fmt(v, digits) for v in values]
+    if min(finite) < 1e-4 or max(finite) >= 1e8:
+        return [fmt(v, digits) if v is not None else "" for v in values]
+    decimals = min(max(digits - 1 - _mag(min(finite)), 0), 8)
+    return ["" if v is None else ("NaN" if float(v) != float(v) else f"{float(v):.{decimals}f}") for v in values]
+
+
 def fmt_p(p) -> str:
     """p-values as R prints them: '< 2e-16' below that."""
     if p is None:
@@ -83,14 +94,16 @@ def _random_table(r: FitResult) -> Table:
         cor[(c.group, c.term2, c.term1)] = c.correlation
     t = _table("Groups", "Name", "Variance", "Std.Dev.", "Corr", title="Random effects")
     last = None
-    for vc in r.variance_components:
+    variances = fmt_column([vc.variance for vc in r.variance_components])
+    sds = fmt_column([vc.sd for vc in r.variance_components])
+    for vc, var_text, sd_text in zip(r.variance_components, variances, sds):
         terms_before = [v.term for v in r.variance_components if v.group == vc.group][:]
         idx = terms_before.index(vc.term)
         corr = " ".join(f"{cor[(vc.group, vc.term, t2)]:.2f}" for t2 in terms_before[:idx]
                         if (vc.group, vc.term, t2) in cor)
         group = vc.group if vc.group != last else ""
         last = vc.group
-        t.add_row(group, vc.term or "", fmt(vc.variance), fmt(vc.sd), corr)
+        t.add_row(group, vc.term or "", var_text, sd_text, corr)
     return t
 
 
@@ -111,8 +124,10 @@ def fixed_effects_table(r: FitResult) -> Table:
     cols = ["", "Estimate", "Std. Error"] + (["df"] if has_df else []) + ["t value"]
     cols += (["Pr(>|t|)"] if has_p else []) + (["lower", "upper"] if has_ci else [])
     t = _table(*cols, title="Fixed effects")
-    for fe in fes:
-        row = [fe.term, fmt(fe.estimate), fmt(fe.std_error)] + ([fmt(fe.df)] if has_df else [])
+    est = fmt_column([fe.estimate for fe in fes])
+    ses = fmt_column([fe.std_error for fe in fes])
+    for fe, est_text, se_text in zip(fes, est, ses):
+        row = [fe.term, est_text, se_text] + ([fmt(fe.df)] if has_df else [])
         row += [f"{fe.statistic:.3f}"] + ([fmt_p(fe.p_value)] if has_p else [])
         row += [fmt(fe.conf_low), fmt(fe.conf_high)] if has_ci else []
         t.add_row(*row)
