@@ -109,17 +109,37 @@ def echo_warnings(warnings, strict: bool) -> None:
 
 def load_and_fit(data: str, formula: str, ml: bool, factor, ref):
     """Read the data file and fit the model (shared by every command that fits)."""
-    from .data import read_table
     from .fit import fit
     from .formula import parse_formula
 
     parsed = parse_formula(formula)
+    df, source = load_data(data)
+    return fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+
+
+def load_data(data: str):
+    """Read the data file; (data frame, its name for messages). An encoding fallback is noted on stderr."""
+    from .data import read_table
+
     df = read_table(data)
     note = df.attrs.get("encoding_note")
     if note:
         sys.stderr.write(f"note: {note}\n")
-    source = "standard input" if data == "-" else Path(data).name
-    return fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+    return df, "standard input" if data == "-" else Path(data).name
+
+
+def emit_lm(fm, format, output, data: str, strict: bool) -> None:
+    """A formula without random terms: report the ordinary regression (R's summary(lm()))."""
+    from . import render
+    from .lm import fit_lm
+
+    result = fit_lm(fm.formula, fm.design)
+    if format == Format.json:
+        text = render.to_json(result.to_dict())
+    else:
+        text = render.lm_table(result, width=terminal_width(), color=output is None and sys.stdout.isatty())
+    emit(text, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)
 
 
 def terminal_width() -> int:
@@ -150,6 +170,8 @@ def fit(
 
     def body():
         fm = load_and_fit(data, formula, ml, factor, ref)
+        if not fm.blocks:
+            return emit_lm(fm, format, output, data, strict)
         result = fm.result()
         from . import render
 
@@ -157,6 +179,40 @@ def fit(
             text = render.to_json(result.to_dict())
         else:
             text = render.fit_table(result, width=terminal_width(), color=output is None and sys.stdout.isatty())
+        emit(text, output, inputs=(data,))
+        echo_warnings(result.warnings, strict)
+
+    run_guarded(body)
+
+
+@app.command()
+def compare(
+    data: str = DataArg,
+    formulas: List[str] = typer.Argument(..., help="two or more lme4 formulas with the same response"),
+    ml: bool = MlOpt,
+    no_refit: bool = typer.Option(False, "--no-refit",
+                                  help="compare REML fits (lme4's refit = FALSE); only for models with the "
+                                       "same fixed effects, otherwise exit code 2"),
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
+    output: Optional[Path] = OutputOpt,
+    strict: bool = StrictOpt,
+):
+    """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
+
+    def body():
+        from . import render
+        from .compare import compare as run_compare
+
+        df, source = load_data(data)
+        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()),
+                             refs=parse_refs(ref), source=source)
+        if format == Format.json:
+            text = render.to_json(result.to_dict())
+        else:
+            text = render.compare_table(result, width=terminal_width(),
+                                        color=output is None and sys.stdout.isatty())
         emit(text, output, inputs=(data,))
         echo_warnings(result.warnings, strict)
 

@@ -199,6 +199,65 @@ def fit_table(r: FitResult, width: int = 100, color: bool = False) -> str:
     return to_text(summary_renderables(r), width, color)
 
 
+# -- ordinary linear model (lm.LmResult) and model comparison (compare.CompareResult) ---------
+QUANTILE_KEYS = ("min", "q1", "median", "q3", "max")
+
+
+def _lm_fit_lines(r) -> Text:
+    """The closing lines of R's summary(lm()): residual SE, R^2, F test, then n and the likelihood."""
+    lines = [f"Residual standard error: {fmt(r.sigma)} on {r.df_resid} degrees of freedom",
+             f"Multiple R-squared: {fmt(r.r_squared)},  Adjusted R-squared: {fmt(r.adj_r_squared)}"]
+    if r.f_statistic is not None:
+        lines.append(f"F-statistic: {fmt(r.f_statistic)} on {r.f_df1} and {r.f_df2} DF,  "
+                     f"p-value: {fmt_p(r.f_p_value)}")
+    dropped = f"  ({r.n_dropped} rows with missing values dropped)" if r.n_dropped else ""
+    lines.append(f"Number of obs: {r.nobs}{dropped}")
+    lines.append(f"logLik {r.loglik:.4f} (df={r.npar})   AIC {r.aic:.4f}   BIC {r.bic:.4f}")
+    return Text("\n".join(lines))
+
+
+def lm_table(r, width: int = 100, color: bool = False) -> str:
+    """An LmResult as R's summary(lm()): residuals, coefficients with t tests, residual SE, R^2, F."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    head = Text()
+    head.append("Linear model fit by least squares (lm)\n", style="bold")
+    head.append(f"Formula: {r.formula}\n")
+    head.append(f"note: {r.note}\n")
+    res = _table("Min", "1Q", "Median", "3Q", "Max", title="Residuals")
+    res.add_row(*(fmt(r.residuals[k]) for k in QUANTILE_KEYS))
+    # summary(lm()) has no df column: every t test uses the residual df shown below the table
+    coef = fixed_effects_table(SimpleNamespace(fixed_effects=[replace(fe, df=None) for fe in r.fixed_effects]))
+    coef.title = "Coefficients"
+    parts = [head, res, Text(""), coef, Text(""), _lm_fit_lines(r)]
+    warn = _warnings_text(r)
+    return to_text(parts + ([warn] if warn is not None else []), width, color)
+
+
+def _compare_rows(r) -> Table:
+    t = _table("", "npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)")
+    for m in r.models:
+        t.add_row(m.name, str(m.npar), fmt(m.aic, 5), fmt(m.bic, 5), fmt(m.loglik, 5), fmt(m.deviance, 5),
+                  fmt(m.chisq, 5), "" if m.df is None else str(m.df), fmt_p(m.p_value))
+    return t
+
+
+def compare_table(r, width: int = 100, color: bool = False) -> str:
+    """A CompareResult as lme4's anova() prints it: the models, then the likelihood-ratio table."""
+    head = Text()
+    head.append(f"Likelihood-ratio tests (as lme4's anova), criterion: {r.method}\n", style="bold")
+    head.append(f"Number of obs: {r.nobs} (the same rows for every model)\n")
+    head.append("Models:\n")
+    for m in r.models:
+        head.append(f"{m.name}: {m.formula}{'' if m.model == 'lmer' else '   (no random effects: lm)'}\n")
+    parts = [head, _compare_rows(r)]
+    if r.notes:
+        parts.append(Text("".join(f"note: {n}\n" for n in r.notes)))
+    warn = _warnings_text(r)
+    return to_text(parts + ([warn] if warn is not None else []), width, color)
+
+
 def rows_to_csv(rows: list[dict]) -> str:
     """A list of flat dicts as CSV text (columns from the first row)."""
     import csv
