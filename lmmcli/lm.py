@@ -88,17 +88,25 @@ def _coefficients(names, beta, vcov, df_resid) -> list[FixedEffect]:
             for n, b, s, tv, pv in zip(names, beta, se, t, p)]
 
 
-def _total_ss(y: np.ndarray, intercept: bool) -> float:
-    """The sum of squares R's summary.lm measures R^2 against: about the mean, or about 0 without intercept."""
-    centre = y.mean() if intercept else 0.0
-    return float(np.sum((y - centre) ** 2))
+def _model_ss(fitted: np.ndarray, intercept: bool) -> float:
+    """R's summary.lm 'mss': fitted values about their mean, or about 0 without an intercept."""
+    centre = fitted.mean() if intercept else 0.0
+    return float(np.sum((fitted - centre) ** 2))
 
 
-def _f_test(tss, rss, df1, df2):
+def _r_squared(mss, rss, n, df1, df_int, df_resid) -> tuple[float, float]:
+    """R^2 = mss / (mss + rss) and its adjusted form; both 0 when there is nothing to explain (as R)."""
+    if df1 <= 0 or mss + rss <= 0:
+        return 0.0, 0.0
+    r2 = mss / (mss + rss)
+    return r2, 1.0 - (1.0 - r2) * (n - df_int) / df_resid
+
+
+def _f_test(mss, rss, df1, df2):
     """The overall F test (statistic, p-value); None when there is nothing to test."""
     if df1 <= 0:
         return None, None
-    f = ((tss - rss) / df1) / (rss / df2)
+    f = (mss / df1) / (rss / df2)
     return float(f), float(stats.f.sf(f, df1, df2))
 
 
@@ -121,11 +129,11 @@ def fit_lm(formula: Formula, design: Design) -> LmResult:
     RXinv = np.linalg.inv(o.RX) if p else np.zeros((0, 0))
     vcov = sigma ** 2 * RXinv @ RXinv.T
     intercept = formula.intercept and "(Intercept)" in design.fixed_names
-    tss = _total_ss(design.y, intercept)
+    fitted = design.X @ o.beta
+    mss = _model_ss(fitted, intercept)
     df_int = 1 if intercept else 0
-    r2 = 1.0 - o.rss / tss if tss > 0 else float("nan")
-    adj = 1.0 - (1.0 - r2) * (n - df_int) / df_resid
-    f, fp = _f_test(tss, o.rss, p - df_int, df_resid)
+    r2, adj = _r_squared(mss, o.rss, n, p - df_int, df_int, df_resid)
+    f, fp = _f_test(mss, o.rss, p - df_int, df_resid)
     npar = p + 1
     ll = -0.5 * o.deviance
     return LmResult(
@@ -134,6 +142,6 @@ def fit_lm(formula: Formula, design: Design) -> LmResult:
         sigma=sigma, df_resid=df_resid, r_squared=float(r2), adj_r_squared=float(adj),
         f_statistic=f, f_df1=(p - df_int) if f is not None else None, f_df2=df_resid if f is not None else None,
         f_p_value=fp, loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, npar=npar,
-        residuals=_residual_quantiles(design.y - design.X @ o.beta), vcov=vcov.tolist(),
+        residuals=_residual_quantiles(design.y - fitted), vcov=vcov.tolist(),
         warnings=list(design.warnings),
     )
