@@ -30,6 +30,22 @@ class Format(str, Enum):
     json = "json"
 
 
+class RowsFormat(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class PredictFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+
+
+class IntervalKind(str, Enum):
+    confidence = "confidence"
+    prediction = "prediction"
+
+
 # -- shared argument definitions ------------------------------------------------------------------
 DataArg = typer.Argument(..., help="CSV, TSV or Parquet file ('-' reads CSV from standard input)")
 FormulaArg = typer.Argument(..., help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')
@@ -165,11 +181,15 @@ def fit(
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
+    save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
+                                        "`lmm predict --model FILE` (written atomically)"),
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
 
     def body():
         fm = load_and_fit(data, formula, ml, factor, ref)
+        if save is not None:
+            save_model(fm, save, data)
         if not fm.blocks:
             return emit_lm(fm, format, output, data, strict)
         result = fm.result()
@@ -217,6 +237,186 @@ def compare(
         echo_warnings(result.warnings, strict)
 
     run_guarded(body)
+
+
+# -- saved models, predictions, random effects (lmmcli.predict, lmmcli.ranef, lmmcli.model_io) -------
+ModelOpt = typer.Option(None, "--model", help="a saved model (lmm fit ... --save FILE): no data, no refit")
+LevelOpt = typer.Option(0.95, "--level", help="level of the intervals (default 0.95)")
+OptDataArg = typer.Argument(None, help="CSV, TSV or Parquet file the model is fitted to (not with --model)")
+OptFormulaArg = typer.Argument(None, help="lme4 formula (not with --model)")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def save_model(fm, path: Path, data: str) -> None:
+    """Write the fitted model as versioned JSON (atomically)."""
+    from .model_io import dumps
+    from .output import write_text
+    from .predict import state_from_fit
+
+    write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
+
+
+def model_state(data, formula, model, ml, factor, ref):
+    """(ModelState, fit warnings): from a saved model, or by fitting DATA FORMULA."""
+    from .errors import UsageError
+
+    if model is not None:
+        if formula is not None or ml or factor or ref:
+            raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        from .model_io import load
+
+        return load(str(model)), []
+    if data is None or formula is None:
+        raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+    from .predict import state_from_fit
+
+    state = state_from_fit(load_and_fit(data, formula, ml, factor, ref))
+    return state, state.summary.get("warnings", [])
+
+
+def rows_to_predict(data, model, newdata):
+    """(data frame, its name, its path) of the rows to predict: --newdata, else DATA (the fitting data)."""
+    from .errors import UsageError
+
+    if model is not None and data is not None and newdata is not None:
+        raise UsageError("with --model, give the rows to predict once: DATA or --newdata")
+    path = newdata or data
+    if path is None:
+        raise UsageError("with --model, give the rows to predict: --newdata FILE")
+    df, source = load_data(path)
+    return df, source, path
+
+
+def prediction_notes(p, to_json: bool) -> None:
+    """Say on stderr which rows were not predicted, which had new levels, and how intervals were made."""
+    if p.n_missing:
+        sys.stderr.write(f"note: {p.n_missing} row(s) have missing values in columns the prediction needs; "
+                         "their prediction is empty (null)\n")
+    if p.n_new_level:
+        sys.stderr.write(f"note: {p.n_new_level} row(s) have group levels not seen in fitting; they get the "
+                         "population value for those terms (new_level = true)\n")
+    if p.interval and not to_json:
+        sys.stderr.write(f"note: {p.interval} intervals at level {p.level:g}: {p.interval_method}\n")
+
+
+def emit_predictions(p, format, output: Optional[Path], inputs) -> None:
+    """CSV (default) or JSON to stdout / -o FILE; -o FILE.parquet writes Parquet (atomically)."""
+    from . import render
+
+    if output is not None and output.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        from .output import atomic_write
+        from .predict import predictions_arrow
+
+        table = predictions_arrow(p)
+        atomic_write(str(output), lambda fh: pq.write_table(table, fh), inputs)
+        return
+    text = render.to_json(p.to_dict()) if format == PredictFormat.json else render.rows_to_csv(p.rows())
+    emit(text, output, inputs)
+
+
+@app.command()
+def predict(
+    data: Optional[str] = OptDataArg,
+    formula: Optional[str] = OptFormulaArg,
+    model: Optional[Path] = ModelOpt,
+    newdata: Optional[str] = typer.Option(None, "--newdata", help="rows to predict (default: the fitting data)"),
+    population: bool = typer.Option(False, "--population",
+                                    help="population-level predictions, random effects at 0 (lme4's re.form = NA)"),
+    interval: Optional[IntervalKind] = typer.Option(None, "--interval",
+                                                    help="confidence (for the mean) or prediction (a new observation)"),
+    level: float = LevelOpt,
+    keep: Optional[List[str]] = typer.Option(None, "--keep", help="carry this input column into the output (repeatable)"),
+    ml: bool = MlOpt,
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    format: PredictFormat = typer.Option(PredictFormat.csv, "--format", "-f",
+                                         help="csv or json; -o FILE.parquet writes Parquet"),
+    output: Optional[Path] = OutputOpt,
+    strict: bool = StrictOpt,
+):
+    """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
+
+    def body():
+        from .predict import predict as run_predict
+
+        state, warnings = model_state(data, formula, model, ml, factor, ref)
+        df, source, path = rows_to_predict(data, model, newdata)
+        p = run_predict(state, df, population=population, interval=interval.value if interval else None,
+                        level=level, keep=tuple(keep or ()), source=source)
+        emit_predictions(p, format, output, inputs=(path,))
+        prediction_notes(p, format == PredictFormat.json and output is None)
+        echo_warnings(warnings, strict)
+
+    run_guarded(body)
+
+
+def emit_effects(rows, key: str, title: str, level: float, format, output, inputs) -> None:
+    """ranef/coef rows as a table, JSON ({"level", key: rows}) or CSV."""
+    from dataclasses import asdict
+
+    from . import render
+
+    if format == RowsFormat.json:
+        text = render.to_json({"level": level, key: [asdict(r) for r in rows]})
+    elif format == RowsFormat.csv:
+        text = render.rows_to_csv([asdict(r) for r in rows])
+    else:
+        text = render.effects_table(rows, title, level, width=terminal_width(),
+                                    color=output is None and sys.stdout.isatty())
+    emit(text, output, inputs)
+
+
+def _effects_command(kind: str, data, formula, model, level, ml, factor, ref, format, output, strict):
+    """The body shared by ranef and coef."""
+    from .ranef import coef_rows, ranef_rows
+
+    state, warnings = model_state(data, formula, model, ml, factor, ref)
+    if kind == "ranef":
+        rows = ranef_rows(state, level)
+        emit_effects(rows, "random_effects", "Random effects (conditional modes)", level, format, output, (data,))
+    else:
+        rows = coef_rows(state, level)
+        emit_effects(rows, "coefficients", "Group-specific coefficients (fixed + random)", level, format,
+                     output, (data,))
+    echo_warnings(warnings, strict)
+
+
+@app.command()
+def ranef(
+    data: Optional[str] = OptDataArg,
+    formula: Optional[str] = OptFormulaArg,
+    model: Optional[Path] = ModelOpt,
+    level: float = LevelOpt,
+    ml: bool = MlOpt,
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
+    output: Optional[Path] = OutputOpt,
+    strict: bool = StrictOpt,
+):
+    """Random effects: conditional modes, conditional sds and intervals (lme4's ranef(condVar = TRUE))."""
+    run_guarded(lambda: _effects_command("ranef", data, formula, model, level, ml, factor, ref, format,
+                                         output, strict))
+
+
+@app.command()
+def coef(
+    data: Optional[str] = OptDataArg,
+    formula: Optional[str] = OptFormulaArg,
+    model: Optional[Path] = ModelOpt,
+    level: float = LevelOpt,
+    ml: bool = MlOpt,
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
+    output: Optional[Path] = OutputOpt,
+    strict: bool = StrictOpt,
+):
+    """Group-specific coefficients, fixed + random effects (lme4's coef()), with approximate intervals."""
+    run_guarded(lambda: _effects_command("coef", data, formula, model, level, ml, factor, ref, format,
+                                         output, strict))
 
 
 def main() -> None:

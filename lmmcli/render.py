@@ -269,3 +269,12 @@ def rows_to_csv(rows: list[dict]) -> str:
         for row in rows:
             w.writerow({k: ("" if v is None else v) for k, v in clean(row).items()})
     return buf.getvalue()
+
+
+def effects_table(rows, title: str, level: float, width: int = 100, color: bool = False) -> str:
+    """ranef/coef rows (ranef.EffectRow) as a table: group, level, term, estimate, std. error, interval."""
+    pct = f"{100 * level:g}%"
+    t = _table("Group", "Level", "Term", "Estimate", "Std. Error", f"lower {pct}", f"upper {pct}", title=title)
+    for r in rows:
+        t.add_row(r.group, r.level, r.term, fmt(r.estimate), fmt(r.std_error), fmt(r.conf_low), fmt(r.conf_high))
+    return to_text([t], width, color)
