@@ -25,7 +25,7 @@ from scipy import stats
 from .design import build_design, check_columns, complete_rows
 from .errors import DataError, ModelSpecError, UsageError
 from .fit import FittedModel, fit_design
-from .formula import Formula, deparse, parse_formula
+from .formula import Formula, Name, deparse, parse_formula
 from .results import SCHEMA_VERSION, clean
 
 REFIT_NOTE = ("models fitted by ML instead of REML (lme4's anova() refits REML fits by ML); "
@@ -104,9 +104,21 @@ def common_rows(formulas, df, source: str) -> np.ndarray:
 
 
 # -- fitting -------------------------------------------------------------------------------
+def predictors(f: Formula) -> set[str]:
+    """Labels of the formula's predictor variables (fixed terms and left sides of random terms)."""
+    terms = list(f.fixed) + [t for rt in f.random for t in rt.terms]
+    return {deparse(e) for t in terms for e in t.factors}
+
+
+def refs_for(f: Formula, refs: dict, formulas) -> dict:
+    """The --ref settings that concern this formula; one that concerns no formula is kept, to be refused."""
+    every = set().union(*(predictors(g) for g in formulas))
+    return {c: lv for c, lv in refs.items() if deparse(Name(c)) in predictors(f) or deparse(Name(c)) not in every}
+
+
 def fit_on_rows(formulas, df, reml: bool, factors, refs, source) -> list[FittedModel]:
     """Build each design on the same rows, check REML comparability, fit by the chosen criterion."""
-    designs = [build_design(f, df, factors, refs, source) for f in formulas]
+    designs = [build_design(f, df, factors, refs_for(f, refs, formulas), source) for f in formulas]
     if reml:
         check_same_fixed(designs)
     return [fit_design(f, d, reml) for f, d in zip(formulas, designs)]

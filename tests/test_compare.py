@@ -174,3 +174,10 @@ def test_cli_bad_ref_is_clean_error():
                               "--ref", "job=nine hours"])
     assert res.exit_code == 1
     assert res.stderr.startswith("error: --ref job=nine hours")
+
+
+def test_cli_ref_for_no_model_is_refused():
+    res = runner.invoke(app, ["compare", str(GPA), "gpa ~ occasion + (1|student)", "gpa ~ 1 + (1|student)",
+                              "--ref", "job=2 hours"])
+    assert res.exit_code == 1
+    assert res.stderr.startswith("error: --ref job=2 hours")
