@@ -257,7 +257,8 @@ def save_model(fm, path: Path, data: str) -> None:
 
 
 def model_state(data, formula, model, ml, factor, ref):
-    """(ModelState, fit warnings): from a saved model, or by fitting DATA FORMULA."""
+    """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
+    model, or by fitting DATA FORMULA (the data is read once, so '-' works)."""
     from .errors import UsageError
 
     if model is not None:
@@ -265,21 +266,29 @@ def model_state(data, formula, model, ml, factor, ref):
             raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
         from .model_io import load
 
-        return load(str(model)), []
+        return load(str(model)), [], None
     if data is None or formula is None:
         raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+    from .fit import fit as fit_model
+    from .formula import parse_formula
     from .predict import state_from_fit
 
-    state = state_from_fit(load_and_fit(data, formula, ml, factor, ref))
-    return state, state.summary.get("warnings", [])
+    parsed = parse_formula(formula)
+    df, source = load_data(data)
+    fm = fit_model(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+    state = state_from_fit(fm)
+    return state, state.summary.get("warnings", []), (df, source, data)
 
 
-def rows_to_predict(data, model, newdata):
-    """(data frame, its name, its path) of the rows to predict: --newdata, else DATA (the fitting data)."""
+def rows_to_predict(data, model, newdata, fitted_frame):
+    """(data frame, its name, its path) of the rows to predict: --newdata, else the fitting data
+    (with --model: DATA is the rows to predict)."""
     from .errors import UsageError
 
     if model is not None and data is not None and newdata is not None:
         raise UsageError("with --model, give the rows to predict once: DATA or --newdata")
+    if newdata is None and fitted_frame is not None:
+        return fitted_frame
     path = newdata or data
     if path is None:
         raise UsageError("with --model, give the rows to predict: --newdata FILE")
@@ -341,8 +350,8 @@ def predict(
     def body():
         from .predict import predict as run_predict
 
-        state, warnings = model_state(data, formula, model, ml, factor, ref)
-        df, source, path = rows_to_predict(data, model, newdata)
+        state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
+        df, source, path = rows_to_predict(data, model, newdata, frame)
         p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                         level=level, keep=tuple(keep or ()), source=source)
         emit_predictions(p, format, output, inputs=(path,))
@@ -372,7 +381,7 @@ def _effects_command(kind: str, data, formula, model, level, ml, factor, ref, fo
     """The body shared by ranef and coef."""
     from .ranef import coef_rows, ranef_rows
 
-    state, warnings = model_state(data, formula, model, ml, factor, ref)
+    state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
     if kind == "ranef":
         rows = ranef_rows(state, level)
         emit_effects(rows, "random_effects", "Random effects (conditional modes)", level, format, output, (data,))

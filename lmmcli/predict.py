@@ -270,7 +270,7 @@ def _add_interval(out, state, X, parts, pred, interval, level, rows, n):
     q = norm.ppf(0.5 + level / 2)
     out.interval, out.level = interval, level
     out.lower, out.upper = _spread(pred - q * se, rows, n), _spread(pred + q * se, rows, n)
-    out.interval_method = METHOD[(interval, out.population)]
+    out.interval_method = METHOD[(interval, out.population or not state.terms)]
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> list:

@@ -201,3 +201,18 @@ def test_cli_newdata_missing_column(tmp_path, sleepstudy):
 def test_cli_needs_data_and_formula_without_model():
     r = runner.invoke(app, ["predict", SLEEP_CSV])
     assert r.exit_code == 2 and "give DATA and FORMULA" in r.stderr
+
+
+def test_cli_reads_standard_input_once():
+    text = (REF / "data" / "sleepstudy.csv").read_text()
+    r = runner.invoke(app, ["predict", "-", "Reaction ~ Days + (1|Subject)", "--population"], input=text)
+    assert r.exit_code == 0, r.stderr
+    assert len(r.stdout.splitlines()) == 181
+
+
+def test_model_without_random_terms_predicts_the_regression(sleepstudy):
+    state = state_from_fit(fit("Reaction ~ Days", sleepstudy))
+    p = predict(state, sleepstudy, interval="confidence")
+    beta = np.polyfit(sleepstudy.Days, sleepstudy.Reaction, 1)[::-1]     # ordinary least squares
+    np.testing.assert_allclose(p.prediction, beta[0] + beta[1] * sleepstudy.Days, rtol=1e-10)
+    assert p.interval_method.startswith("analytic: Var = x'V(beta)x;")
