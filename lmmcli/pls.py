@@ -23,6 +23,7 @@ the coupling between the two is a sparse matrix. Every cross-product of [Z X y] 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,6 +249,46 @@ class PlsModel:
             return self._criterion(self._factor(np.asarray(theta, dtype=float)))[0]
         except (np.linalg.LinAlgError, NumericalError, FloatingPointError):
             return np.inf
+
+    def deviance_parts(self, theta) -> tuple[float, float, float]:
+        """(logdet_L, pwrss, logdet_RX) at theta: the pieces of any deviance, e.g. one not profiled over sigma."""
+        F = self._factor(np.asarray(theta, dtype=float))
+        _, pwrss, logdet_RX = self._criterion(F)
+        return F.logdet_L, pwrss, logdet_RX
+
+    # -- the same design with other responses (profiling, bootstrap) -------------------------------
+    def with_response(self, y) -> "PlsModel":
+        """A copy for a new response y: only the cross-products with y are recomputed."""
+        new, p = copy.copy(self), self.p
+        y = np.asarray(y, dtype=float)
+        new.Xy = self.Xy.copy()
+        new.Xy[:, p] = y
+        new.XyXy = self.XyXy.copy()
+        new.XyXy[:, p] = new.XyXy[p, :] = new.Xy.T @ y
+        if self.blocks:
+            blk = self.blocks[0]
+            new.ZtXy1 = self.ZtXy1.copy()
+            new.ZtXy1[:, :, p] = _pair_sums(blk.codes, self.l1, blk.Z, y[:, None])[:, :, 0]
+            if self.rest:
+                new.A2Xy = self.A2Xy.copy()
+                new.A2Xy[:, p] = _sparse_Z(self.rest).T @ y
+        return new
+
+    def recombined(self, M) -> "PlsModel":
+        """A copy whose [X y] is [X y] M (M: (p+1) x (p'+1)), e.g. a column moved into an offset.
+
+        Every cross-product is linear in [X y], so this never touches the n rows except Xy itself.
+        """
+        new = copy.copy(self)
+        new.Xy = self.Xy @ M
+        new.XyXy = M.T @ self.XyXy @ M
+        new.m = M.shape[1]
+        new.p = new.m - 1
+        if self.blocks:
+            new.ZtXy1 = self.ZtXy1 @ M
+            if self.rest:
+                new.A2Xy = self.A2Xy @ M
+        return new
 
     # -- the solution ------------------------------------------------------------------------
     def solve(self, theta, cond_var: bool = True) -> PlsSolution:

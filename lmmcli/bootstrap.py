@@ -1,0 +1,124 @@
+"""Parametric bootstrap of a fitted model (lme4's bootMer with simulate()), percentile intervals.
+
+Each replicate draws y* = X beta + Z b* + e*, b* = Lambda(theta) u*, u* ~ N(0, sigma^2 I), e* ~ N(0, sigma^2 I)
+from the fitted parameters, refits the same criterion (REML or ML) starting from the fitted theta,
+and records the sds, correlations, sigma (lme4's profile scale) and beta. The design never changes,
+so each refit only recomputes the cross-products with y* (PlsModel.with_response).
+
+Reproducibility: replicate i draws from SeedSequence(seed).spawn(nsim)[i], so the results do not
+depend on how replicates are spread over worker processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optimize import minimize_theta
+from .pls import split_theta
+from .profile import sdcor_of, var_params
+
+CHUNK = 25
+_STATE: dict = {}
+
+
+@dataclass
+class BootSample:
+    """The replicates' statistics: one row per replicate, NaN rows for failed refits."""
+
+    names: list[str]
+    estimates: np.ndarray      # (nsim, nstat)
+    failed: int
+    nsim: int
+    seed: int | None
+
+
+@dataclass
+class _Setup:
+    """What a worker needs: the model (its design) and the fitted parameters to simulate from."""
+
+    model: object
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+
+
+def simulate(setup: _Setup, rng) -> np.ndarray:
+    """One response vector from the fitted model."""
+    m = setup.model
+    y = m.Xy[:, :m.p] @ setup.beta + setup.sigma * rng.standard_normal(m.n)
+    for blk, T in zip(m.blocks, split_theta(m.blocks, setup.theta)):
+        b = setup.sigma * rng.standard_normal((blk.nlevels, blk.p)) @ T.T
+        y += np.einsum("ij,ij->i", blk.Z, b[blk.codes])
+    return y
+
+
+def refit_stats(setup: _Setup, y, params) -> np.ndarray:
+    """sds, correlations, sigma and beta of the model refitted to y."""
+    model = setup.model.with_response(y)
+    opt = minimize_theta(model.objective, setup.theta, model.lower)
+    sol = model.solve(opt.theta, cond_var=False)
+    return np.concatenate([sdcor_of(model.blocks, params, sol.theta, sol.sigma), sol.beta])
+
+
+def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
+    out = []
+    nstat = len(params) + len(setup.beta)
+    for ss in seeds:
+        try:
+            out.append(refit_stats(setup, simulate(setup, np.random.default_rng(ss)), params))
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+            out.append(np.full(nstat, np.nan))
+    return out
+
+
+def _init_worker(setup: _Setup, params) -> None:
+    _STATE["setup"], _STATE["params"] = setup, params
+
+
+def _run_chunk(start: int, seeds) -> tuple[int, list[np.ndarray]]:
+    return start, _replicates(_STATE["setup"], seeds, _STATE["params"])
+
+
+def bootstrap(fm, nsim: int = 1000, seed: int | None = None, workers: int = 2, progress=None) -> BootSample:
+    """nsim parametric-bootstrap refits of fm; progress(done, total) is called as replicates finish."""
+    setup = _Setup(fm.model, fm.sol.theta.copy(), fm.sol.beta.copy(), fm.sol.sigma)
+    params = var_params(fm.blocks)
+    names = [prm.name for prm in params] + list(fm.design.fixed_names)
+    seeds = np.random.SeedSequence(seed).spawn(nsim)
+    chunks = [(i, seeds[i:i + CHUNK]) for i in range(0, nsim, CHUNK)]
+    rows: list = [None] * nsim
+    done = 0
+    for start, stats in _map_chunks(chunks, setup, params, workers):
+        rows[start:start + len(stats)] = stats
+        done += len(stats)
+        if progress is not None:
+            progress(done, nsim)
+    est = np.array(rows, dtype=float).reshape(nsim, len(names))
+    failed = int(np.sum(~np.all(np.isfinite(est), axis=1)))
+    return BootSample(names, est, failed, nsim, seed)
+
+
+def _map_chunks(chunks, setup, params, workers):
+    """(start, stats) per chunk as they finish: in this process, or in a pool of worker processes."""
+    if workers <= 1 or len(chunks) <= 1:
+        for start, seeds in chunks:
+            yield start, _replicates(setup, seeds, params)
+        return
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(setup, params)) as pool:
+        futures = [pool.submit(_run_chunk, start, seeds) for start, seeds in chunks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+def percentile_intervals(sample: BootSample, level: float = 0.95) -> dict[str, tuple[float, float]]:
+    """{name: (lower, upper)}: the (1-level)/2 and (1+level)/2 quantiles of the successful replicates."""
+    a = (1 - level) / 2
+    ok = sample.estimates[np.all(np.isfinite(sample.estimates), axis=1)]
+    if len(ok) == 0:
+        return {n: (np.nan, np.nan) for n in sample.names}
+    q = np.quantile(ok, [a, 1 - a], axis=0)
+    return {n: (float(q[0, k]), float(q[1, k])) for k, n in enumerate(sample.names)}
