@@ -27,10 +27,12 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg as sla
-import scipy.sparse as sp
 
+from . import pls_kernels as kern
 from .errors import ModelSpecError, NumericalError
+
+# scipy is imported where it is needed (the crossed/nested path and the solution), not here:
+# a single-term fit needs numpy only, and importing scipy.linalg costs ~0.1 s of start-up.
 
 # The dense part (all random effects after the largest term) must fit in memory as a square matrix.
 MAX_DENSE_REST = 20000
@@ -111,8 +113,8 @@ class _Factor:
     Ts: list
     L11: np.ndarray | None     # (l1, p1, p1)
     C1: np.ndarray | None      # (l1, p1, m)
-    L21: sp.csr_matrix | None  # (q_r, q1)
-    L22: np.ndarray | None     # (q_r, q_r)
+    L21: object | None         # (q_r, q1) sparse; formed only for the solution (see PlsModel.L21)
+    L22: np.ndarray | None     # (q_r, q_r) lower triangle (the upper one holds leftovers)
     C2: np.ndarray | None      # (q_r, m)
     Lxy: np.ndarray            # (m, m) lower factor of the [X y] Schur complement
     logdet_L: float
@@ -120,15 +122,13 @@ class _Factor:
 
 def _pair_sums(codes, nlev, A, B):
     """sum over rows of each level of A[:, i] * B[:, j] -> (nlev, A.shape[1], B.shape[1])."""
-    out = np.empty((nlev, A.shape[1], B.shape[1]))
-    for i in range(A.shape[1]):
-        for j in range(B.shape[1]):
-            out[:, i, j] = np.bincount(codes, weights=A[:, i] * B[:, j], minlength=nlev)
-    return out
+    return kern.pair_sums(codes, nlev, A, B)
 
 
-def _sparse_Z(blocks) -> sp.csr_matrix:
+def _sparse_Z(blocks):
     """The n x q sparse model matrix of a list of blocks (columns level-major within each block)."""
+    import scipy.sparse as sp
+
     mats = []
     for blk in blocks:
         n, p = blk.Z.shape
@@ -155,7 +155,9 @@ class PlsModel:
         self.blocks = list(blocks)
         self.lower = theta_lower(self.blocks)
         self.theta0 = theta_start(self.blocks)
-        self.Xy = np.column_stack([X, y]).astype(float)
+        self.Xy = np.empty((self.n, self.p + 1))   # one n x m array, filled in place (no extra copy)
+        self.Xy[:, :self.p] = X
+        self.Xy[:, self.p] = y
         self.XyXy = self.Xy.T @ self.Xy
         self.m = self.p + 1
         if self.blocks:
@@ -166,9 +168,7 @@ class PlsModel:
     def _init_first(self, blk):
         """The largest term: per-level Z'Z blocks and Z'[X y] blocks."""
         self.l1, self.p1 = blk.nlevels, blk.p
-        self.D1 = _pair_sums(blk.codes, self.l1, blk.Z, blk.Z)
-        self.ZtXy1 = _pair_sums(blk.codes, self.l1, blk.Z, self.Xy)
-        self._bd_rows, self._bd_cols = _block_diag_pattern(self.l1, self.p1)
+        self.D1, self.ZtXy1 = kern.level_cross(blk.codes, self.l1, blk.Z, [blk.Z, self.Xy])
 
     def _init_rest(self, rest):
         """All other terms: a dense Z'Z, a sparse coupling to the first term, a dense Z'[X y]."""
@@ -186,10 +186,15 @@ class PlsModel:
         self.A22 = (Zr.T @ Zr).toarray()
         self.A21 = (Zr.T @ Z1).tocsr()
         self.A2Xy = np.asarray(Zr.T @ self.Xy)
+        offsets = np.cumsum([0] + [b.nlevels * b.p for b in rest])
+        self.rest_part = kern.RestPart(self.A21, [(int(o), b.nlevels, b.p) for o, b in zip(offsets, rest)],
+                                       self.l1, self.p1)
 
     # -- per theta ---------------------------------------------------------------------------
-    def _lambda_rest(self, Ts) -> sp.csr_matrix:
-        """Lambda for the rest blocks: I_levels (x) T_k, stacked block-diagonally."""
+    def _lambda_rest(self, Ts):
+        """Lambda for the rest blocks: I_levels (x) T_k, stacked block-diagonally (sparse)."""
+        import scipy.sparse as sp
+
         return sp.block_diag([sp.kron(sp.identity(b.nlevels), T) for b, T in zip(self.rest, Ts[1:])],
                              format="csr")
 
@@ -201,13 +206,15 @@ class PlsModel:
         L11 = C1 = L21 = L22 = C2 = None
         if self.blocks:
             T1 = Ts[0]
-            M = np.einsum("ji,gjk,kl->gil", T1, self.D1, T1) + np.eye(self.p1)
-            L11 = np.linalg.cholesky(M)
-            C1 = np.linalg.solve(L11, np.einsum("ji,gjm->gim", T1, self.ZtXy1))
-            logdet += 2.0 * np.log(np.diagonal(L11, axis1=1, axis2=2)).sum()
-            S -= np.einsum("gim,gin->mn", C1, C1)
+            M = kern.congruence(T1, self.D1)
+            M[:, range(self.p1), range(self.p1)] += 1.0
+            L11 = kern.chol(M)
+            C1 = kern.fsolve(L11, kern.left_mult_t(T1, self.ZtXy1))
+            logdet += kern.logdet(L11)
+            C1f = C1.reshape(-1, C1.shape[2])
+            S -= C1f.T @ C1f
             if self.rest:
-                L21, L22, C2, ld2 = self._factor_rest(Ts, L11, C1)
+                L22, C2, ld2 = self._factor_rest(Ts, L11)
                 logdet += ld2
                 S -= C2.T @ C2
         try:
@@ -216,20 +223,39 @@ class PlsModel:
             raise NumericalError("the fixed-effects cross-product is not positive definite at this theta") from exc
         return _Factor(Ts, L11, C1, L21, L22, C2, Lxy, logdet)
 
-    def _factor_rest(self, Ts, L11, C1):
-        """L21, L22 and C2 for the dense rest part, given the first block's factor."""
-        T1 = Ts[0]
-        Lr = self._lambda_rest(Ts)
-        # W1 = blockdiag(T1 L11_g^{-T}) so that L21 = Lr' A21 W1
-        W = T1[None] @ np.linalg.inv(L11).transpose(0, 2, 1)
-        W1 = sp.csr_matrix((W.ravel(), (self._bd_rows, self._bd_cols)), shape=(self.l1 * self.p1,) * 2)
-        L21 = (Lr.T @ self.A21 @ W1).tocsr()
-        M22 = np.asarray((Lr.T @ sp.csr_matrix(self.A22) @ Lr).todense()) + np.eye(self.q_r)
-        M22 -= (L21 @ L21.T).toarray()
-        L22 = sla.cholesky(M22, lower=True, check_finite=False)
-        rhs = np.asarray(Lr.T @ self.A2Xy) - L21 @ C1.reshape(-1, self.m)
-        C2 = sla.solve_triangular(L22, rhs, lower=True, check_finite=False)
-        return L21, L22, C2, 2.0 * np.log(np.diag(L22)).sum()
+    def _factor_rest(self, Ts, L11):
+        """L22, C2 and log|L22|^2 for the dense rest part, given the first block's factor.
+
+        With W1 = blockdiag_g(T1 L11_g^{-T}), L21 = Lr' A21 W1, so L21 L21' = Lr' A21 S A21' Lr and
+        L21 C1 = Lr' A21 S Z1'[X y] with S_g = T1 M_g^{-1} T1': L21 itself is never formed here.
+        """
+        rp, T1, Tr = self.rest_part, Ts[0], Ts[1:]
+        Li = kern.inv_lower(L11)
+        S1 = Li.transpose(0, 2, 1) @ Li if self.p1 > 1 else Li * Li
+        if self.p1 > 1:
+            S1 = T1[None] @ S1 @ T1.T[None]
+        else:
+            S1 = S1 * T1[0, 0] ** 2
+        M22 = rp.fill_in(S1)
+        np.subtract(self.A22, M22, out=M22)
+        rp.lambda_sym(M22, Tr)
+        M22.ravel()[::self.q_r + 1] += 1.0
+        logdet = kern.potrf_lower(M22)
+        ZS = kern.stack_mult(S1, self.ZtXy1).reshape(-1, self.m)
+        rhs = rp.lambda_t(self.A2Xy - self.A21 @ ZS, Tr)
+        C2 = kern.trsm_lower(M22, rhs)
+        return M22, C2, logdet
+
+    def L21(self, F: _Factor):
+        """L21 = Lr' A21 blockdiag_g(T1 L11_g^{-T}) (sparse), for the solution and its variances."""
+        import scipy.sparse as sp
+
+        if F.L21 is None:
+            W = F.Ts[0][None] @ kern.inv_lower(F.L11).transpose(0, 2, 1)
+            rows, cols = _block_diag_pattern(self.l1, self.p1)
+            W1 = sp.csr_matrix((W.ravel(), (rows, cols)), shape=(self.l1 * self.p1,) * 2)
+            F.L21 = (self._lambda_rest(F.Ts).T @ self.A21 @ W1).tocsr()
+        return F.L21
 
     def _criterion(self, F: _Factor) -> tuple[float, float, float]:
         """(objective, pwrss, logdet_RX) from a factor: BMBW (34) for ML, (41) for REML."""
@@ -298,7 +324,7 @@ class PlsModel:
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
         Lxx, lyx = F.Lxy[:p, :p], F.Lxy[p, :p]
-        beta = sla.solve_triangular(Lxx.T, lyx, lower=False) if p else np.zeros(0)
+        beta = np.linalg.solve(Lxx.T, lyx) if p else np.zeros(0)
         sigma = float(np.sqrt(pwrss / (self.n - p if self.reml else self.n)))
         u = self._solve_u(F, beta)
         b = [(Tk @ uk.T).T for Tk, uk in zip(F.Ts, u)]
@@ -316,28 +342,31 @@ class PlsModel:
         u_rest = []
         if self.rest:
             r2 = F.C2[:, p] - F.C2[:, :p] @ beta
-            u2 = sla.solve_triangular(F.L22.T, r2, lower=False)
-            r1 = r1 - (F.L21.T @ u2).reshape(self.l1, self.p1)
+            u2 = kern.trsm_lower_t(F.L22, r2)
+            r1 = r1 - (self.L21(F).T @ u2).reshape(self.l1, self.p1)
             pos = 0
             for blk in self.rest:
                 k = blk.nlevels * blk.p
                 u_rest.append(u2[pos:pos + k].reshape(blk.nlevels, blk.p))
                 pos += k
-        u1 = np.linalg.solve(F.L11.transpose(0, 2, 1), r1[:, :, None])[:, :, 0]
+        u1 = kern.bsolve(F.L11, r1[:, :, None])[:, :, 0]
         return [u1] + u_rest
 
     def _cond_var(self, F: _Factor, sigma) -> list[np.ndarray]:
         """Diagonal blocks of sigma^2 Lambda (L L')^{-1} Lambda', per level (lme4's condVar)."""
         if not self.blocks:
             return []
-        L11inv = np.linalg.inv(F.L11)
+        L11inv = kern.inv_lower(F.L11)
         V1 = L11inv.transpose(0, 2, 1) @ L11inv
         out_rest = []
         if self.rest:
-            H = sla.solve_triangular(F.L22, np.eye(self.q_r), lower=True)
+            import scipy.sparse as sp
+
+            H = kern.trsm_lower(F.L22, np.eye(self.q_r))
             # G = L22^{-1} L21 L11^{-1}: the first block's share of the rest's fill-in
-            G = (F.L21 @ sp.csr_matrix((L11inv.ravel(), (self._bd_rows, self._bd_cols)),
-                                       shape=(self.l1 * self.p1,) * 2)).toarray()
+            rows, cols = _block_diag_pattern(self.l1, self.p1)
+            G = (self.L21(F) @ sp.csr_matrix((L11inv.ravel(), (rows, cols)),
+                                             shape=(self.l1 * self.p1,) * 2)).toarray()
             G = H @ G
             Gb = G.reshape(self.q_r, self.l1, self.p1)
             V1 = V1 + np.einsum("rgi,rgj->gij", Gb, Gb)

@@ -1,0 +1,304 @@
+"""Fast kernels for pls: per-level cross-products, batched small Cholesky factors, the crossed fill-in.
+
+Why this module exists: an objective evaluation must cost O(levels), not O(rows), and at 10^4-10^5
+levels the per-call overhead of np.linalg on stacks of 1x1 or 2x2 matrices dominates. The closed
+forms below are the Cholesky factor, triangular solves and inverse written out element by element,
+vectorised over levels; p >= 3 falls back to np.linalg (the general path, used by the tests as the
+reference for the closed forms).
+
+Stacks are (levels, p, p) for matrices and (levels, p, m) for right-hand sides, as in pls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+# -- cross-products by level, formed once -------------------------------------------------------
+def _is_ones(v: np.ndarray) -> bool:
+    """Whether a column is all ones (an intercept), so products with it need no multiplication."""
+    return bool(v[0] == 1.0) and bool(np.all(v == 1.0))
+
+
+def pair_sums(codes, nlev, A, B) -> np.ndarray:
+    """sum over rows of each level of A[:, i] * B[:, j] -> (nlev, A.shape[1], B.shape[1])."""
+    return level_cross(codes, nlev, A, [B])[0]
+
+
+def level_cross(codes, nlev, A, Bs) -> list[np.ndarray]:
+    """pair_sums(codes, nlev, A, B) for each B in Bs, sharing work.
+
+    Products are formed one column pair at a time (one n-vector temporary, never n x k), a column
+    pair that occurs twice (a slope that is also a fixed effect) is summed once, and intercept
+    columns are not multiplied at all.
+    """
+    cols, keys = _distinct_columns([A] + list(Bs))
+    done: dict[tuple[int, int], np.ndarray] = {}
+    outs, pos = [], A.shape[1]
+    for B in Bs:
+        out = np.empty((nlev, A.shape[1], B.shape[1]))
+        for i in range(A.shape[1]):
+            for j in range(B.shape[1]):
+                a, b = keys[i], keys[pos + j]
+                k = (min(a, b), max(a, b))
+                if k not in done:
+                    done[k] = _level_sum(codes, nlev, cols[k[0]], cols[k[1]])
+                out[:, i, j] = done[k]
+        outs.append(out)
+        pos += B.shape[1]
+    return outs
+
+
+def _distinct_columns(mats):
+    """The distinct columns among the matrices' ((values, is_ones) each) and each column's key into them."""
+    cols, keys = [], []
+    for M in mats:
+        for j in range(M.shape[1]):
+            v = M[:, j]
+            k = next((i for i, (w, _) in enumerate(cols) if _same(w, v)), None)
+            if k is None:
+                cols.append((v, _is_ones(v)))
+                k = len(cols) - 1
+            keys.append(k)
+    return cols, keys
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal columns; the first rows are compared first, so different columns cost almost nothing."""
+    return bool(np.array_equal(a[:16], b[:16])) and bool(np.array_equal(a, b))
+
+
+def _level_sum(codes, nlev, a, b) -> np.ndarray:
+    """bincount of a * b by level, skipping multiplications by an intercept."""
+    (va, ones_a), (vb, ones_b) = a, b
+    if ones_a and ones_b:
+        w = None
+    elif ones_a or ones_b:
+        w = vb if ones_a else va
+    else:
+        w = va * vb
+    return np.bincount(codes, weights=w, minlength=nlev).astype(float)
+
+
+# -- batched small Cholesky kernels ---------------------------------------------------------------
+def chol(M: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a (l, p, p) stack; raises np.linalg.LinAlgError if one is not PD."""
+    p = M.shape[1]
+    if p == 1:
+        d = M[:, 0, 0]
+        if not np.all(d > 0):
+            raise np.linalg.LinAlgError("not positive definite")
+        return np.sqrt(M)
+    if p == 2:
+        return _chol2(M)
+    return np.linalg.cholesky(M)
+
+
+def _chol2(M):
+    """[[a, .], [b, c]] = L L' with L = [[l11, 0], [l21, l22]]."""
+    a, b, c = M[:, 0, 0], M[:, 1, 0], M[:, 1, 1]
+    if not np.all(a > 0):
+        raise np.linalg.LinAlgError("not positive definite")
+    l11 = np.sqrt(a)
+    l21 = b / l11
+    s = c - l21 * l21
+    if not np.all(s > 0):
+        raise np.linalg.LinAlgError("not positive definite")
+    L = np.zeros_like(M)
+    L[:, 0, 0], L[:, 1, 0], L[:, 1, 1] = l11, l21, np.sqrt(s)
+    return L
+
+
+def fsolve(L: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """L^{-1} R for lower-triangular L (l, p, p) and R (l, p, m)."""
+    p = L.shape[1]
+    if p == 1:
+        return R / L
+    if p == 2:
+        x0 = R[:, 0, :] / L[:, 0, 0, None]
+        x1 = (R[:, 1, :] - L[:, 1, 0, None] * x0) / L[:, 1, 1, None]
+        return np.stack([x0, x1], axis=1)
+    return np.linalg.solve(L, R)
+
+
+def bsolve(L: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """L^{-T} R for lower-triangular L (l, p, p) and R (l, p, m)."""
+    p = L.shape[1]
+    if p == 1:
+        return R / L
+    if p == 2:
+        x1 = R[:, 1, :] / L[:, 1, 1, None]
+        x0 = (R[:, 0, :] - L[:, 1, 0, None] * x1) / L[:, 0, 0, None]
+        return np.stack([x0, x1], axis=1)
+    return np.linalg.solve(L.transpose(0, 2, 1), R)
+
+
+def inv_lower(L: np.ndarray) -> np.ndarray:
+    """L^{-1} for a stack of lower-triangular factors."""
+    p = L.shape[1]
+    if p == 1:
+        return 1.0 / L
+    if p == 2:
+        out = np.zeros_like(L)
+        i00, i11 = 1.0 / L[:, 0, 0], 1.0 / L[:, 1, 1]
+        out[:, 0, 0], out[:, 1, 1] = i00, i11
+        out[:, 1, 0] = -L[:, 1, 0] * i00 * i11
+        return out
+    return np.linalg.inv(L)
+
+
+def logdet(L: np.ndarray) -> float:
+    """log |L L'| summed over the stack: 2 sum log diag(L)."""
+    d = np.diagonal(L, axis1=1, axis2=2)
+    return 2.0 * float(np.log(d.prod(axis=1)).sum()) if L.shape[1] <= 2 else 2.0 * float(np.log(d).sum())
+
+
+def stack_mult(A: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """A_g R_g for every g: (l, p, p) times (l, p, m)."""
+    if A.shape[1] == 1:
+        return A * R
+    return A @ R
+
+
+def congruence(T: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """T' D_g T for every g of a (l, p, p) stack, as two flat matrix products."""
+    l, p, _ = D.shape
+    if p == 1:
+        return D * (T[0, 0] ** 2)
+    DT = (D.reshape(l * p, p) @ T).reshape(l, p, p)           # D_g T
+    return (DT.transpose(0, 2, 1).reshape(l * p, p) @ T).reshape(l, p, p)  # (D_g T)' T = T' D_g T
+
+
+def left_mult_t(T: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """T' R_g for every g of a (l, p, m) stack."""
+    l, p, m = R.shape
+    if p == 1:
+        return R * T[0, 0]
+    return (T.T @ R.transpose(1, 0, 2).reshape(p, l * m)).reshape(p, l, m).transpose(1, 0, 2)
+
+
+# -- the dense "rest" part of a crossed or nested model ------------------------------------------
+# Above this many (row, row) products the fixed fill-in pattern is not kept; a sparse product
+# is formed at each evaluation instead (slower per call, but bounded memory).
+MAX_FILL_PAIRS = 30_000_000
+MAX_FILL_DIM = 6000      # K has q*q rows (an index array of that length)
+
+
+class RestPart:
+    """What the rest blocks' dense factor needs, fixed by Z alone (independent of theta and y).
+
+    M22 = Lr' (A22 - A21 S A21') Lr + I, where S = blockdiag_g(T1 M_g^{-1} T1') comes from the
+    first block. The fill-in A21 S A21' has a fixed sparsity pattern: every pair of nonzeros in
+    the same first-block level. It is kept as a sparse matrix K with G.ravel() = K @ S.ravel(),
+    restricted to the entries the lower Cholesky factor reads.
+    """
+
+    def __init__(self, A21, layout, l1: int, p1: int):
+        self.A21 = A21.tocsr()
+        self.layout = layout            # [(offset, levels, p)] of each rest block
+        self.q = sum(l * p for _, l, p in layout)
+        self.l1, self.p1 = l1, p1
+        self.diagonal = all(p == 1 for _, _, p in layout)
+        self.K = fill_pattern(A21.tocsc(), p1, self.level_start()) if self.q <= MAX_FILL_DIM else None
+
+    def level_start(self) -> np.ndarray:
+        """For each rest row, the first row of its level's p x p block (so p = 1 gives arange)."""
+        out = np.empty(self.q, dtype=np.int64)
+        for off, l, p in self.layout:
+            out[off:off + l * p] = off + np.repeat(np.arange(l) * p, p)
+        return out
+
+    def fill_in(self, S: np.ndarray) -> np.ndarray:
+        """G = A21 blockdiag(S) A21' (dense q x q; only the part the factor reads when K is kept)."""
+        if self.K is not None:
+            return (self.K @ S.ravel()).reshape(self.q, self.q)
+        import scipy.sparse as sp
+
+        Sb = sp.block_diag(list(S), format="csr") if self.p1 > 1 else sp.diags(S.ravel())
+        return (self.A21 @ Sb @ self.A21.T).toarray()
+
+    def lambda_sym(self, M: np.ndarray, Ts) -> None:
+        """M <- Lr' M Lr in place (Lr = blockdiag_k(I_levels (x) T_k))."""
+        if self.diagonal:
+            lam = self.lam(Ts)
+            for (off, l, _), T in zip(self.layout, Ts):   # lam is constant on a block: one pass
+                M[off:off + l] *= T[0, 0] * lam[None, :]
+            return
+        for (off, l, p), T in zip(self.layout, Ts):
+            sl = slice(off, off + l * p)
+            M[sl] = (T.T @ M[sl].reshape(l, p, self.q)).reshape(l * p, self.q)
+            M[:, sl] = (M[:, sl].reshape(self.q, l, p) @ T).reshape(self.q, l * p)
+
+    def lambda_t(self, R: np.ndarray, Ts) -> np.ndarray:
+        """Lr' R for R (q, m)."""
+        if self.diagonal:
+            return self.lam(Ts)[:, None] * R
+        out = np.empty_like(R)
+        for (off, l, p), T in zip(self.layout, Ts):
+            sl = slice(off, off + l * p)
+            out[sl] = (T.T @ R[sl].reshape(l, p, -1)).reshape(l * p, -1)
+        return out
+
+    def lam(self, Ts) -> np.ndarray:
+        """The diagonal of Lr when every rest block is scalar."""
+        return np.concatenate([np.full(l, T[0, 0]) for (_, l, _), T in zip(self.layout, Ts)])
+
+
+def fill_pattern(A, p1: int, lvl: np.ndarray):
+    """K (q*q x l1*p1*p1, CSR) with K[r*q + s, g*p1*p1 + i*p1 + j] = A[r, (g,i)] A[s, (g,j)], for lvl[r] >= lvl[s].
+
+    A is A21 in CSC form (columns are first-block effects, level-major). None when too large.
+    """
+    import scipy.sparse as sp
+
+    A.sort_indices()
+    q, q1 = A.shape
+    l1 = q1 // p1
+    gstart = A.indptr[0:q1:p1]
+    gcount = A.indptr[p1::p1] - gstart
+    if int((gcount.astype(np.int64) ** 2).sum()) > MAX_FILL_PAIRS:
+        return None
+    col = np.repeat(np.arange(q1, dtype=np.int32), np.diff(A.indptr))
+    g, i = col // p1, col % p1
+    gs = gstart[g].astype(np.int64)
+    # scalar terms only: rows are sorted within a column, so pairing each entry with the ones
+    # before it gives exactly the r >= s pairs; otherwise pair all and filter
+    triangle = p1 == 1 and np.array_equal(lvl, np.arange(q))
+    count = np.arange(len(col), dtype=np.int64) - gs + 1 if triangle else gcount[g].astype(np.int64)
+    e = np.repeat(np.arange(len(col), dtype=np.int32), count)
+    f = (np.arange(len(e), dtype=np.int64) + np.repeat(gs - np.cumsum(count) + count, count)).astype(np.int32)
+    r, s = A.indices[e], A.indices[f]
+    if not triangle:
+        keep = lvl[r] >= lvl[s]
+        e, f, r, s = e[keep], f[keep], r[keep], s[keep]
+    target = r.astype(np.int64) * q + s
+    column = g[e] * (p1 * p1) + i[e] * p1 + i[f]
+    return sp.csr_matrix((A.data[e] * A.data[f], (target, column)), shape=(q * q, l1 * p1 * p1))
+
+
+def potrf_lower(M: np.ndarray) -> float:
+    """Cholesky of a C-ordered symmetric M in place (lower triangle read and written); returns log|M|.
+
+    Raises np.linalg.LinAlgError when M is not positive definite. The upper triangle is left as is.
+    """
+    from scipy.linalg.lapack import dpotrf
+
+    # M.T is Fortran-ordered; its upper triangle is M's lower one, so LAPACK works in place.
+    _, info = dpotrf(M.T, lower=0, clean=0, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("not positive definite")
+    return 2.0 * float(np.log(np.diagonal(M)).sum())
+
+
+def trsm_lower(L: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """L^{-1} R for a C-ordered lower-triangular L whose upper triangle may hold anything."""
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(L.T, R, trans="T", lower=False, check_finite=False)
+
+
+def trsm_lower_t(L: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """L^{-T} R for the same L."""
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(L.T, R, trans="N", lower=False, check_finite=False)
