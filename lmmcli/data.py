@@ -1,7 +1,17 @@
-"""Read a data file (CSV, TSV, Parquet, or CSV on stdin) into a pandas DataFrame."""
+"""Read a data file (CSV, TSV, Parquet, or CSV on stdin) into a pandas DataFrame.
+
+Values are typed as R's read.csv types them: numbers (quoted or not, 'Inf' included) are numbers,
+TRUE/FALSE (and T/F, true/false) are booleans, everything else stays text; 'NA' and empty fields
+are missing. Column names are kept as written (the formula can backquote them), except that
+duplicates get R's suffixes (x, x.1) and an empty name becomes 'X'.
+
+CSV goes through pyarrow's multithreaded reader; pandas is the fallback where pyarrow cannot do
+what R would (a column whose type changes after the first block, a delimiter it must guess).
+"""
 
 from __future__ import annotations
 
+import csv
 import io
 import sys
 from pathlib import Path
@@ -10,14 +20,18 @@ from .errors import DataError
 
 CSV_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 PARQUET_EXT = {".parquet", ".pq"}
+NA_STRINGS = ["NA", ""]
+TRUE_STRINGS = ["TRUE", "True", "true", "T"]
+FALSE_STRINGS = ["FALSE", "False", "false", "F"]
+SNIFF_BYTES = 1 << 16
+BLOCK_BYTES = 1 << 22           # pyarrow block size; type inference looks at the first block
+BINARY_SHARE = 0.1              # more control characters than this in the first bytes: not text
 
 
 def read_table(path: str, columns: set[str] | None = None):
     """Read PATH ('-' for CSV on stdin); keep only `columns` when given (faster on wide files)."""
-    import pandas as pd  # noqa: F401  (heavy import, kept out of `lmm --help`)
-
     if path == "-":
-        return _read_csv(io.BytesIO(sys.stdin.buffer.read()), ",", "standard input", columns)
+        return read_csv_source(io.BytesIO(sys.stdin.buffer.read()), ",", "standard input", columns)
     p = Path(path)
     if not p.exists():
         raise DataError(f"data file '{path}' does not exist")
@@ -27,8 +41,11 @@ def read_table(path: str, columns: set[str] | None = None):
     if ext in PARQUET_EXT:
         return _read_parquet(p, columns)
     if ext in CSV_EXT:
-        return _read_csv(p, CSV_EXT[ext], p.name, columns)
-    raise DataError(f"cannot tell the format of '{path}' from its extension '{ext}'",
+        try:
+            return read_csv_source(p, CSV_EXT[ext], p.name, columns)
+        except OSError as exc:  # unreadable: permissions, a vanished file, a device error
+            raise DataError(f"cannot read '{path}': {exc.strerror or exc}") from exc
+    raise DataError(f"cannot tell the format of '{path}' from its extension '{ext or '(none)'}'",
                     hint="use a .csv, .tsv or .parquet file")
 
 
@@ -39,34 +56,209 @@ def _read_parquet(p: Path, columns):
     try:
         schema_cols = pq.read_schema(p).names
         use = [c for c in schema_cols if columns is None or c in columns]
-        return pq.read_table(p, columns=use).to_pandas()
+        df = pq.read_table(p, columns=use).to_pandas()
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
-        raise DataError(f"cannot read Parquet file '{p.name}': {_first_line(exc)}") from exc
+        raise DataError(f"cannot read Parquet file '{p.name}': {_first_line(exc)}",
+                        hint="the file may be damaged or not Parquet at all") from exc
+    if len(df) == 0:
+        raise DataError(f"{p.name} has no rows")
+    return df
 
 
-def _read_csv(src, sep, label, columns):
-    """CSV/TSV through pandas; text encodings other than UTF-8 fall back to latin-1 with a note."""
+# -- CSV ------------------------------------------------------------------------------------------
+def read_csv_source(src, sep, label: str, columns=None):
+    """A CSV/TSV file or byte stream to a DataFrame, with R's typing; every failure is a DataError."""
+    head = _head_bytes(src)
+    _check_text(head, label)
+    encoding = "utf-8"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multibyte character cut by the end of the sample is not an encoding problem
+        if exc.start < len(head) - 4:
+            encoding = "latin-1"
+    sep = sep or _sniff(head, encoding)
+    names = _r_names(_header(src, sep, encoding))
+    try:
+        df, encoding = _read_rows(src, sep, names, encoding, label, columns)
+    except (OSError, ValueError) as exc:  # pyarrow's errors derive from these
+        raise DataError(f"cannot parse {label}: {_first_line(exc)}") from exc
+    if encoding != "utf-8":
+        df.attrs["encoding_note"] = f"{label} is not UTF-8; read it as latin-1"
+    if len(df) == 0:
+        raise DataError(f"{label} has a header but no data rows")
+    return df
+
+
+def _head_bytes(src) -> bytes:
+    """The first bytes of a file or stream (the stream is rewound)."""
+    if isinstance(src, Path):
+        with open(src, "rb") as fh:
+            return fh.read(SNIFF_BYTES)
+    head = src.read(SNIFF_BYTES)
+    src.seek(0)
+    return head
+
+
+def _check_text(head: bytes, label: str) -> None:
+    """Empty files and binary files are named as such, before any parser sees them."""
+    if not head.strip():
+        raise DataError(f"{label} is empty")
+    if head.startswith(b"PAR1"):
+        raise DataError(f"{label} is a Parquet file, not text", hint="give it a .parquet extension")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise DataError(f"{label} is UTF-16 text", hint="save it as UTF-8 (or latin-1) CSV")
+    if head[:2] == b"\x1f\x8b":
+        raise DataError(f"{label} is gzip-compressed", hint="decompress it first (gunzip)")
+    control = sum(1 for ch in head if ch < 32 and ch not in (9, 10, 13))
+    if b"\x00" in head or control > BINARY_SHARE * len(head):
+        raise DataError(f"{label} is not a text data file (it holds binary data)",
+                        hint="lmm reads CSV, TSV and Parquet files")
+
+
+def _sniff(head: bytes, encoding: str) -> str:
+    """The delimiter of a .txt file: comma, tab, semicolon or bar (comma when unsure)."""
+    text = head.decode(encoding, errors="replace")
+    try:
+        return csv.Sniffer().sniff(text[:SNIFF_BYTES // 4], delimiters=",\t;|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _header(src, sep: str, encoding: str) -> list[str]:
+    """The header record (quoted names may hold the delimiter or a newline)."""
+    raw = src.open("rb") if isinstance(src, Path) else src
+    try:
+        # utf-8-sig drops a byte-order mark (Excel writes one), so a quoted first name stays quoted
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig" if encoding == "utf-8" else encoding,
+                                errors="replace", newline="")
+        first = next(csv.reader(text, delimiter=sep), [])
+        text.detach()
+    finally:
+        if isinstance(src, Path):
+            raw.close()
+        else:
+            src.seek(0)
+    return first
+
+
+def _r_names(names: list[str]) -> list[str]:
+    """R's unique names: '' -> 'X', a repeated name gets .1, .2, ..."""
+    out, seen = [], set()
+    for name in names:
+        base = name.strip() or "X"
+        cand, k = base, 0
+        while cand in seen:
+            k += 1
+            cand = f"{base}.{k}"
+        seen.add(cand)
+        out.append(cand)
+    return out
+
+
+def _read_rows(src, sep, names, encoding, label, columns):
+    """pyarrow first; pandas when pyarrow's first-block type guess does not hold for the whole file."""
+    import pyarrow as pa
+
+    try:
+        try:
+            return _arrow_read(src, sep, names, encoding, columns)
+        except _Latin1:
+            encoding = "latin-1"
+            return _arrow_read(src, sep, names, encoding, columns)
+    except pa.ArrowInvalid as exc:
+        return _after_arrow_error(exc, src, sep, names, encoding, label, columns)
+
+
+class _Latin1(Exception):
+    """Raised inside the arrow path when text columns are not valid UTF-8."""
+
+
+def _after_arrow_error(exc, src, sep, names, encoding, label, columns):
+    """Ragged rows are the user's problem (say where); anything else goes to pandas."""
+    msg = str(exc)
+    if "Expected" in msg and "columns, got" in msg:
+        bad = _first_ragged_line(src, sep, encoding, len(names))
+        if bad is not None:
+            line, got = bad
+            raise DataError(f"{label} line {line} has {got} fields, but the header has {len(names)}",
+                            hint="every row needs one value per column (quote values that hold the delimiter)")
+        # pyarrow splits at newlines inside quoted values unless told to expect them
+        return _arrow_read(src, sep, names, encoding, columns, newlines_in_values=True)
+    return _pandas_read(src, sep, names, encoding, label, columns), encoding
+
+
+def _arrow_read(src, sep, names, encoding, columns, newlines_in_values=False, as_text=()):
+    """One pyarrow read; non-UTF-8 text raises _Latin1; dates and times are re-read as text (R keeps them so)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    wanted = [n for n in names if columns is None or n in columns]
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, encoding=encoding, use_threads=True,
+                             block_size=BLOCK_BYTES)
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=newlines_in_values)
+    convert = pacsv.ConvertOptions(null_values=NA_STRINGS, true_values=TRUE_STRINGS, false_values=FALSE_STRINGS,
+                                   strings_can_be_null=True, include_columns=wanted,
+                                   column_types={n: pa.string() for n in as_text})
+    table = pacsv.read_csv(_rewound(src), read, parse, convert)
+    if encoding == "utf-8" and any(pa.types.is_binary(f.type) for f in table.schema):
+        raise _Latin1()
+    odd = [f.name for f in table.schema if not _r_type(pa, f.type)]
+    if odd and not as_text:
+        return _arrow_read(src, sep, names, encoding, columns, newlines_in_values, as_text=odd)
+    return _to_pandas(table), encoding
+
+
+def _r_type(pa, t) -> bool:
+    """The types read.csv would also produce: integer, double, logical, character (and all-missing)."""
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) \
+        or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+
+
+def _to_pandas(table):
+    """To pandas; an all-missing column is float (as pandas reads it), not 'null'."""
+    import pyarrow as pa
+
+    for i, f in enumerate(table.schema):
+        if pa.types.is_null(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
+    return table.to_pandas()
+
+
+def _rewound(src):
+    if isinstance(src, Path):
+        return str(src)
+    src.seek(0)
+    return src
+
+
+def _pandas_read(src, sep, names, encoding, label, columns):
+    """pandas' reader with the same typing rules (it can revise a column's type after the first block)."""
     import pandas as pd
 
-    kwargs = dict(sep=sep, engine="python" if sep is None else "c",
-                  usecols=(lambda c: c in columns) if columns is not None else None)
+    usecols = [n for n in names if columns is None or n in columns]
     try:
-        return _parse(pd, src, kwargs, "utf-8")
-    except UnicodeDecodeError:
-        if hasattr(src, "seek"):
-            src.seek(0)
-        df = _parse(pd, src, kwargs, "latin-1")
-        df.attrs["encoding_note"] = f"{label} is not UTF-8; read it as latin-1"
-        return df
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{label} is empty") from exc
-    except (pd.errors.ParserError, ValueError) as exc:
+        return pd.read_csv(_rewound(src), sep=sep, header=0, names=names, usecols=usecols, encoding=encoding,
+                           keep_default_na=False, na_values=NA_STRINGS, true_values=TRUE_STRINGS,
+                           false_values=FALSE_STRINGS, low_memory=False)
+    except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot parse {label}: {_first_line(exc)}") from exc
 
 
-def _parse(pd, src, kwargs, encoding):
-    """One pandas read attempt."""
-    return pd.read_csv(src, encoding=encoding, **kwargs)
+def _first_ragged_line(src, sep, encoding, width: int):
+    """(line number, field count) of the first record whose field count differs from the header's."""
+    raw = src.open("rb") if isinstance(src, Path) else _rewound(src)
+    try:
+        text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        reader = csv.reader(text, delimiter=sep)
+        for rec in reader:
+            if rec and len(rec) != width:
+                return reader.line_num, len(rec)
+        return None
+    finally:
+        text.detach()
+        if isinstance(src, Path):
+            raw.close()
 
 
 def _first_line(exc: Exception) -> str:
