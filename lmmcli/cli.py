@@ -428,6 +428,158 @@ def coef(
                                          output, strict))
 
 
+# -- pictures and simulation (lmmcli.plotdata, lmmcli.plot, lmmcli.render_plot, lmmcli.simulate) -------
+class PlotKind(str, Enum):
+    ranef = "ranef"
+    fitted = "fitted"
+    resid = "resid"
+
+
+def fit_frame(df, source: str, formula: str, ml: bool, factor, ref):
+    """Fit FORMULA to an already loaded data frame."""
+    from .fit import fit as fit_model
+
+    return fit_model(formula, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+
+
+def _plot_figure(kind: PlotKind, fm, df, level: float, x, highlight: int, seed: int):
+    """The matplotlib figure of one kind."""
+    from . import plot, plotdata
+
+    if kind == PlotKind.ranef:
+        return plot.caterpillar_figure(_caterpillar_panels(fm, level))
+    if kind == PlotKind.fitted:
+        return plot.trajectories_figure(plotdata.trajectories(fm, df, x, highlight, seed))
+    return plot.diagnostics_figure(plotdata.diagnostics(fm))
+
+
+def _caterpillar_panels(fm, level: float):
+    from .errors import ModelSpecError
+    from .plotdata import caterpillar
+
+    if not fm.blocks:
+        raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
+    return caterpillar(fm.result(), level)
+
+
+def _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict):
+    """Check the options before fitting, fit, then draw to the file or the terminal."""
+    from .errors import UsageError
+
+    if terminal and (kind != PlotKind.ranef or output is not None):
+        raise UsageError("--terminal draws the ranef caterpillar as text on stdout; use it with KIND ranef, without -o")
+    if not terminal and output is None:
+        raise UsageError("give the image file with -o FILE.png or -o FILE.svg (or --terminal for a text caterpillar)")
+    if output is not None:
+        from .plot import image_format
+
+        image_format(str(output))
+    df, source = load_data(data)
+    fm = fit_frame(df, source, formula, ml, factor, ref)
+    if terminal:
+        from .render_plot import caterpillar_text
+
+        sys.stdout.write(caterpillar_text(_caterpillar_panels(fm, level), width=terminal_width(),
+                                          color=sys.stdout.isatty()))
+    else:
+        from .plot import save
+
+        save(_plot_figure(kind, fm, df, level, x, highlight, seed), str(output), seed, inputs=(data,))
+    echo_warnings(fm.result().warnings, strict)
+
+
+@app.command()
+def plot(
+    kind: PlotKind = typer.Argument(..., help="ranef (caterpillar of the random effects), fitted (each group's "
+                                    "data and predicted line) or resid (residual and QQ diagnostics)"),
+    data: str = DataArg,
+    formula: str = FormulaArg,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="image file, .png or .svg (written atomically)"),
+    terminal: bool = typer.Option(False, "--terminal", help="ranef only: draw the caterpillar as text on stdout"),
+    level: float = LevelOpt,
+    x: Optional[str] = typer.Option(None, "--x", help="fitted: the predictor on the x axis (default: the first "
+                                    "numeric one in the formula)"),
+    highlight: int = typer.Option(6, "--highlight", help="fitted: how many groups (a seeded sample) to draw in bold"),
+    seed: int = typer.Option(0, "--seed", help="seed of the sample of bold groups; same seed, same file"),
+    ml: bool = MlOpt,
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    strict: bool = StrictOpt,
+):
+    """Draw a fitted model: caterpillar plot, group trajectories or diagnostics (PNG or SVG; needs matplotlib)."""
+    run_guarded(lambda: _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml,
+                                      factor, ref, strict))
+
+
+def _write_csv(columns: dict, output: Optional[Path], inputs=()) -> None:
+    """A data frame (or a dict of columns) as CSV on stdout or atomically to the file."""
+    import pandas as pd
+
+    emit(pd.DataFrame(columns).to_csv(index=False), output, inputs)
+
+
+def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output):
+    from .errors import UsageError
+    from .simulate import SimSpec, parse_fixed, simulate_spec
+
+    if groups is None or per_group is None or sd_group is None or sd_resid is None:
+        raise UsageError("give DATA FORMULA to simulate from a fitted model, or a specification: "
+                         "--groups, --per-group, --sd-group and --sd-resid (and --fixed)")
+    spec = SimSpec(groups, per_group, parse_fixed(fixed), sd_group, sd_resid, sd_slope, cor)
+    _write_csv(simulate_spec(spec, seed), output)
+
+
+def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict):
+    from .errors import UsageError
+    from .simulate import sim_columns, simulate_model
+
+    if formula is None:
+        raise UsageError("give DATA and FORMULA to simulate from a fitted model")
+    df, source = load_data(data)
+    fm = fit_frame(df, source, formula, ml, factor, ref)
+    sims = simulate_model(fm, nsim, seed, use_u)
+    cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
+    _write_csv(df.assign(**cols), output, inputs=(data,))
+    echo_warnings(fm.result().warnings, strict)
+
+
+@app.command()
+def simulate(
+    data: Optional[str] = typer.Argument(None, help="with FORMULA: simulate new responses from this fitted model"),
+    formula: Optional[str] = OptFormulaArg,
+    nsim: int = typer.Option(1, "--nsim", help="from a model: number of simulated responses (sim_1..sim_N)"),
+    use_u: bool = typer.Option(False, "--use-u", help="from a model: keep the fitted random effects "
+                               "(lme4's use.u = TRUE) instead of drawing new ones"),
+    groups: Optional[int] = typer.Option(None, "--groups", help="from a specification: number of groups"),
+    per_group: Optional[int] = typer.Option(None, "--per-group", help="rows per group"),
+    fixed: str = typer.Option("2 + 0.5*x", "--fixed", help="fixed part: intercept + coefficient*name terms; "
+                              "each name is a standard normal predictor"),
+    sd_group: Optional[float] = typer.Option(None, "--sd-group", help="sd of the random intercepts"),
+    sd_resid: Optional[float] = typer.Option(None, "--sd-resid", help="sd of the residuals"),
+    sd_slope: float = typer.Option(0.0, "--sd-slope", help="sd of random slopes on the first predictor"),
+    cor: float = typer.Option(0.0, "--cor", help="correlation of random intercepts and slopes"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (same seed, same data)"),
+    ml: bool = MlOpt,
+    factor: Optional[List[str]] = FactorOpt,
+    ref: Optional[List[str]] = RefOpt,
+    output: Optional[Path] = OutputOpt,
+    strict: bool = StrictOpt,
+):
+    """Simulate data as CSV: from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
+
+    def body():
+        from .errors import UsageError
+
+        spec_given = any(v is not None for v in (groups, per_group, sd_group, sd_resid)) or sd_slope or cor
+        if data is not None and spec_given:
+            raise UsageError("simulate either from DATA FORMULA or from --groups/--per-group/--sd-* options, not both")
+        if data is None:
+            return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output)
+        _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict)
+
+    run_guarded(body)
+
+
 def main() -> None:
     """Console entry point."""
     app()
