@@ -24,7 +24,7 @@ from .results import FitResult
 
 DF_METHODS = ("satterthwaite", "kenward-roger", "residual", "none")
 HESS_REL, JAC_REL, MIN_STEP, RICHARDSON = 0.1, 1e-4, 1e-4, 4   # numDeriv's hessian/jacobian defaults
-EIGEN_TOL = 1e-8                                             # lmerTest's tolerance for H's eigenvalues
+EIGEN_TOL = 1e-8      # lmerTest's tolerance for H's eigenvalues (here of H scaled to a unit diagonal)
 
 
 @dataclass
@@ -75,9 +75,9 @@ def unscaled_vcov(model, theta, solve=None) -> np.ndarray:
 
 
 # -- finite differences ------------------------------------------------------------------------
-def _steps(x, rel: float) -> np.ndarray:
-    """Initial step per coordinate: relative to |x|, but never below MIN_STEP."""
-    return np.maximum(rel * np.abs(x), MIN_STEP)
+def _steps(x, rel: float, scale=None) -> np.ndarray:
+    """Initial step per coordinate: relative to |x|, but never below MIN_STEP times the coordinate's scale."""
+    return np.maximum(rel * np.abs(x), MIN_STEP * (1.0 if scale is None else np.asarray(scale)))
 
 
 def _richardson(estimates):
@@ -88,10 +88,10 @@ def _richardson(estimates):
     return a[0]
 
 
-def hessian(f, x, rel: float = HESS_REL, r: int = RICHARDSON) -> np.ndarray:
+def hessian(f, x, rel: float = HESS_REL, r: int = RICHARDSON, scale=None) -> np.ndarray:
     """Hessian of a scalar function by central second differences, Richardson-extrapolated."""
     x = np.asarray(x, dtype=float)
-    k, f0, h0 = len(x), f(x), _steps(x, rel)
+    k, f0, h0 = len(x), f(x), _steps(x, rel, scale)
     H = np.empty((k, k))
     halvings = [h0 / 2.0 ** s for s in range(r)]
     for i in range(k):
@@ -111,10 +111,10 @@ def _mixed_difference(f, x, f0, H, h, i, j) -> float:
     return total / (2 * h[i] * h[j])
 
 
-def jacobian(g, x, rel: float = JAC_REL, r: int = RICHARDSON) -> list[np.ndarray]:
+def jacobian(g, x, rel: float = JAC_REL, r: int = RICHARDSON, scale=None) -> list[np.ndarray]:
     """d g / d x_i for an array-valued g, one array per coordinate, by Richardson-extrapolated central differences."""
     x = np.asarray(x, dtype=float)
-    h0 = _steps(x, rel)
+    h0 = _steps(x, rel, scale)
     out = []
     for i in range(len(x)):
         e = np.eye(len(x))[i]
@@ -123,19 +123,39 @@ def jacobian(g, x, rel: float = JAC_REL, r: int = RICHARDSON) -> list[np.ndarray
 
 
 # -- Satterthwaite ------------------------------------------------------------------------------
+def theta_scales(blocks) -> np.ndarray:
+    """The natural size of each theta element (i, j): 1 / rms of its term's column i (T's row i has units
+    1/units(z_i)), so that finite-difference steps near theta = 0 suit a covariate of any magnitude."""
+    out = []
+    for blk in blocks:
+        rms = np.sqrt(np.mean(np.square(blk.Z), axis=0)) if len(blk.Z) else np.ones(blk.p)
+        out += [1.0 / rms[i] if rms[i] > 0 else 1.0 for i, _j in blk.theta_index()]
+    return np.array(out)
+
+
+def positive_part_inverse(H: np.ndarray, tol: float = EIGEN_TOL) -> np.ndarray:
+    """H^+ over H's positive eigenvalues, judged on D^-1/2 H D^-1/2 (D = diag H) so that the cut-off does not
+    depend on the units of y and of the covariates (lmerTest judges H itself; the same for moderate units)."""
+    d = np.diag(H)
+    s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
+    evals, evecs = np.linalg.eigh((H + H.T) / 2 * np.outer(s, s))
+    keep = evals > tol
+    return np.outer(s, s) * ((evecs[:, keep] / evals[keep]) @ evecs[:, keep].T)
+
+
 def varpar_covariance(model, theta, sigma, solve=None) -> np.ndarray:
-    """A = 2 H^+: the asymptotic covariance of varpar, H's pseudo-inverse over its positive eigenvalues."""
-    H = hessian(lambda v: deviance_varpar(model, v, solve), np.append(theta, sigma))
-    evals, evecs = np.linalg.eigh((H + H.T) / 2)
-    keep = evals > EIGEN_TOL
-    return 2.0 * (evecs[:, keep] / evals[keep]) @ evecs[:, keep].T
+    """A = 2 H^+: the asymptotic covariance of varpar, H the Hessian of the deviance in (theta, sigma)."""
+    scale = np.append(theta_scales(model.blocks), sigma)
+    H = hessian(lambda v: deviance_varpar(model, v, solve), np.append(theta, sigma), scale=scale)
+    return 2.0 * positive_part_inverse(H)
 
 
 def vcov_gradients(model, theta, sigma, solve=None) -> list[np.ndarray]:
     """dVar(beta)/d varpar: theta by finite differences, sigma exactly (Var is sigma^2 times a function of theta).
     The steps are the Hessian's, so that with a shared `Solves` no theta is solved twice."""
     U = unscaled_vcov(model, theta, solve)
-    grads = jacobian(lambda t: unscaled_vcov(model, t, solve), theta, rel=HESS_REL) if len(theta) else []
+    grads = jacobian(lambda t: unscaled_vcov(model, t, solve), theta, rel=HESS_REL,
+                     scale=theta_scales(model.blocks)) if len(theta) else []
     return [sigma ** 2 * G for G in grads] + [2.0 * sigma * U]
 
 

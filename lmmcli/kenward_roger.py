@@ -22,7 +22,8 @@ from .errors import ModelSpecError, UsageError
 from .pls import _sparse_Z, split_theta
 
 MAX_DENSE_Q = 3000      # several random terms: dense q x q pieces, about a dozen of them
-PINV_TOL = 1e-10        # pbkrtest: generalised inverse of the information below this eigenvalue
+PINV_TOL = 1e-10        # pbkrtest: generalised inverse of the information below this eigenvalue (here of the
+                        # information scaled to a unit diagonal)
 
 
 # -- the q x q pieces ---------------------------------------------------------------------------
@@ -134,10 +135,13 @@ def _information_inverse(P, Q, K, Phi) -> np.ndarray:
     m = len(P)
     info = np.array([[K[r, s] - 2 * np.trace(Phi @ Q[r][s]) + np.trace(Phi @ P[r] @ Phi @ P[s])
                       for s in range(m)] for r in range(m)])
-    info = (info + info.T) / 2
-    if np.min(np.abs(np.linalg.eigvalsh(info))) > PINV_TOL:
-        return 2 * np.linalg.inv(info)
-    return 2 * np.linalg.pinv(info)
+    # judged and inverted at a unit diagonal: variances of a covariate measured in 1e-6 units are ~1e24 apart
+    d = np.diag(info)
+    s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
+    scaled = (info + info.T) / 2 * np.outer(s, s)
+    if np.min(np.abs(np.linalg.eigvalsh(scaled))) > PINV_TOL:
+        return 2 * np.outer(s, s) * np.linalg.inv(scaled)
+    return 2 * np.outer(s, s) * np.linalg.pinv(scaled)
 
 
 def adjusted_vcov(Phi, P, Q, Wc) -> np.ndarray:

@@ -175,3 +175,17 @@ def test_cli_bad_df_options(args, code, text):
     assert res.exit_code == code
     assert res.stdout == ""
     assert text in res.stderr and "Traceback" not in res.stderr
+
+
+# -- units: df do not depend on the units of y or of a covariate ---------------------------------------
+@pytest.mark.parametrize("method", ["satterthwaite", "kenward-roger"])
+@pytest.mark.parametrize("y_unit, x_unit", [(1.0, 1e6), (1.0, 1e-6), (1e-7, 1.0), (1e6, 1e6)])
+def test_df_and_t_do_not_depend_on_units(sleepstudy, method, y_unit, x_unit):
+    """Steps near theta = 0, the Hessian's eigenvalue cut-off and KR's information inverse are all scale-free."""
+    base = fixed_inference(fit("Reaction ~ Days + (Days|Subject)", sleepstudy), method)
+    d = sleepstudy.assign(R=sleepstudy["Reaction"] * y_unit, D=sleepstudy["Days"] * x_unit)
+    fm = fit("R ~ D + (D|Subject)", d)
+    inf = fixed_inference(fm, method)
+    np.testing.assert_allclose(inf.df, base.df, rtol=1e-3)
+    t_base = fit("Reaction ~ Days + (Days|Subject)", sleepstudy).sol.beta / base.std_error
+    np.testing.assert_allclose(fm.sol.beta / inf.std_error, t_base, rtol=1e-4)
