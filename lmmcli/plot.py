@@ -115,9 +115,10 @@ def trajectories_figure(tr):
             label="population (fixed effects)", zorder=5)
     ax.set_xlabel(tr.x_name)
     ax.set_ylabel(tr.y_name)
+    held = f"\nlines at {', '.join(tr.held)} = mean (numeric) or reference level (factor)" if tr.held else ""
     ax.set_title(f"{tr.y_name} over {tr.x_name} by {tr.group} ({len(tr.levels)} groups)\n"
-                 f"grey: data; thin blue: each group's predicted line; bold: {len(tr.highlight)} sampled groups",
-                 fontsize=10)
+                 f"grey: data; thin blue: each group's predicted line; bold: {len(tr.highlight)} sampled groups"
+                 + held, fontsize=10)
     ax.legend(fontsize=8, loc="best", title=tr.group, title_fontsize=8)
     ax.grid(alpha=0.3)
     return fig

@@ -79,6 +79,7 @@ class Trajectories:
     pop_x: np.ndarray                   # the population line (fixed effects only) over all x
     pop_y: np.ndarray
     highlight: list[int]                # indices into levels drawn in bold (a seeded sample)
+    held: list[str]                     # other predictors, held at their mean (numeric) or reference level
 
 
 def numeric_predictors(fm) -> list[str]:
@@ -181,7 +182,14 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
     pick = rng.choice(blk.nlevels, size=min(max(n_highlight, 0), blk.nlevels), replace=False)
     return Trajectories(x_name, fm.design.response, blk.group, list(blk.levels),
                         [xv[i] for i in order], [fm.design.y[i] for i in order], line_x, line_y,
-                        pop_x, pop_y, sorted(int(i) for i in pick))
+                        pop_x, pop_y, sorted(int(i) for i in pick), _held(fm, x_name))
+
+
+def _held(fm, x_name: str) -> list[str]:
+    """Predictors other than x (fixed part and random slopes), in formula order."""
+    labels = [deparse(e) for term in fm.formula.fixed for e in term.factors]
+    labels += [deparse(e) for rt in fm.formula.random for term in rt.terms for e in term.factors]
+    return [lb for lb in dict.fromkeys(labels) if lb != deparse(Name(x_name))]
 
 
 # -- diagnostics -------------------------------------------------------------------------------

@@ -86,6 +86,9 @@ def test_other_covariates_sit_at_mean_and_reference_on_the_population_line():
     est = dict(zip(exp["fixef"]["terms"], exp["fixef"]["estimate"]))
     expect = est["(Intercept)"] + est["occasion"] * tr.pop_x + est["highgpa"] * df["highgpa"].mean()
     np.testing.assert_allclose(tr.pop_y, expect, rtol=1e-4)   # sex at its reference level, female
+    assert tr.held == ["sex", "highgpa"]                      # named in the figure's title
+    sleep, df_sleep, _ = fit_case("sleepstudy_slope")
+    assert plotdata.trajectories(sleep, df_sleep).held == []
 
 
 @pytest.mark.parametrize("formula, x, error", [
