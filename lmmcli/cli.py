@@ -30,6 +30,13 @@ class Format(str, Enum):
     json = "json"
 
 
+class DfMethod(str, Enum):
+    satterthwaite = "satterthwaite"
+    kenward_roger = "kenward-roger"
+    residual = "residual"
+    none = "none"
+
+
 class RowsFormat(str, Enum):
     table = "table"
     json = "json"
@@ -179,6 +186,9 @@ def fit(
     factor: Optional[List[str]] = FactorOpt,
     ref: Optional[List[str]] = RefOpt,
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
+    df: DfMethod = typer.Option(DfMethod.satterthwaite, "--df",
+                                help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), "
+                                     "kenward-roger (REML fits; adjusted standard errors), residual (n - p), none"),
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
     save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
@@ -193,6 +203,10 @@ def fit(
         if not fm.blocks:
             return emit_lm(fm, format, output, data, strict)
         result = fm.result()
+        from .inference import infer
+        from .vc import with_variance_summary
+
+        result = with_variance_summary(fm, infer(fm, result, df.value))
         from . import render
 
         if format == Format.json:

@@ -164,13 +164,54 @@ def _warnings_text(r: FitResult) -> Text | None:
     return text
 
 
+DF_METHOD_LABELS = {
+    "satterthwaite": "Satterthwaite's method (as lmerTest)",
+    "kenward-roger": "Kenward-Roger's method (as pbkrtest/lmerTest); standard errors adjusted",
+    "residual": "residual degrees of freedom (n - p)",
+    "none": "none (t values only, as lme4)",
+}
+
+
+def _df_method_line(r: FitResult) -> Text | None:
+    """Which df method the fixed-effects table's df and p-values come from (FitResult.extra['df_method'])."""
+    method = r.extra.get("df_method")
+    if method is None:
+        return None
+    return Text(f"df and p-values: {DF_METHOD_LABELS.get(method, method)}", style="dim")
+
+
+def variance_summary_renderables(r: FitResult) -> list:
+    """mixedup's extract_vc (variance, sd, [sd interval], share of the total) and ICC / Nakagawa's R^2."""
+    if "icc" not in r.extra:
+        return []
+    vcs = r.variance_components
+    has_ci = any(vc.conf_low is not None for vc in vcs)
+    t = _table("Group", "Term", "Variance", "Std.Dev.", *(["sd lower", "sd upper"] if has_ci else []), "Share",
+               title="Variance components")
+    for vc in vcs:
+        ci = [fmt(vc.conf_low), fmt(vc.conf_high)] if has_ci else []
+        t.add_row(vc.group, vc.term or "", fmt(vc.variance), fmt(vc.sd), *ci,
+                  "" if vc.share is None else f"{vc.share:.3f}")
+    icc, e = r.extra["icc"], r.extra
+    line = (f"ICC adjusted {fmt(icc.get('adjusted'), 3)}, unadjusted {fmt(icc.get('unadjusted'), 3)};  "
+            f"R\u00b2 marginal {fmt(e.get('r2_marginal'), 3)}, conditional {fmt(e.get('r2_conditional'), 3)} "
+            "(Nakagawa)")
+    return [t, Text(line)]
+
+
 def summary_renderables(r: FitResult, extra_sections=()) -> list:
     """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
     parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
              fixed_effects_table(r)]
+    method = _df_method_line(r)
+    if method is not None:
+        parts.append(method)
     corr = _fixed_corr_table(r)
     if corr is not None:
         parts += [Text(""), corr]
+    vc_parts = variance_summary_renderables(r)
+    if vc_parts:
+        parts += [Text("")] + vc_parts
     for section in extra_sections:
         parts += [Text(""), section]
     warn = _warnings_text(r)
