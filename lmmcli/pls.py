@@ -343,7 +343,9 @@ class PlsModel:
         if self.rest:
             r2 = F.C2[:, p] - F.C2[:, :p] @ beta
             u2 = kern.trsm_lower_t(F.L22, r2)
-            r1 = r1 - (self.L21(F).T @ u2).reshape(self.l1, self.p1)
+            # L21' u2 = blockdiag_g(L11_g^{-1} T1') A21' Lr u2, without forming L21
+            v = (self.A21.T @ self.rest_part.lambda_n(u2, F.Ts[1:])).reshape(self.l1, self.p1, 1)
+            r1 = r1 - kern.fsolve(F.L11, kern.left_mult_t(F.Ts[0], v))[:, :, 0]
             pos = 0
             for blk in self.rest:
                 k = blk.nlevels * blk.p

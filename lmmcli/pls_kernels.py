@@ -239,6 +239,17 @@ class RestPart:
             out[sl] = (T.T @ R[sl].reshape(l, p, -1)).reshape(l * p, -1)
         return out
 
+    def lambda_n(self, R: np.ndarray, Ts) -> np.ndarray:
+        """Lr R for R (q,) or (q, m)."""
+        if self.diagonal:
+            lam = self.lam(Ts)
+            return lam * R if R.ndim == 1 else lam[:, None] * R
+        out = np.empty_like(R)
+        for (off, l, p), T in zip(self.layout, Ts):
+            sl = slice(off, off + l * p)
+            out[sl] = (T @ R[sl].reshape(l, p, -1)).reshape(out[sl].shape)
+        return out
+
     def lam(self, Ts) -> np.ndarray:
         """The diagonal of Lr when every rest block is scalar."""
         return np.concatenate([np.full(l, T[0, 0]) for (_, l, _), T in zip(self.layout, Ts)])
