@@ -30,6 +30,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class CiMethod(str, Enum):
+    wald = "wald"
+    profile = "profile"
+    boot = "boot"
+
+
 class DfMethod(str, Enum):
     satterthwaite = "satterthwaite"
     kenward_roger = "kenward-roger"
@@ -172,6 +178,24 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
 
 
+def add_intervals(fm, result, method: str, level: float, nsim: int, seed) -> None:
+    """--ci: intervals onto the result's rows; the bootstrap shows a progress bar on stderr (terminals only)."""
+    from .confint import attach, confidence_intervals
+
+    if method != "boot":
+        return attach(result, confidence_intervals(fm, method, level))
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("bootstrap"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True,
+                  disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("bootstrap", total=nsim)
+        ci = confidence_intervals(fm, "boot", level, nsim, seed,
+                                  progress=lambda done, total: bar.update(task, completed=done))
+    attach(result, ci)
+
+
 # -- commands ------------------------------------------------------------------------------------
 @app.callback()
 def root():
@@ -189,6 +213,12 @@ def fit(
     df: DfMethod = typer.Option(DfMethod.satterthwaite, "--df",
                                 help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), "
                                      "kenward-roger (REML fits; adjusted standard errors), residual (n - p), none"),
+    ci: Optional[CiMethod] = typer.Option(None, "--ci", help="confidence intervals for the fixed effects and variance "
+                                          "parameters: wald, profile (lme4's confint default) or boot (parametric "
+                                          "bootstrap)"),
+    level: float = typer.Option(0.95, "--level", help="level of the --ci intervals (default 0.95)"),
+    nsim: int = typer.Option(1000, "--nsim", help="--ci boot: number of bootstrap simulations"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="--ci boot: random seed (same seed, same intervals)"),
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
     save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
@@ -197,6 +227,10 @@ def fit(
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
 
     def body():
+        if ci is not None:
+            from .confint import check_options
+
+            check_options(ci.value, level, nsim)
         fm = load_and_fit(data, formula, ml, factor, ref)
         if save is not None:
             save_model(fm, save, data)
@@ -207,6 +241,8 @@ def fit(
         from .vc import with_variance_summary
 
         result = with_variance_summary(fm, infer(fm, result, df.value))
+        if ci is not None:
+            add_intervals(fm, result, ci.value, level, nsim, seed)
         from . import render
 
         if format == Format.json:

@@ -199,6 +199,35 @@ def variance_summary_renderables(r: FitResult) -> list:
     return [t, Text(line)]
 
 
+CI_METHOD_LABELS = {
+    "wald": "Wald, from the standard errors; none for variance parameters (as lme4)",
+    "profile": "profile likelihood of the ML deviance (as lme4's confint)",
+    "boot": "parametric bootstrap, percentile",
+}
+
+
+def interval_renderables(r: FitResult) -> list:
+    """Intervals for the variance parameters (sd of each random term, correlations, sigma; lme4's names)
+    and a line naming the method; nothing without --ci."""
+    method = r.extra.get("ci_method")
+    if method is None:
+        return []
+    level = r.extra.get("ci_level", 0.95)
+    boot = r.extra.get("ci_bootstrap") or {}
+    t = _table("Parameter", "Estimate", "lower", "upper", title=f"Confidence intervals ({100 * level:g}%)")
+    t.columns[0].justify = "left"
+    for vc in r.variance_components:
+        name = "sigma" if vc.group == "Residual" and vc.term is None else f"sd_{vc.term}|{vc.group}"
+        t.add_row(name, fmt(vc.sd), fmt(vc.conf_low), fmt(vc.conf_high))
+    for c in r.correlations:
+        t.add_row(f"cor_{c.term2}.{c.term1}|{c.group}", fmt(c.correlation), fmt(c.conf_low), fmt(c.conf_high))
+    how = CI_METHOD_LABELS.get(method, method)
+    if boot:
+        how += f", {boot['nsim']} simulations, seed {boot['seed']}"
+        how += f", {boot['failed']} failed" if boot["failed"] else ""
+    return [t, Text(f"intervals (fixed effects too): {how}", style="dim")]
+
+
 def summary_renderables(r: FitResult, extra_sections=()) -> list:
     """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
     parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
@@ -209,6 +238,9 @@ def summary_renderables(r: FitResult, extra_sections=()) -> list:
     corr = _fixed_corr_table(r)
     if corr is not None:
         parts += [Text(""), corr]
+    ci_parts = interval_renderables(r)
+    if ci_parts:
+        parts += [Text("")] + ci_parts
     vc_parts = variance_summary_renderables(r)
     if vc_parts:
         parts += [Text("")] + vc_parts
