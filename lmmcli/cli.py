@@ -7,11 +7,16 @@ Heavy modules (numpy, pandas, scipy) are imported inside the commands so `lmm --
 from __future__ import annotations
 
 import sys
-from enum import Enum
-from pathlib import Path
-from typing import List, Optional
 
-import typer
+try:
+    from enum import Enum
+    from pathlib import Path
+    from typing import List, Optional
+
+    import typer
+except KeyboardInterrupt:  # Ctrl-C while starting up (importing typer is most of the start): no traceback
+    sys.stderr.write("error: interrupted\n")
+    raise SystemExit(130)
 
 app = typer.Typer(
     name="lmm",
@@ -632,7 +637,11 @@ def simulate(
 
 def main() -> None:
     """Console entry point."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # Ctrl-C while typer builds the command, outside run_guarded: no traceback
+        sys.stderr.write("error: interrupted\n")
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import checks
 from .errors import DataError, ModelSpecError
 from .formula import BinOp, Call, FixedTerm, Formula, Name, Number, RandomTerm, UnaryOp, deparse
 from .pls import ReBlock
@@ -336,13 +337,17 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     for col in refs:
         if col not in df.columns:
             raise ModelSpecError(f"--ref names column '{col}', which is not in {source}")
+    checks.check_formula_columns(formula)
+    checks.check_response(formula, df)
     used = sorted(formula.columns())
     rows = complete_rows(df, used)
     n_input = len(df)
-    clean = df.iloc[rows][used].reset_index(drop=True)
+    # infer_objects: a TRUE/FALSE column that had missing values is boolean again once they are gone
+    clean = df.iloc[rows][used].reset_index(drop=True).infer_objects()
     if len(clean) == 0:
         raise DataError("no rows are left after dropping rows with missing values in the model's columns")
     variables = learn_variables(formula, clean, set(factor_columns), refs)
+    checks.check_refs(refs, formula, variables)
     spec = ModelSpec(formula, variables, {}, tuple(factor_columns), refs)
     ev = Evaluator(clean)
     if formula.response is None:
@@ -350,6 +355,7 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     y = ev.numeric(formula.response)
     names, X = model_columns(formula.fixed, formula.intercept, spec, ev)
     spec.scale_state = ev.scale_state
+    checks.check_values(deparse(formula.response), y, names, X, rows)
     drop = aliased_columns(X) if X.shape[1] else []
     warnings = []
     if drop:
@@ -361,6 +367,7 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     spec.fixed_names = names
     blocks = [random_block(rt, spec, ev) for rt in formula.random]
     blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
+    warnings += checks.check_random_effects(blocks, rows)
     dropped = n_input - len(clean)
     if dropped:
         warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")

@@ -8,9 +8,10 @@ import numpy as np
 
 from .design import Design, build_design
 from .formula import Formula, parse_formula
-from .optimize import OptSummary, minimize_theta
+from .optimize import OptSummary
 from .pls import PlsModel, PlsSolution, split_theta
 from .results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
+from .scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 
@@ -24,6 +25,7 @@ class FittedModel:
     model: PlsModel
     opt: OptSummary
     sol: PlsSolution
+    theta_scaled: np.ndarray | None = None   # theta in the rescaled units, when scaling.py rescaled the fit
 
     @property
     def reml(self) -> bool:
@@ -57,7 +59,9 @@ class FittedModel:
     def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
         """lme4's isSingular: a theta on its lower bound of 0 (within tol)."""
         lower = self.model.lower
-        return bool(np.any((lower == 0) & (self.sol.theta < tol)))
+        # judged in the rescaled units when there are some: a slope of a 1e9-sized covariate is not 'near 0'
+        theta = self.sol.theta if self.theta_scaled is None else self.theta_scaled
+        return bool(np.any((lower == 0) & (theta < tol)))
 
     def npar(self) -> int:
         return len(self.sol.theta) + self.design.X.shape[1] + 1
@@ -73,9 +77,8 @@ class FittedModel:
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
     model = PlsModel(design.X, design.y, design.blocks, reml=reml)
-    opt = minimize_theta(model.objective, model.theta0, model.lower)
-    sol = model.solve(opt.theta)
-    return FittedModel(formula, design, model, opt, sol)
+    opt, sol, theta_scaled = optimize_and_solve(model, design.X, design.y, design.blocks)
+    return FittedModel(formula, design, model, opt, sol, theta_scaled)
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data") -> FittedModel:
