@@ -303,10 +303,11 @@ class PlsModel:
     def recombined(self, M) -> "PlsModel":
         """A copy whose [X y] is [X y] M (M: (p+1) x (p'+1)), e.g. a column moved into an offset.
 
-        Every cross-product is linear in [X y], so this never touches the n rows except Xy itself.
+        Every cross-product is linear in [X y], so the n rows are never touched; the copy keeps no
+        rows (Xy is None): it is for the objective and solve(), not for another with_response().
         """
         new = copy.copy(self)
-        new.Xy = self.Xy @ M
+        new.Xy = None
         new.XyXy = M.T @ self.XyXy @ M
         new.m = M.shape[1]
         new.p = new.m - 1
