@@ -198,23 +198,25 @@ class PlsModel:
         return sp.block_diag([sp.kron(sp.identity(b.nlevels), T) for b, T in zip(self.rest, Ts[1:])],
                              format="csr")
 
-    def _factor(self, theta) -> _Factor:
-        """Blocked Cholesky factor of the augmented system at theta (BMBW 18-19)."""
+    def _factor(self, theta, full: bool = False) -> _Factor:
+        """Blocked Cholesky factor of the augmented system at theta (BMBW 18-19).
+
+        The objective needs only log|L|, the [X y] Schur complement and, with crossed or nested
+        terms, L22 and C2; the first block's L11 and C1 are formed only when `full` (the solution).
+        """
         Ts = split_theta(self.blocks, theta)
         S = self.XyXy.copy()
         logdet = 0.0
         L11 = C1 = L21 = L22 = C2 = None
         if self.blocks:
-            T1 = Ts[0]
-            M = kern.congruence(T1, self.D1)
-            M[:, range(self.p1), range(self.p1)] += 1.0
-            L11 = kern.chol(M)
-            C1 = kern.fsolve(L11, kern.left_mult_t(T1, self.ZtXy1))
-            logdet += kern.logdet(L11)
-            C1f = C1.reshape(-1, C1.shape[2])
-            S -= C1f.T @ C1f
+            if full or self.p1 > 2:
+                L11, C1, ld1, CtC, S1 = self._first_general(Ts[0])
+            else:
+                ld1, CtC, S1 = kern.first_block(Ts[0], *self._first_soa())
+            logdet += ld1
+            S -= CtC
             if self.rest:
-                L22, C2, ld2 = self._factor_rest(Ts, L11)
+                L22, C2, ld2 = self._factor_rest(Ts, S1)
                 logdet += ld2
                 S -= C2.T @ C2
         try:
@@ -223,19 +225,34 @@ class PlsModel:
             raise NumericalError("the fixed-effects cross-product is not positive definite at this theta") from exc
         return _Factor(Ts, L11, C1, L21, L22, C2, Lxy, logdet)
 
-    def _factor_rest(self, Ts, L11):
-        """L22, C2 and log|L22|^2 for the dense rest part, given the first block's factor.
+    def _first_soa(self):
+        """D1 and ZtXy1 as contiguous per-level arrays, cached (and rebuilt if either was replaced)."""
+        c = getattr(self, "_soa_cache", None)
+        if c is None or c[0] is not self.D1 or c[1] is not self.ZtXy1:
+            c = self._soa_cache = (self.D1, self.ZtXy1, kern.soa(self.D1, self.ZtXy1))
+        return c[2]
+
+    def _first_general(self, T1):
+        """L11, C1, log|L11|^2, C1'C1 and S_g = T1 M_g^{-1} T1' of the first block, any p1."""
+        M = kern.congruence(T1, self.D1)
+        M[:, range(self.p1), range(self.p1)] += 1.0
+        L11 = kern.chol(M)
+        C1 = kern.fsolve(L11, kern.left_mult_t(T1, self.ZtXy1))
+        C1f = C1.reshape(-1, C1.shape[2])
+        Li = kern.inv_lower(L11)
+        if self.p1 > 1:
+            S1 = T1[None] @ (Li.transpose(0, 2, 1) @ Li) @ T1.T[None]
+        else:
+            S1 = Li * Li * T1[0, 0] ** 2
+        return L11, C1, kern.logdet(L11), C1f.T @ C1f, S1
+
+    def _factor_rest(self, Ts, S1):
+        """L22, C2 and log|L22|^2 for the dense rest part, given the first block's S_g = T1 M_g^{-1} T1'.
 
         With W1 = blockdiag_g(T1 L11_g^{-T}), L21 = Lr' A21 W1, so L21 L21' = Lr' A21 S A21' Lr and
-        L21 C1 = Lr' A21 S Z1'[X y] with S_g = T1 M_g^{-1} T1': L21 itself is never formed here.
+        L21 C1 = Lr' A21 S Z1'[X y]: L21 itself is never formed here.
         """
-        rp, T1, Tr = self.rest_part, Ts[0], Ts[1:]
-        Li = kern.inv_lower(L11)
-        S1 = Li.transpose(0, 2, 1) @ Li if self.p1 > 1 else Li * Li
-        if self.p1 > 1:
-            S1 = T1[None] @ S1 @ T1.T[None]
-        else:
-            S1 = S1 * T1[0, 0] ** 2
+        rp, Tr = self.rest_part, Ts[1:]
         M22 = rp.fill_in(S1)
         np.subtract(self.A22, M22, out=M22)
         rp.lambda_sym(M22, Tr)
@@ -321,7 +338,7 @@ class PlsModel:
     def solve(self, theta, cond_var: bool = True) -> PlsSolution:
         """beta, the random effects and sigma at theta; conditional variances of b if asked."""
         theta = np.asarray(theta, dtype=float)
-        F = self._factor(theta)
+        F = self._factor(theta, full=True)
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
         Lxx, lyx = F.Lxy[:p, :p], F.Lxy[p, :p]

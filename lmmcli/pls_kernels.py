@@ -313,3 +313,42 @@ def trsm_lower_t(L: np.ndarray, R: np.ndarray) -> np.ndarray:
     from scipy.linalg import solve_triangular
 
     return solve_triangular(L.T, R, trans="N", lower=False, check_finite=False)
+
+
+# -- the first block's share of the objective in closed form (p <= 2) ------------------------------
+def soa(D: np.ndarray, ZtXy: np.ndarray):
+    """D's distinct entries and Z'[X y]'s rows as contiguous per-level arrays (for first_block)."""
+    p = D.shape[1]
+    d = [np.ascontiguousarray(D[:, i, j]) for i in range(p) for j in range(i + 1)]
+    return d, [np.ascontiguousarray(ZtXy[:, i, :]) for i in range(p)]
+
+
+def first_block(T: np.ndarray, d, Z):
+    """For M_g = T' D_g T + I and S_g = T M_g^{-1} T' (p = 1 or 2, vectorised over levels):
+    (sum_g log|M_g|, sum_g Z_g' S_g Z_g, S as a (l, p, p) stack).
+
+    sum_g Z_g' S_g Z_g is C1'C1 of the blocked factor, so the objective needs neither L11 nor C1.
+    """
+    if len(Z) == 1:
+        t2 = T[0, 0] ** 2
+        m = t2 * d[0] + 1.0
+        if not np.all(m > 0):
+            raise np.linalg.LinAlgError("not positive definite")
+        s = t2 / m
+        return float(np.log(m).sum()), Z[0].T @ (s[:, None] * Z[0]), s[:, None, None]
+    (t11, t21, t22), (d00, d01, d11) = (T[0, 0], T[1, 0], T[1, 1]), d
+    m00 = t11 * t11 * d00 + 2.0 * t11 * t21 * d01 + t21 * t21 * d11 + 1.0
+    m01 = t22 * (t11 * d01 + t21 * d11)
+    m11 = t22 * t22 * d11 + 1.0
+    det = m00 * m11 - m01 * m01
+    if not (np.all(m00 > 0) and np.all(det > 0)):
+        raise np.linalg.LinAlgError("not positive definite")
+    i00, i01, i11 = m11 / det, -m01 / det, m00 / det       # M^{-1}
+    r0, r1 = t21 * i00 + t22 * i01, t21 * i01 + t22 * i11   # second row of T M^{-1}
+    s00, s01, s11 = t11 * t11 * i00, t11 * r0, t21 * r0 + t22 * r1
+    Z0, Z1 = Z
+    X01 = Z0.T @ (s01[:, None] * Z1)
+    CtC = Z0.T @ (s00[:, None] * Z0) + Z1.T @ (s11[:, None] * Z1) + X01 + X01.T
+    S = np.empty((len(d00), 2, 2))
+    S[:, 0, 0], S[:, 0, 1], S[:, 1, 0], S[:, 1, 1] = s00, s01, s01, s11
+    return float(np.log(det).sum()), CtC, S

@@ -105,6 +105,30 @@ def test_small_kernels_match_numpy(p):
 
 
 @pytest.mark.parametrize("p", [1, 2])
+def test_first_block_closed_form_matches_general(p):
+    """log|M|, sum_g Z_g' S_g Z_g and S_g = T M_g^{-1} T' in closed form vs via L11 and C1."""
+    rng = np.random.default_rng(10 + p)
+    D = _spd_stack(rng, 40, p) - p * np.eye(p)       # a Gram matrix may be singular: M = T'DT + I is not
+    Z = rng.standard_normal((40, p, 3))
+    T = np.tril(rng.standard_normal((p, p)))
+    T[np.diag_indices(p)] = np.abs(T[np.diag_indices(p)])
+    ld, CtC, S = kern.first_block(T, *kern.soa(D, Z))
+    M = T.T[None] @ D @ T[None] + np.eye(p)
+    C1 = np.linalg.solve(np.linalg.cholesky(M), T.T[None] @ Z).reshape(-1, 3)
+    assert ld == pytest.approx(np.linalg.slogdet(M)[1].sum(), rel=1e-12)
+    np.testing.assert_allclose(CtC, C1.T @ C1, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(S, T[None] @ np.linalg.inv(M) @ T.T[None], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cid", CASE_IDS)
+def test_fast_objective_matches_full_factor(models, cid):
+    _, model = models[cid]
+    theta = model.theta0 * 0.8 + np.where(model.lower == 0, 0.05, 0.1)
+    full = model._criterion(model._factor(theta, full=True))[0]
+    assert model.objective(theta) == pytest.approx(full, rel=1e-11)
+
+
+@pytest.mark.parametrize("p", [1, 2])
 def test_chol_rejects_indefinite(p):
     M = -np.ones((3, p, p))
     with pytest.raises(np.linalg.LinAlgError):
