@@ -13,7 +13,7 @@ import numpy as np
 from .errors import DataError, ModelSpecError
 from .formula import Formula, Name, deparse, names_in
 
-RANK_MAX_CELLS = 20_000_000   # n * q above this: rank(Z) is too costly to compute densely (lme4 also skips big ones)
+RANK_MAX_CELLS = 1_000_000   # n * q above this: rank(Z) is skipped (lme4's "Small" levels use the same 1e6 limit)
 
 
 # -- before the rows are cleaned -------------------------------------------------------------
