@@ -240,6 +240,9 @@ def fit(
         if save is not None:
             save_model(fm, save, data)
         if not fm.blocks:
+            if ci is not None:
+                sys.stderr.write("note: --ci is for mixed models; this formula has no random terms, "
+                                 "so no intervals are computed\n")
             return emit_lm(fm, format, output, data, strict)
         result = fm.result()
         from .inference import infer

@@ -239,3 +239,9 @@ def test_cli_bad_options(args, needle):
 def test_cli_unknown_method_is_a_usage_error():
     res = runner.invoke(app, ["fit", SLEEP, SLOPE, "--ci", "bayes"])
     assert res.exit_code == 2 and res.stdout == ""
+
+
+def test_cli_ci_without_random_terms_says_so():
+    res = runner.invoke(app, ["fit", SLEEP, "Reaction ~ Days", "--ci", "profile"])
+    assert res.exit_code == 0
+    assert "note: --ci is for mixed models" in res.stderr and "conf" not in res.stdout
