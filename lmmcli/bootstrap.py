@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm
 
 from .optimize import minimize_theta
 from .pls import split_theta
@@ -114,11 +115,26 @@ def _map_chunks(chunks, setup, params, workers):
             yield fut.result()
 
 
+def norm_inter(t, alpha: float) -> float:
+    """The alpha quantile of t as boot's percentile interval takes it (Davison & Hinkley 1997, eq. 5.8):
+    order statistic (R+1) alpha, interpolated between neighbours on the normal-quantile scale."""
+    t = np.sort(t)
+    R = len(t)
+    rk = (R + 1) * alpha
+    k = int(np.floor(rk))
+    if k == rk and 1 <= k <= R:
+        return float(t[k - 1])
+    if k < 1 or k >= R:                      # beyond the extreme order statistics: use them
+        return float(t[0] if k < 1 else t[-1])
+    zk, zk1 = norm.ppf(k / (R + 1)), norm.ppf((k + 1) / (R + 1))
+    return float(t[k - 1] + (norm.ppf(alpha) - zk) / (zk1 - zk) * (t[k] - t[k - 1]))
+
+
 def percentile_intervals(sample: BootSample, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """{name: (lower, upper)}: the (1-level)/2 and (1+level)/2 quantiles of the successful replicates."""
+    """{name: (lower, upper)}: boot's percentile interval (as lme4's confint(method = "boot")) from the
+    successful replicates."""
     a = (1 - level) / 2
     ok = sample.estimates[np.all(np.isfinite(sample.estimates), axis=1)]
     if len(ok) == 0:
         return {n: (np.nan, np.nan) for n in sample.names}
-    q = np.quantile(ok, [a, 1 - a], axis=0)
-    return {n: (float(q[0, k]), float(q[1, k])) for k, n in enumerate(sample.names)}
+    return {n: (norm_inter(ok[:, k], a), norm_inter(ok[:, k], 1 - a)) for k, n in enumerate(sample.names)}

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import REF, read_case_data
-from lmmcli.bootstrap import bootstrap, percentile_intervals
+from lmmcli.bootstrap import bootstrap, norm_inter, percentile_intervals
 from lmmcli.cli import app
 from lmmcli.confint import attach, confidence_intervals
 from lmmcli.fit import fit
@@ -173,6 +173,18 @@ def test_bootstrap_is_reproducible_and_independent_of_workers(cases):
     assert a.names[-2:] == ["(Intercept)", "Days"] and a.names[-3] == "sigma"
     ci = percentile_intervals(a, 0.95)
     assert ci["Days"][0] < fm.sol.beta[1] < ci["Days"][1]
+
+
+@pytest.mark.parametrize("R,alpha,lo,hi", [
+    (39, 0.025, 1.0, 1.0),          # (R+1) alpha = 1: the smallest replicate
+    (999, 0.025, 25.0, 25.0),       # = 25: the 25th order statistic
+    (999, 0.975, 975.0, 975.0),
+    (1000, 0.025, 25.02, 25.03),    # 25.025: between the 25th and 26th, on the normal scale (not 25.975)
+    (10, 0.025, 1.0, 1.0),          # beyond the extremes: the extreme order statistic
+])
+def test_norm_inter_is_boots_percentile(R, alpha, lo, hi):
+    t = np.random.default_rng(0).permutation(np.arange(1.0, R + 1))      # t(k) = k
+    assert lo <= norm_inter(t, alpha) <= hi
 
 
 @pytest.mark.slow
