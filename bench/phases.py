@@ -10,9 +10,11 @@ Every phase after import is repeated N times and the minimum kept (timings on a 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as lmm's entry point (cli.main) does
 T0 = time.perf_counter()
 import numpy as np  # noqa: E402
 

@@ -640,6 +640,11 @@ def simulate(
 
 def main() -> None:
     """Console entry point."""
+    # One BLAS thread unless the user asks otherwise (set before numpy loads OpenBLAS): on a busy
+    # 2-core machine a multithreaded dense Cholesky made the InstEval-sized fit 5x slower (bench/).
+    import os
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C while typer builds the command, outside run_guarded: no traceback

@@ -379,7 +379,10 @@ class PlsModel:
         L11inv = kern.inv_lower(F.L11)
         V1 = L11inv.transpose(0, 2, 1) @ L11inv
         out_rest = []
-        if self.rest:
+        rp = getattr(self, "rest_part", None)
+        if self.rest and rp.K is not None and rp.diagonal and self.p1 == 1:
+            V1, out_rest = self._cond_var_scalar(F, V1, sigma)
+        elif self.rest:
             import scipy.sparse as sp
 
             H = kern.trsm_lower(F.L22, np.eye(self.q_r))
@@ -399,3 +402,28 @@ class PlsModel:
                 pos += k
         T1 = F.Ts[0]
         return [sigma**2 * (T1[None] @ V1 @ T1.T[None])] + out_rest
+
+    def _cond_var_scalar(self, F: _Factor, V1, sigma):
+        """_cond_var's crossed part when every term is scalar, through P = M22^{-1} and the fill pattern.
+
+        The first block's extra term is M_g^{-1} t1^2 [A21' Lr P Lr' A21]_gg M_g^{-1}; the sum over
+        pairs of rows is the fill-in pattern K read backwards (O(nnz K) instead of a q x q1 product).
+        """
+        from scipy.linalg.lapack import dpotri
+
+        rp = self.rest_part
+        P = F.L22.copy()
+        _, info = dpotri(P.T, lower=0, overwrite_c=1)     # lower triangle of P = M22^{-1}
+        if info != 0:
+            raise NumericalError("the random-effects factor is singular; no conditional variances")
+        lam = rp.lam(F.Ts[1:])
+        Pt = P * np.outer(lam, lam)                         # Lr P Lr' (lower triangle)
+        pdiag = np.diagonal(Pt).copy()
+        y = 2.0 * (rp.K.T @ Pt.ravel()) - self.A21.multiply(self.A21).T @ pdiag
+        Minv = V1[:, 0, 0]
+        V1 = (Minv + (Minv * F.Ts[0][0, 0]) ** 2 * y)[:, None, None]
+        out, pos, pd = [], 0, np.diagonal(P)
+        for blk, T in zip(self.rest, F.Ts[1:]):
+            out.append((sigma * T[0, 0]) ** 2 * pd[pos:pos + blk.nlevels].reshape(-1, 1, 1))
+            pos += blk.nlevels
+        return V1, out
