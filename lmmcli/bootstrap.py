@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from .blas import set_threads, single_threaded
 from .optimize import minimize_theta
 from .pls import split_theta
 from .profile import sdcor_of, var_params
@@ -75,6 +76,8 @@ def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
 
 
 def _init_worker(setup: _Setup, params) -> None:
+    # one BLAS thread per worker: the refits are small-matrix work (see blas.py)
+    set_threads(1)
     _STATE["setup"], _STATE["params"] = setup, params
 
 
@@ -105,7 +108,9 @@ def _map_chunks(chunks, setup, params, workers):
     """(start, stats) per chunk as they finish: in this process, or in a pool of worker processes."""
     if workers <= 1 or len(chunks) <= 1:
         for start, seeds in chunks:
-            yield start, _replicates(setup, seeds, params)
+            with single_threaded():
+                stats = _replicates(setup, seeds, params)
+            yield start, stats
         return
     from concurrent.futures import ProcessPoolExecutor, as_completed
 

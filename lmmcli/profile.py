@@ -370,6 +370,13 @@ class Profiler:
 def profile_intervals(fm, level: float = 0.95):
     """lme4's confint(method = "profile"): {name: (lower, upper)} for every variance parameter
     (lme4's names) and fixed effect (its term), plus warnings."""
+    from .blas import single_threaded
+
+    with single_threaded():       # hundreds of small optimisations (see blas.py)
+        return _intervals(fm, level)
+
+
+def _intervals(fm, level):
     pr = Profiler(fm)
     a = (1 - level) / 2
     zq = [norm.ppf(a), norm.ppf(1 - a)]
