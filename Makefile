@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run test test-all bench check-reference clean
+.PHONY: run test test-all bench bench-large check-reference clean
 
 run: $(STAMP)
 	$(BIN)/lmm fit sample_data/sleepstudy.csv "Reaction ~ Days + (Days|Subject)"
@@ -17,6 +17,9 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-large: $(STAMP)
+	$(BIN)/python bench/run.py --large
 
 check-reference: $(STAMP)
 	$(BIN)/python ../shared/tools/check_reference.py --lmm $(BIN)/lmm --inference --profile --predict
