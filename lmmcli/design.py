@@ -17,10 +17,36 @@ import numpy as np
 from . import checks
 from .errors import DataError, ModelSpecError
 from .formula import BinOp, Call, FixedTerm, Formula, Name, Number, RandomTerm, UnaryOp, deparse
-from .pls import ReBlock
 
 NUMERIC_FUNCS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt}
 ALIAS_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class ReBlock:
+    """One random-effects term: rows' level codes, its model-matrix columns, and its theta layout."""
+
+    group: str                 # grouping factor label, e.g. "Subject" or "cask:batch"
+    terms: tuple[str, ...]     # column names, e.g. ("(Intercept)", "Days")
+    levels: tuple[str, ...]    # level labels, codes index into this
+    codes: np.ndarray          # (n,) int level index of each row
+    Z: np.ndarray              # (n, p) model-matrix columns of this term
+    correlated: bool = True    # False for (x || g): only the diagonal of T is free
+
+    @property
+    def p(self) -> int:
+        return len(self.terms)
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    def theta_index(self) -> list[tuple[int, int]]:
+        """(row, col) of T filled by each theta element: the lower triangle column by column, as lme4."""
+        p = self.p
+        if not self.correlated:
+            return [(j, j) for j in range(p)]
+        return [(i, j) for j in range(p) for i in range(j, p)]
 
 
 @dataclass

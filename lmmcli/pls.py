@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import pls_kernels as kern
+from .design import ReBlock  # noqa: F401  (the engine consumes the design's blocks)
 from .errors import ModelSpecError, NumericalError
 
 # scipy is imported where it is needed (the crossed/nested path and the solution), not here:
@@ -36,33 +37,6 @@ from .errors import ModelSpecError, NumericalError
 
 # The dense part (all random effects after the largest term) must fit in memory as a square matrix.
 MAX_DENSE_REST = 20000
-
-
-@dataclass(frozen=True)
-class ReBlock:
-    """One random-effects term: rows' level codes, its model-matrix columns, and its theta layout."""
-
-    group: str                 # grouping factor label, e.g. "Subject" or "cask:batch"
-    terms: tuple[str, ...]     # column names, e.g. ("(Intercept)", "Days")
-    levels: tuple[str, ...]    # level labels, codes index into this
-    codes: np.ndarray          # (n,) int level index of each row
-    Z: np.ndarray              # (n, p) model-matrix columns of this term
-    correlated: bool = True    # False for (x || g): only the diagonal of T is free
-
-    @property
-    def p(self) -> int:
-        return len(self.terms)
-
-    @property
-    def nlevels(self) -> int:
-        return len(self.levels)
-
-    def theta_index(self) -> list[tuple[int, int]]:
-        """(row, col) of T filled by each theta element: the lower triangle column by column, as lme4."""
-        p = self.p
-        if not self.correlated:
-            return [(j, j) for j in range(p)]
-        return [(i, j) for j in range(p) for i in range(j, p)]
 
 
 def theta_lower(blocks) -> np.ndarray:
