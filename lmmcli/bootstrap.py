@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from .distributions import norm_ppf
 
 from .blas import set_threads, single_threaded
 from .optimize import minimize_theta
@@ -131,8 +131,8 @@ def norm_inter(t, alpha: float) -> float:
         return float(t[k - 1])
     if k < 1 or k >= R:                      # beyond the extreme order statistics: use them
         return float(t[0] if k < 1 else t[-1])
-    zk, zk1 = norm.ppf(k / (R + 1)), norm.ppf((k + 1) / (R + 1))
-    return float(t[k - 1] + (norm.ppf(alpha) - zk) / (zk1 - zk) * (t[k] - t[k - 1]))
+    zk, zk1 = norm_ppf(k / (R + 1)), norm_ppf((k + 1) / (R + 1))
+    return float(t[k - 1] + (norm_ppf(alpha) - zk) / (zk1 - zk) * (t[k] - t[k - 1]))
 
 
 def percentile_intervals(sample: BootSample, level: float = 0.95) -> dict[str, tuple[float, float]]:

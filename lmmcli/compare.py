@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from .design import build_design, check_columns, complete_rows
+from .distributions import chi2_sf
 from .errors import DataError, ModelSpecError, UsageError
 from .fit import FittedModel, fit_design
 from .formula import Formula, Name, deparse, parse_formula
@@ -149,7 +149,7 @@ def lr_tests(rows: list[ComparedModel]) -> list[ComparedModel]:
     for prev, cur in zip(rows, rows[1:]):
         cur.chisq = 2.0 * max(0.0, cur.loglik - prev.loglik)
         cur.df = cur.npar - prev.npar
-        cur.p_value = float(stats.chi2.sf(cur.chisq, cur.df)) if cur.df > 0 else None
+        cur.p_value = float(chi2_sf(cur.chisq, cur.df)) if cur.df > 0 else None
     return rows
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import norm
+from .distributions import norm_ppf
 
 from .errors import UsageError
 from .profile import var_params
@@ -45,7 +45,7 @@ def check_options(method: str, level: float, nsim: int) -> None:
 
 def wald_intervals(fm, level: float = 0.95) -> Intervals:
     """beta_hat -/+ qnorm((1+level)/2) * se; variance parameters get none (as lme4)."""
-    z = norm.ppf(0.5 + level / 2)
+    z = norm_ppf(0.5 + level / 2)
     se = np.sqrt(np.diag(fm.vcov()))
     bounds = {prm.name: (None, None) for prm in var_params(fm.blocks)}
     for term, b, s in zip(fm.design.fixed_names, fm.sol.beta, se):

@@ -17,8 +17,8 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from .distributions import t_two_sided_p
 from .errors import UsageError
 from .results import FitResult
 
@@ -200,7 +200,7 @@ def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
 
 def p_values(t: np.ndarray, df: np.ndarray) -> np.ndarray:
     """Two-sided p-values of t statistics with df degrees of freedom (normal where df is infinite)."""
-    return 2.0 * stats.t.sf(np.abs(t), df)
+    return t_two_sided_p(t, df)
 
 
 def with_inference(result: FitResult, inf: FixedInference) -> FitResult:

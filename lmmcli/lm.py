@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 from .design import Design
+from .distributions import f_sf, t_two_sided_p
 from .errors import ModelSpecError
 from .formula import Formula
 from .pls import PlsModel
@@ -83,7 +83,7 @@ def _coefficients(names, beta, vcov, df_resid) -> list[FixedEffect]:
     """Estimate, Std. Error, t value and two-sided Pr(>|t|) on df_resid degrees of freedom."""
     se = np.sqrt(np.diag(vcov))
     t = beta / se
-    p = 2.0 * stats.t.sf(np.abs(t), df_resid)
+    p = t_two_sided_p(t, df_resid)
     return [FixedEffect(n, float(b), float(s), float(tv), float(df_resid), float(pv))
             for n, b, s, tv, pv in zip(names, beta, se, t, p)]
 
@@ -107,7 +107,7 @@ def _f_test(mss, rss, df1, df2):
     if df1 <= 0:
         return None, None
     f = (mss / df1) / (rss / df2)
-    return float(f), float(stats.f.sf(f, df1, df2))
+    return float(f), float(f_sf(f, df1, df2))
 
 
 def _residual_quantiles(r: np.ndarray) -> dict[str, float]:

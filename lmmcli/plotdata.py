@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from .design import Evaluator, fixed_matrix, model_columns
+from .distributions import norm_ppf
 from .errors import ModelSpecError, UsageError
 from .formula import Name, deparse
 from .results import FitResult
@@ -50,7 +50,7 @@ def check_level(level: float) -> float:
 
 def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel]:
     """One panel per (grouping factor, term), levels sorted by their conditional mode."""
-    z = stats.norm.ppf(0.5 + check_level(level) / 2)
+    z = norm_ppf(0.5 + check_level(level) / 2)
     keys = list(dict.fromkeys((re.group, re.term) for re in result.random_effects))
     panels = []
     for group, term in keys:
@@ -223,9 +223,9 @@ def ppoints(n: int) -> np.ndarray:
 def normal_qq(values, title: str) -> QQ:
     """QQ data for `values` and R's qqline: the line through the first and third quartiles."""
     sample = np.sort(np.asarray(values, dtype=float))
-    theo = stats.norm.ppf(ppoints(len(sample)))
+    theo = norm_ppf(ppoints(len(sample)))
     q1, q3 = np.quantile(sample, [0.25, 0.75])
-    z1, z3 = stats.norm.ppf([0.25, 0.75])
+    z1, z3 = norm_ppf([0.25, 0.75])
     slope = (q3 - q1) / (z3 - z1)
     return QQ(title, theo, sample, float(q1 - slope * z1), float(slope))
 

@@ -264,10 +264,10 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
 
 def _add_interval(out, state, X, parts, pred, interval, level, rows, n):
     """Lower and upper limits at `level` with normal quantiles."""
-    from scipy.stats import norm
+    from .distributions import norm_ppf
 
     se = np.sqrt(np.maximum(_variance(state, X, parts, interval, out.population), 0.0))
-    q = norm.ppf(0.5 + level / 2)
+    q = norm_ppf(0.5 + level / 2)
     out.interval, out.level = interval, level
     out.lower, out.upper = _spread(pred - q * se, rows, n), _spread(pred + q * se, rows, n)
     out.interval_method = METHOD[(interval, out.population or not state.terms)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.stats import chi2, norm
+from .distributions import chi2_ppf, norm_ppf
 
 from .pls import split_theta
 
@@ -298,7 +298,7 @@ class Profiler:
         RXinv = np.linalg.inv(self.sol.RX)
         self.stderr = self.sol.sigma * np.sqrt(np.sum(RXinv ** 2, axis=1))
         npar = len(self.params) + len(self.sol.beta)
-        self.cutoff = float(np.sqrt(chi2.ppf(1 - ALPHA_MAX, npar)))
+        self.cutoff = float(np.sqrt(chi2_ppf(1 - ALPHA_MAX, npar)))
         self.delta = self.cutoff * DELTA_CUTOFF
 
     def deviance(self, par) -> float:
@@ -379,7 +379,7 @@ def profile_intervals(fm, level: float = 0.95):
 def _intervals(fm, level):
     pr = Profiler(fm)
     a = (1 - level) / 2
-    zq = [norm.ppf(a), norm.ppf(1 - a)]
+    zq = [norm_ppf(a), norm_ppf(1 - a)]
     out, warnings = {}, []
     for w, prm in enumerate(pr.params):
         lo, hi = invert(pr.var_points(w), zq, prm.name, warnings)

@@ -45,11 +45,11 @@ class _Group:
 
 
 def _quantile(level: float) -> float:
-    from scipy.stats import norm
+    from .distributions import norm_ppf
 
     if not 0 < level < 1:
         raise UsageError(f"--level must be between 0 and 1, got {level}")
-    return float(norm.ppf(0.5 + level / 2))
+    return float(norm_ppf(0.5 + level / 2))
 
 
 def merged_groups(state: ModelState) -> list[_Group]:
