@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 try:
+    from contextlib import contextmanager
     from enum import Enum
     from pathlib import Path
     from typing import List, Optional
@@ -183,22 +184,16 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
 
 
-def add_intervals(fm, result, method: str, level: float, nsim: int, seed) -> None:
-    """--ci: intervals onto the result's rows; the bootstrap shows a progress bar on stderr (terminals only)."""
-    from .confint import attach, confidence_intervals
-
-    if method != "boot":
-        return attach(result, confidence_intervals(fm, method, level))
+@contextmanager
+def progress_bar(label: str, total: int):
+    """A progress callback(done, total) drawn on stderr when it is a terminal (rich), silent otherwise."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = (TextColumn("bootstrap"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True,
-                  disable=not sys.stderr.isatty()) as bar:
-        task = bar.add_task("bootstrap", total=nsim)
-        ci = confidence_intervals(fm, "boot", level, nsim, seed,
-                                  progress=lambda done, total: bar.update(task, completed=done))
-    attach(result, ci)
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -244,14 +239,11 @@ def fit(
                 sys.stderr.write("note: --ci is for mixed models; this formula has no random terms, "
                                  "so no intervals are computed\n")
             return emit_lm(fm, format, output, data, strict)
-        result = fm.result()
-        from .inference import infer
-        from .vc import with_variance_summary
-
-        result = with_variance_summary(fm, infer(fm, result, df.value))
-        if ci is not None:
-            add_intervals(fm, result, ci.value, level, nsim, seed)
         from . import render
+        from .summary import summarize
+
+        with progress_bar("bootstrap", nsim) as progress:
+            result = summarize(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
 
         if format == Format.json:
             text = render.to_json(result.to_dict())

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from .distributions import norm_ppf
 
+from .distributions import norm_ppf
 from .errors import UsageError
 from .profile import var_params
 

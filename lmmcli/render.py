@@ -207,25 +207,26 @@ CI_METHOD_LABELS = {
 
 
 def interval_renderables(r: FitResult) -> list:
-    """Intervals for the variance parameters (sd of each random term, correlations, sigma; lme4's names)
-    and a line naming the method; nothing without --ci."""
+    """With --ci: intervals of the random-effect correlations (lme4's names) and a line naming the method.
+    The fixed effects' intervals are in their table, the sds' and sigma's in the variance components."""
     method = r.extra.get("ci_method")
     if method is None:
         return []
     level = r.extra.get("ci_level", 0.95)
     boot = r.extra.get("ci_bootstrap") or {}
-    t = _table("Parameter", "Estimate", "lower", "upper", title=f"Confidence intervals ({100 * level:g}%)")
-    t.columns[0].justify = "left"
-    for vc in r.variance_components:
-        name = "sigma" if vc.group == "Residual" and vc.term is None else f"sd_{vc.term}|{vc.group}"
-        t.add_row(name, fmt(vc.sd), fmt(vc.conf_low), fmt(vc.conf_high))
-    for c in r.correlations:
-        t.add_row(f"cor_{c.term2}.{c.term1}|{c.group}", fmt(c.correlation), fmt(c.conf_low), fmt(c.conf_high))
+    parts = []
+    if r.correlations:
+        t = _table("Parameter", "Estimate", "lower", "upper",
+                   title=f"Correlations, {100 * level:g}% intervals")
+        t.columns[0].justify = "left"
+        for c in r.correlations:
+            t.add_row(f"cor_{c.term2}.{c.term1}|{c.group}", fmt(c.correlation), fmt(c.conf_low), fmt(c.conf_high))
+        parts.append(t)
     how = CI_METHOD_LABELS.get(method, method)
     if boot:
         how += f", {boot['nsim']} simulations, seed {boot['seed']}"
         how += f", {boot['failed']} failed" if boot["failed"] else ""
-    return [t, Text(f"intervals (fixed effects too): {how}", style="dim")]
+    return parts + [Text(f"{100 * level:g}% confidence intervals: {how}", style="dim")]
 
 
 def summary_renderables(r: FitResult, extra_sections=()) -> list:
@@ -238,12 +239,12 @@ def summary_renderables(r: FitResult, extra_sections=()) -> list:
     corr = _fixed_corr_table(r)
     if corr is not None:
         parts += [Text(""), corr]
-    ci_parts = interval_renderables(r)
-    if ci_parts:
-        parts += [Text("")] + ci_parts
     vc_parts = variance_summary_renderables(r)
     if vc_parts:
         parts += [Text("")] + vc_parts
+    ci_parts = interval_renderables(r)
+    if ci_parts:
+        parts += [Text("")] + ci_parts
     for section in extra_sections:
         parts += [Text(""), section]
     warn = _warnings_text(r)

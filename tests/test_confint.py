@@ -234,8 +234,9 @@ def test_cli_boot_same_seed_same_output():
 def test_cli_profile_table_has_interval_sections():
     res = runner.invoke(app, ["fit", SLEEP, SLOPE, "--ci", "profile"])
     assert res.exit_code == 0, res.stderr
-    assert "Confidence intervals (95%)" in res.stdout and "profile likelihood" in res.stdout
-    assert "cor_Days.(Intercept)|Subject" in res.stdout and "lower" in res.stdout
+    assert "95% confidence intervals: profile likelihood" in res.stdout
+    assert "cor_Days.(Intercept)|Subject" in res.stdout and "sd lower" in res.stdout
+    assert res.stdout.count("14.38") == 1   # the sd interval is shown once, in the variance components
 
 
 @pytest.mark.parametrize("args,needle", [

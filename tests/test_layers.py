@@ -27,6 +27,7 @@ LAYERS = [
     {"fit"},
     {"inference", "kenward_roger", "vc", "confint", "profile", "bootstrap", "predict", "ranef",
      "model_io", "lm", "compare", "simulate", "plotdata"},
+    {"summary"},
     {"output"},
     {"render", "render_plot", "plot"},
     {"cli"},

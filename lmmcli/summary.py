@@ -1,0 +1,18 @@
+"""What `lmm fit` reports for a mixed model: lme4's summary, lmerTest's df and p-values, the variance
+summary (shares, ICC, R²) and, when asked, confidence intervals — one FitResult."""
+
+from __future__ import annotations
+
+from .confint import attach, confidence_intervals
+from .inference import infer
+from .results import FitResult
+from .vc import with_variance_summary
+
+
+def summarize(fm, df_method: str = "satterthwaite", ci: str | None = None, level: float = 0.95,
+              nsim: int = 1000, seed: int | None = None, progress=None) -> FitResult:
+    """The full report of a FittedModel; progress(done, total) follows a bootstrap."""
+    result = with_variance_summary(fm, infer(fm, fm.result(), df_method))
+    if ci is not None:
+        attach(result, confidence_intervals(fm, ci, level, nsim, seed, progress=progress))
+    return result
