@@ -3,7 +3,6 @@ summary (shares, ICC, R²) and, when asked, confidence intervals — one FitResu
 
 from __future__ import annotations
 
-from .confint import attach, confidence_intervals
 from .inference import infer
 from .results import FitResult
 from .vc import with_variance_summary
@@ -14,5 +13,8 @@ def summarize(fm, df_method: str = "satterthwaite", ci: str | None = None, level
     """The full report of a FittedModel; progress(done, total) follows a bootstrap."""
     result = with_variance_summary(fm, infer(fm, fm.result(), df_method))
     if ci is not None:
+        # imported only when asked: profiles need scipy.interpolate, a fifth of a second to load
+        from .confint import attach, confidence_intervals
+
         attach(result, confidence_intervals(fm, ci, level, nsim, seed, progress=progress))
     return result
