@@ -19,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ModelSpecError, UsageError
-from .pls import _sparse_Z, split_theta
+from .pls import sparse_Z, split_theta
 
 MAX_DENSE_Q = 3000      # several random terms: dense q x q pieces, about a dozen of them
 PINV_TOL = 1e-10        # pbkrtest: generalised inverse of the information below this eigenvalue (here of the
@@ -85,7 +85,7 @@ class _Pieces:
         blocks, X = fm.blocks, fm.design.X
         self.n, self.p = X.shape
         s2 = fm.sol.sigma ** 2
-        Zs = _sparse_Z(blocks)
+        Zs = sparse_Z(blocks)
         q = Zs.shape[1]
         dense = len(blocks) > 1
         A = (Zs.T @ Zs).tocsr()

@@ -99,7 +99,7 @@ def _pair_sums(codes, nlev, A, B):
     return kern.pair_sums(codes, nlev, A, B)
 
 
-def _sparse_Z(blocks):
+def sparse_Z(blocks):
     """The n x q sparse model matrix of a list of blocks (columns level-major within each block)."""
     import scipy.sparse as sp
 
@@ -155,8 +155,8 @@ class PlsModel:
                 f"the random terms after the largest one have {self.q_r} random effects together; "
                 f"lmm handles at most {MAX_DENSE_REST} there",
                 hint="put the grouping factor with the most levels in its own term, or use fewer levels")
-        Z1 = _sparse_Z(self.blocks[:1])
-        Zr = _sparse_Z(rest)
+        Z1 = sparse_Z(self.blocks[:1])
+        Zr = sparse_Z(rest)
         self.A22 = (Zr.T @ Zr).toarray()
         self.A21 = (Zr.T @ Z1).tocsr()
         self.A2Xy = np.asarray(Zr.T @ self.Xy)
@@ -288,7 +288,7 @@ class PlsModel:
             new.ZtXy1[:, :, p] = _pair_sums(blk.codes, self.l1, blk.Z, y[:, None])[:, :, 0]
             if self.rest:
                 new.A2Xy = self.A2Xy.copy()
-                new.A2Xy[:, p] = _sparse_Z(self.rest).T @ y
+                new.A2Xy[:, p] = sparse_Z(self.rest).T @ y
         return new
 
     def recombined(self, M) -> "PlsModel":

@@ -15,6 +15,7 @@ from lmmcli import kenward_roger as kr
 from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.fit import fit
 from lmmcli.inference import fixed_inference, p_values
+from lmmcli.pls import sparse_Z, split_theta
 
 KR_CASES = [c["id"] for c in CASES if c["expected"].get("kenward_roger")]
 
@@ -44,9 +45,9 @@ def test_woodbury_pieces_equal_the_dense_computation(fits, cid):
     """Z'S^-1Z, Z'S^-2Z, Z'S^-1X, Z'S^-2X, X'S^-2X, X'S^-3X, tr(S^-2) against Sigma formed densely (small n)."""
     fm = fits[cid]
     pc = kr._Pieces(fm)
-    Z = kr._sparse_Z(fm.blocks).toarray()
+    Z = sparse_Z(fm.blocks).toarray()
     X, s2 = fm.design.X, fm.sol.sigma ** 2
-    Lam = kr._lambda(fm.blocks, kr.split_theta(fm.blocks, fm.sol.theta)).toarray()
+    Lam = kr._lambda(fm.blocks, split_theta(fm.blocks, fm.sol.theta)).toarray()
     Si = np.linalg.inv(s2 * (np.eye(len(X)) + Z @ Lam @ Lam.T @ Z.T))
     dense = lambda M: M.toarray() if sp.issparse(M) else np.asarray(M)  # noqa: E731
     for got, want in [(pc.M, Z.T @ Si @ Z), (pc.M2, Z.T @ Si @ Si @ Z), (pc.B, Z.T @ Si @ X),
