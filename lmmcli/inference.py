@@ -133,14 +133,24 @@ def theta_scales(blocks) -> np.ndarray:
     return np.array(out)
 
 
-def positive_part_inverse(H: np.ndarray, tol: float = EIGEN_TOL) -> np.ndarray:
-    """H^+ over H's positive eigenvalues, judged on D^-1/2 H D^-1/2 (D = diag H) so that the cut-off does not
-    depend on the units of y and of the covariates (lmerTest judges H itself; the same for moderate units)."""
+def unit_diagonal(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D^-1/2 H D^-1/2 symmetrised, S = D^-1/2 1 1' D^-1/2), D = diag H (entries <= 0 taken as 1).
+
+    The scaled matrix has no units, so eigenvalue cut-offs mean the same whatever the units of y and of
+    the covariates; S * inverse(scaled) is the inverse of H."""
     d = np.diag(H)
     s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
-    evals, evecs = np.linalg.eigh((H + H.T) / 2 * np.outer(s, s))
+    S = np.outer(s, s)
+    return (H + H.T) / 2 * S, S
+
+
+def positive_part_inverse(H: np.ndarray, tol: float = EIGEN_TOL) -> np.ndarray:
+    """H^+ over H's positive eigenvalues, judged on H at a unit diagonal (lmerTest judges H itself; the
+    same for moderate units)."""
+    scaled, S = unit_diagonal(H)
+    evals, evecs = np.linalg.eigh(scaled)
     keep = evals > tol
-    return np.outer(s, s) * ((evecs[:, keep] / evals[keep]) @ evecs[:, keep].T)
+    return S * ((evecs[:, keep] / evals[keep]) @ evecs[:, keep].T)
 
 
 def varpar_covariance(model, theta, sigma, solve=None) -> np.ndarray:
@@ -198,11 +208,6 @@ def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
     return FixedInference(method, np.sqrt(np.diag(V)), df, V)
 
 
-def p_values(t: np.ndarray, df: np.ndarray) -> np.ndarray:
-    """Two-sided p-values of t statistics with df degrees of freedom (normal where df is infinite)."""
-    return t_two_sided_p(t, df)
-
-
 def with_inference(result: FitResult, inf: FixedInference) -> FitResult:
     """A copy of the FitResult whose fixed effects carry df and p-values, and whose extra names the method."""
     rows = []
@@ -210,7 +215,7 @@ def with_inference(result: FitResult, inf: FixedInference) -> FitResult:
         se = float(inf.std_error[i])
         t = fe.estimate / se if se > 0 else float("nan")
         df = None if inf.df is None else float(inf.df[i])
-        p = None if df is None else float(p_values(np.array([t]), np.array([df]))[0])
+        p = None if df is None else float(t_two_sided_p(t, df))
         rows.append(dataclasses.replace(fe, std_error=se, statistic=t, df=df, p_value=p))
     extra = dict(result.extra, df_method=inf.method)
     if inf.method == "kenward-roger":

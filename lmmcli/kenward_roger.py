@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import ModelSpecError, UsageError
+from .inference import unit_diagonal
 from .pls import sparse_Z, split_theta
 
 MAX_DENSE_Q = 3000      # several random terms: dense q x q pieces, about a dozen of them
@@ -136,12 +137,10 @@ def _information_inverse(P, Q, K, Phi) -> np.ndarray:
     info = np.array([[K[r, s] - 2 * np.trace(Phi @ Q[r][s]) + np.trace(Phi @ P[r] @ Phi @ P[s])
                       for s in range(m)] for r in range(m)])
     # judged and inverted at a unit diagonal: variances of a covariate measured in 1e-6 units are ~1e24 apart
-    d = np.diag(info)
-    s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
-    scaled = (info + info.T) / 2 * np.outer(s, s)
+    scaled, S = unit_diagonal(info)
     if np.min(np.abs(np.linalg.eigvalsh(scaled))) > PINV_TOL:
-        return 2 * np.outer(s, s) * np.linalg.inv(scaled)
-    return 2 * np.outer(s, s) * np.linalg.pinv(scaled)
+        return 2 * S * np.linalg.inv(scaled)
+    return 2 * S * np.linalg.pinv(scaled)
 
 
 def adjusted_vcov(Phi, P, Q, Wc) -> np.ndarray:

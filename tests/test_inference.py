@@ -15,10 +15,11 @@ from typer.testing import CliRunner
 
 from conftest import CASE_IDS, CASES, REF, read_case_data
 from lmmcli.cli import app
+from lmmcli.distributions import t_two_sided_p
 from lmmcli.errors import UsageError
 from lmmcli.fit import fit
 from lmmcli.inference import (RICHARDSON, Solves, check_method, deviance_varpar, fixed_inference, hessian, infer,
-                              jacobian, p_values)
+                              jacobian)
 
 SLEEP = str(REF / "data" / "sleepstudy.csv")
 runner = CliRunner()
@@ -132,7 +133,7 @@ def test_unknown_method_is_a_usage_error(name):
 
 
 def test_p_values_with_infinite_df_are_normal():
-    assert p_values(np.array([1.96]), np.array([np.inf]))[0] == pytest.approx(2 * stats.norm.sf(1.96))
+    assert t_two_sided_p(np.array([1.96]), np.array([np.inf]))[0] == pytest.approx(2 * stats.norm.sf(1.96))
 
 
 def test_satterthwaite_for_a_model_without_fixed_effects_columns():
