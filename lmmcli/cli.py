@@ -142,14 +142,21 @@ def echo_warnings(warnings, strict: bool) -> None:
         raise typer.Exit(EXIT_STRICT)
 
 
-def load_and_fit(data: str, formula: str, ml: bool, factor, ref):
-    """Read the data file and fit the model (shared by every command that fits)."""
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref):
+    """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
+    and --ref are checked before the data is read, so their mistakes are reported first."""
     from .fit import fit
     from .formula import parse_formula
 
     parsed = parse_formula(formula)
+    refs = parse_refs(ref)
     df, source = load_data(data)
-    return fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+    return fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source), df
+
+
+def source_name(data: str) -> str:
+    """How messages name the data: the file's name, or 'standard input' for '-'."""
+    return "standard input" if data == "-" else Path(data).name
 
 
 def load_data(data: str):
@@ -160,7 +167,7 @@ def load_data(data: str):
     note = df.attrs.get("encoding_note")
     if note:
         sys.stderr.write(f"note: {note}\n")
-    return df, "standard input" if data == "-" else Path(data).name
+    return df, source_name(data)
 
 
 def emit_lm(fm, format, output, data: str, strict: bool) -> None:
@@ -231,7 +238,7 @@ def fit(
             from .confint import check_options
 
             check_options(ci.value, level, nsim)
-        fm = load_and_fit(data, formula, ml, factor, ref)
+        fm, _ = read_and_fit(data, formula, ml, factor, ref)
         if save is not None:
             save_model(fm, save, data)
         if not fm.blocks:
@@ -319,15 +326,11 @@ def model_state(data, formula, model, ml, factor, ref):
         return load(str(model)), [], None
     if data is None or formula is None:
         raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
-    from .fit import fit as fit_model
-    from .formula import parse_formula
     from .predict import state_from_fit
 
-    parsed = parse_formula(formula)
-    df, source = load_data(data)
-    fm = fit_model(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
+    fm, df = read_and_fit(data, formula, ml, factor, ref)
     state = state_from_fit(fm)
-    return state, state.summary.get("warnings", []), (df, source, data)
+    return state, state.summary.get("warnings", []), (df, source_name(data), data)
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -485,13 +488,6 @@ class PlotKind(str, Enum):
     resid = "resid"
 
 
-def fit_frame(df, source: str, formula: str, ml: bool, factor, ref):
-    """Fit FORMULA to an already loaded data frame."""
-    from .fit import fit as fit_model
-
-    return fit_model(formula, df, reml=not ml, factors=tuple(factor or ()), refs=parse_refs(ref), source=source)
-
-
 def _plot_figure(kind: PlotKind, fm, df, level: float, x, highlight: int, seed: int):
     """The matplotlib figure of one kind."""
     from . import plot, plotdata
@@ -524,8 +520,7 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
         from .plot import image_format
 
         image_format(str(output))
-    df, source = load_data(data)
-    fm = fit_frame(df, source, formula, ml, factor, ref)
+    fm, df = read_and_fit(data, formula, ml, factor, ref)
     if terminal:
         from .render_plot import caterpillar_text
 
@@ -585,8 +580,7 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, outp
 
     if formula is None:
         raise UsageError("give DATA and FORMULA to simulate from a fitted model")
-    df, source = load_data(data)
-    fm = fit_frame(df, source, formula, ml, factor, ref)
+    fm, df = read_and_fit(data, formula, ml, factor, ref)
     sims = simulate_model(fm, nsim, seed, use_u)
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
     _write_csv(df.assign(**cols), output, inputs=(data,))

@@ -97,3 +97,33 @@ def test_missing_file():
 def test_usage_error_exit_2():
     assert run("fit", SLEEP, FORMULA, "--format", "xml").exit_code == 2
     assert run("fit", SLEEP, FORMULA, "--ref", "nolevel").exit_code == 2
+
+
+FITTING_COMMANDS = [["fit"], ["compare"], ["ranef"], ["coef"], ["predict"], ["plot", "ranef", "--terminal"],
+                    ["simulate"]]
+
+
+@pytest.mark.parametrize("command", FITTING_COMMANDS[:1] + FITTING_COMMANDS[2:])
+def test_every_fitting_command_checks_the_formula_before_reading_data(command):
+    res = run(*command, "no/such.csv", "Reaction ~ Days + (Days|Subject")
+    assert res.exit_code == 1 and res.stderr.startswith("error: ")
+    assert "does not exist" not in res.stderr and "^" in res.stderr
+
+
+DYE2 = str(REF / "data" / "dyestuff2.csv")       # a singular fit: its warning must reach every command
+
+
+@pytest.mark.parametrize("command", FITTING_COMMANDS)
+def test_every_fitting_command_honours_strict(command):
+    formulas = ["Yield ~ 1 + (1|Batch)"] + (["Yield ~ 1"] if command == ["compare"] else [])
+    res = run(*command, DYE2, *formulas)
+    assert res.exit_code == 0 and "singular" in res.stderr
+    assert run(*command, DYE2, *formulas, "--strict").exit_code == 3
+
+
+@pytest.mark.parametrize("command", FITTING_COMMANDS)
+def test_every_fitting_command_refuses_a_bad_ref_alike(command):
+    formulas = [FORMULA] + (["Reaction ~ Days + (1|Subject)"] if command == ["compare"] else [])
+    res = run(*command, SLEEP, *formulas, "--ref", "Days=3")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert res.stderr.startswith("error: --ref Days=3: 'Days' is numeric, so it has no reference level")
