@@ -170,18 +170,22 @@ def load_data(data: str):
     return df, source_name(data)
 
 
-def emit_lm(fm, format, output, data: str, strict: bool) -> None:
-    """A formula without random terms: report the ordinary regression (R's summary(lm()))."""
+def emit_report(result, format: Format, table, output: Optional[Path], data: str, strict: bool) -> None:
+    """A result (FitResult, LmResult, CompareResult) as JSON or as table(result, width, color); then its
+    warnings on stderr."""
     from . import render
-    from .lm import fit_lm
 
-    result = fit_lm(fm.formula, fm.design)
     if format == Format.json:
         text = render.to_json(result.to_dict())
     else:
-        text = render.lm_table(result, width=terminal_width(), color=output is None and sys.stdout.isatty())
+        text = table(result, width=terminal_width(), color=use_color(output))
     emit(text, output, inputs=(data,))
     echo_warnings(result.warnings, strict)
+
+
+def use_color(output: Optional[Path]) -> bool:
+    """Colour only for a terminal on stdout, never in files or pipes."""
+    return output is None and sys.stdout.isatty()
 
 
 def terminal_width() -> int:
@@ -223,7 +227,7 @@ def fit(
     ci: Optional[CiMethod] = typer.Option(None, "--ci", help="confidence intervals for the fixed effects and variance "
                                           "parameters: wald, profile (lme4's confint default) or boot (parametric "
                                           "bootstrap)"),
-    level: float = typer.Option(0.95, "--level", help="level of the --ci intervals (default 0.95)"),
+    level: float = typer.Option(0.95, "--level", help="level of the --ci intervals"),
     nsim: int = typer.Option(1000, "--nsim", help="--ci boot: number of bootstrap simulations"),
     seed: Optional[int] = typer.Option(None, "--seed", help="--ci boot: random seed (same seed, same intervals)"),
     output: Optional[Path] = OutputOpt,
@@ -234,6 +238,8 @@ def fit(
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
 
     def body():
+        from . import render
+
         if ci is not None:
             from .confint import check_options
 
@@ -245,19 +251,14 @@ def fit(
             if ci is not None:
                 sys.stderr.write("note: --ci is for mixed models; this formula has no random terms, "
                                  "so no intervals are computed\n")
-            return emit_lm(fm, format, output, data, strict)
-        from . import render
+            from .lm import fit_lm
+
+            return emit_report(fit_lm(fm.formula, fm.design), format, render.lm_table, output, data, strict)
         from .summary import summarize
 
         with progress_bar("bootstrap", nsim) as progress:
             result = summarize(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
-
-        if format == Format.json:
-            text = render.to_json(result.to_dict())
-        else:
-            text = render.fit_table(result, width=terminal_width(), color=output is None and sys.stdout.isatty())
-        emit(text, output, inputs=(data,))
-        echo_warnings(result.warnings, strict)
+        emit_report(result, format, render.fit_table, output, data, strict)
 
     run_guarded(body)
 
@@ -282,23 +283,18 @@ def compare(
         from . import render
         from .compare import compare as run_compare
 
+        refs = parse_refs(ref)
         df, source = load_data(data)
-        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()),
-                             refs=parse_refs(ref), source=source)
-        if format == Format.json:
-            text = render.to_json(result.to_dict())
-        else:
-            text = render.compare_table(result, width=terminal_width(),
-                                        color=output is None and sys.stdout.isatty())
-        emit(text, output, inputs=(data,))
-        echo_warnings(result.warnings, strict)
+        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
+                             source=source)
+        emit_report(result, format, render.compare_table, output, data, strict)
 
     run_guarded(body)
 
 
 # -- saved models, predictions, random effects (lmmcli.predict, lmmcli.ranef, lmmcli.model_io) -------
 ModelOpt = typer.Option(None, "--model", help="a saved model (lmm fit ... --save FILE): no data, no refit")
-LevelOpt = typer.Option(0.95, "--level", help="level of the intervals (default 0.95)")
+LevelOpt = typer.Option(0.95, "--level", help="level of the intervals")
 OptDataArg = typer.Argument(None, help="CSV, TSV or Parquet file the model is fitted to (not with --model)")
 OptFormulaArg = typer.Argument(None, help="lme4 formula (not with --model)")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -425,8 +421,7 @@ def emit_effects(rows, key: str, title: str, level: float, format, output, input
     elif format == RowsFormat.csv:
         text = render.rows_to_csv([asdict(r) for r in rows])
     else:
-        text = render.effects_table(rows, title, level, width=terminal_width(),
-                                    color=output is None and sys.stdout.isatty())
+        text = render.effects_table(rows, title, level, width=terminal_width(), color=use_color(output))
     emit(text, output, inputs)
 
 
