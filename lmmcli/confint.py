@@ -17,7 +17,7 @@ import numpy as np
 
 from .distributions import norm_ppf
 from .errors import UsageError
-from .profile import var_params
+from .profile import cor_name, sd_name, var_params
 
 METHODS = ("wald", "profile", "boot")
 
@@ -67,10 +67,9 @@ def boot_intervals(fm, level: float = 0.95, nsim: int = 1000, seed: int | None =
     from .bootstrap import bootstrap, percentile_intervals
 
     sample = bootstrap(fm, nsim, seed, workers, progress)
-    warnings = []
-    if sample.failed:
-        warnings.append(f"{sample.failed} of {nsim} bootstrap refits failed; intervals use the others")
-    details = {"nsim": nsim, "seed": seed, "failed": sample.failed}
+    failed = sample.failed
+    warnings = [f"{failed} of {nsim} bootstrap refits failed; intervals use the others"] if failed else []
+    details = {"nsim": nsim, "seed": seed, "failed": failed}
     return Intervals("boot", level, percentile_intervals(sample, level), warnings, details)
 
 
@@ -87,6 +86,7 @@ def confidence_intervals(fm, method: str = "profile", level: float = 0.95, nsim:
 
 # -- onto the result rows ----------------------------------------------------------------------------
 def _clean(v):
+    """A bound as JSON wants it: a float, or None where there is none (None, NaN or infinite)."""
     return None if v is None or not np.isfinite(v) else float(v)
 
 
@@ -97,10 +97,10 @@ def attach(result, ci: Intervals) -> None:
     for fe in result.fixed_effects:
         fe.conf_low, fe.conf_high = (_clean(v) for v in b.get(fe.term, (None, None)))
     for vc in result.variance_components:
-        name = "sigma" if vc.group == "Residual" and vc.term is None else f"sd_{vc.term}|{vc.group}"
+        name = "sigma" if vc.group == "Residual" and vc.term is None else sd_name(vc.term, vc.group)
         vc.conf_low, vc.conf_high = (_clean(v) for v in b.get(name, (None, None)))
     for c in result.correlations:
-        name = f"cor_{c.term2}.{c.term1}|{c.group}"
+        name = cor_name(c.term2, c.term1, c.group)
         c.conf_low, c.conf_high = (_clean(v) for v in b.get(name, (None, None)))
     result.extra["ci_method"] = ci.method
     result.extra["ci_level"] = ci.level

@@ -52,13 +52,23 @@ class VarParam:
         return 1.0 if self.kind == "cor" else np.inf
 
 
+def sd_name(term: str, group: str) -> str:
+    """lme4's name of a random term's sd, e.g. sd_(Intercept)|Subject."""
+    return f"sd_{term}|{group}"
+
+
+def cor_name(later: str, earlier: str, group: str) -> str:
+    """lme4's name of the correlation of two terms, the later one first: cor_Days.(Intercept)|Subject."""
+    return f"cor_{later}.{earlier}|{group}"
+
+
 def var_params(blocks) -> list[VarParam]:
     """Per random term its sds then its correlations, then sigma."""
     out = []
     for k, blk in enumerate(blocks):
-        out += [VarParam("sd", k, i, i, f"sd_{t}|{blk.group}") for i, t in enumerate(blk.terms)]
+        out += [VarParam("sd", k, i, i, sd_name(t, blk.group)) for i, t in enumerate(blk.terms)]
         if blk.correlated:
-            out += [VarParam("cor", k, i, j, f"cor_{blk.terms[i]}.{blk.terms[j]}|{blk.group}")
+            out += [VarParam("cor", k, i, j, cor_name(blk.terms[i], blk.terms[j], blk.group))
                     for j in range(blk.p) for i in range(j + 1, blk.p)]
     return out + [VarParam("sigma")]
 
