@@ -31,9 +31,16 @@ class BootSample:
 
     names: list[str]
     estimates: np.ndarray      # (nsim, nstat)
-    failed: int
-    nsim: int
-    seed: int | None
+
+    @property
+    def succeeded(self) -> np.ndarray:
+        """The rows of the refits that succeeded."""
+        return self.estimates[np.all(np.isfinite(self.estimates), axis=1)]
+
+    @property
+    def failed(self) -> int:
+        """How many refits failed."""
+        return len(self.estimates) - len(self.succeeded)
 
 
 @dataclass
@@ -99,9 +106,7 @@ def bootstrap(fm, nsim: int = 1000, seed: int | None = None, workers: int = 2, p
         done += len(stats)
         if progress is not None:
             progress(done, nsim)
-    est = np.array(rows, dtype=float).reshape(nsim, len(names))
-    failed = int(np.sum(~np.all(np.isfinite(est), axis=1)))
-    return BootSample(names, est, failed, nsim, seed)
+    return BootSample(names, np.array(rows, dtype=float).reshape(nsim, len(names)))
 
 
 def _map_chunks(chunks, setup, params, workers):
@@ -139,7 +144,7 @@ def percentile_intervals(sample: BootSample, level: float = 0.95) -> dict[str, t
     """{name: (lower, upper)}: boot's percentile interval (as lme4's confint(method = "boot")) from the
     successful replicates."""
     a = (1 - level) / 2
-    ok = sample.estimates[np.all(np.isfinite(sample.estimates), axis=1)]
+    ok = sample.succeeded
     if len(ok) == 0:
         return {n: (np.nan, np.nan) for n in sample.names}
     return {n: (norm_inter(ok[:, k], a), norm_inter(ok[:, k], 1 - a)) for k, n in enumerate(sample.names)}

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import REF, read_case_data
-from lmmcli.bootstrap import bootstrap, norm_inter, percentile_intervals
+from lmmcli.bootstrap import BootSample, bootstrap, norm_inter, percentile_intervals
 from lmmcli.cli import app
 from lmmcli.confint import attach, confidence_intervals
 from lmmcli.fit import fit
@@ -185,6 +185,14 @@ def test_bootstrap_is_reproducible_and_independent_of_workers(cases):
 def test_norm_inter_is_boots_percentile(R, alpha, lo, hi):
     t = np.random.default_rng(0).permutation(np.arange(1.0, R + 1))      # t(k) = k
     assert lo <= norm_inter(t, alpha) <= hi
+
+
+def test_failed_refits_are_counted_and_left_out():
+    """A NaN row is a failed refit: counted, and left out (3 replicates, alpha 0.25: (R+1) alpha = 1, the
+    smallest; 0.75: the largest)."""
+    sample = BootSample(["a", "b"], np.array([[3.0, 10.0], [np.nan, np.nan], [1.0, 30.0], [2.0, 20.0]]))
+    assert sample.failed == 1
+    assert percentile_intervals(sample, 0.5) == {"a": (1.0, 3.0), "b": (10.0, 30.0)}
 
 
 @pytest.mark.slow
