@@ -410,70 +410,51 @@ def predict(
     run_guarded(body)
 
 
-def emit_effects(rows, key: str, title: str, level: float, format, output, inputs) -> None:
-    """ranef/coef rows as a table, JSON ({"level", key: rows}) or CSV."""
-    from dataclasses import asdict
-
+def emit_effects(effects, format: RowsFormat, output: Optional[Path], inputs) -> None:
+    """A ranef.Effects report as a table, JSON or CSV."""
     from . import render
 
     if format == RowsFormat.json:
-        text = render.to_json({"level": level, key: [asdict(r) for r in rows]})
+        text = render.to_json(effects.to_dict())
     elif format == RowsFormat.csv:
-        text = render.rows_to_csv([asdict(r) for r in rows])
+        text = render.rows_to_csv(effects.records())
     else:
-        text = render.effects_table(rows, title, level, width=terminal_width(), color=use_color(output))
+        text = render.effects_table(effects.rows, effects.title, effects.level, width=terminal_width(),
+                                    color=use_color(output))
     emit(text, output, inputs)
 
 
-def _effects_command(kind: str, data, formula, model, level, ml, factor, ref, format, output, strict):
-    """The body shared by ranef and coef."""
-    from .ranef import coef_rows, ranef_rows
+def effects_command(kind: str):
+    """The `lmm ranef` or `lmm coef` command: the same arguments and options, ranef.effects(kind)."""
 
-    state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
-    if kind == "ranef":
-        rows = ranef_rows(state, level)
-        emit_effects(rows, "random_effects", "Random effects (conditional modes)", level, format, output, (data,))
-    else:
-        rows = coef_rows(state, level)
-        emit_effects(rows, "coefficients", "Group-specific coefficients (fixed + random)", level, format,
-                     output, (data,))
-    echo_warnings(warnings, strict)
+    def command(
+        data: Optional[str] = OptDataArg,
+        formula: Optional[str] = OptFormulaArg,
+        model: Optional[Path] = ModelOpt,
+        level: float = LevelOpt,
+        ml: bool = MlOpt,
+        factor: Optional[List[str]] = FactorOpt,
+        ref: Optional[List[str]] = RefOpt,
+        format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
+        output: Optional[Path] = OutputOpt,
+        strict: bool = StrictOpt,
+    ):
+        def body():
+            from .ranef import effects
 
+            state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
+            emit_effects(effects(state, kind, level), format, output, inputs=(data,))
+            echo_warnings(warnings, strict)
 
-@app.command()
-def ranef(
-    data: Optional[str] = OptDataArg,
-    formula: Optional[str] = OptFormulaArg,
-    model: Optional[Path] = ModelOpt,
-    level: float = LevelOpt,
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
-):
-    """Random effects: conditional modes, conditional sds and intervals (lme4's ranef(condVar = TRUE))."""
-    run_guarded(lambda: _effects_command("ranef", data, formula, model, level, ml, factor, ref, format,
-                                         output, strict))
+        run_guarded(body)
+
+    return command
 
 
-@app.command()
-def coef(
-    data: Optional[str] = OptDataArg,
-    formula: Optional[str] = OptFormulaArg,
-    model: Optional[Path] = ModelOpt,
-    level: float = LevelOpt,
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
-):
-    """Group-specific coefficients, fixed + random effects (lme4's coef()), with approximate intervals."""
-    run_guarded(lambda: _effects_command("coef", data, formula, model, level, ml, factor, ref, format,
-                                         output, strict))
+app.command("ranef", help="Random effects: conditional modes, conditional sds and intervals "
+                          "(lme4's ranef(condVar = TRUE)).")(effects_command("ranef"))
+app.command("coef", help="Group-specific coefficients, fixed + random effects (lme4's coef()), "
+                         "with approximate intervals.")(effects_command("coef"))
 
 
 # -- pictures and simulation (lmmcli.plotdata, lmmcli.plot, lmmcli.render_plot, lmmcli.simulate) -------

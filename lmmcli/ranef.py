@@ -12,7 +12,7 @@ beta-hat and b.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -96,3 +96,33 @@ def coef_rows(state: ModelState, level: float = 0.95) -> list[EffectRow]:
                     est, var = est + g.b[i, j], var + g.var[i, j]
                 rows.append(_row(g.name, lv, name, est, var, q))
     return rows
+
+
+@dataclass
+class Effects:
+    """What `lmm ranef` or `lmm coef` reports: the rows at one interval level."""
+
+    key: str                  # "random_effects" or "coefficients": the JSON key of the rows
+    title: str
+    level: float
+    rows: list[EffectRow]
+
+    def records(self) -> list[dict]:
+        """The rows as flat dicts (mixedup's columns), for CSV and JSON."""
+        return [asdict(r) for r in self.rows]
+
+    def to_dict(self) -> dict:
+        """The JSON document: {"level": ..., key: [rows]}."""
+        return {"level": self.level, self.key: self.records()}
+
+
+KINDS = {
+    "ranef": ("random_effects", "Random effects (conditional modes)", ranef_rows),
+    "coef": ("coefficients", "Group-specific coefficients (fixed + random)", coef_rows),
+}
+
+
+def effects(state: ModelState, kind: str, level: float = 0.95) -> Effects:
+    """ranef (kind 'ranef') or coef (kind 'coef') of a model as an Effects report."""
+    key, title, rows = KINDS[kind]
+    return Effects(key, title, level, rows(state, level))
