@@ -55,9 +55,9 @@ def wald_intervals(fm, level: float = 0.95) -> Intervals:
 
 def profile_intervals(fm, level: float = 0.95) -> Intervals:
     """lme4's confint(method = "profile")."""
-    from .profile import profile_intervals as run
+    from .profile import profile_bounds
 
-    bounds, warnings = run(fm, level)
+    bounds, warnings = profile_bounds(fm, level)
     return Intervals("profile", level, bounds, warnings)
 
 

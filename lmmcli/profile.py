@@ -21,16 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from .distributions import chi2_ppf, norm_ppf
 
+from .distributions import chi2_ppf, norm_ppf
+from .optimize import minimize_theta
 from .pls import split_theta
 
 ALPHA_MAX = 0.01        # lme4's alphamax: the profile goes out to the 99% simultaneous region
 DELTA_CUTOFF = 1 / 8    # lme4's delta.cutoff: zeta step as a share of the cutoff
-MAXPTS = 100
-MAXMULT = 10
-MINSTEP = 1e-6
-NON_MONO_TOL = 1e-2
+MAXPTS = 100            # lme4's maxpts: points per side of the estimate at most
+MAXMULT = 10            # lme4's maxmult: a step at most this many times the last one
+MINSTEP = 1e-6          # lme4's minstep: the step where the secant is flat or points backwards
+NON_MONO_TOL = 1e-2     # zeta may dip this much (optimizer noise) and still be inverted, linearly
 
 
 @dataclass(frozen=True)
@@ -291,8 +292,6 @@ class Profiler:
     """The ML refit of a model and zeta functions for each of its parameters."""
 
     def __init__(self, fm):
-        from .optimize import minimize_theta
-
         self.blocks = fm.blocks
         self.ml = copy.copy(fm.model)
         self.ml.reml = False
@@ -306,7 +305,7 @@ class Profiler:
         self.lower = np.array([prm.lower for prm in self.params])
         self.upper = np.array([prm.upper for prm in self.params])
         RXinv = np.linalg.inv(self.sol.RX)
-        self.stderr = self.sol.sigma * np.sqrt(np.sum(RXinv ** 2, axis=1))
+        self.beta_se = self.sol.sigma * np.sqrt(np.sum(RXinv ** 2, axis=1))      # of the ML fit
         npar = len(self.params) + len(self.sol.beta)
         self.cutoff = float(np.sqrt(chi2_ppf(1 - ALPHA_MAX, npar)))
         self.delta = self.cutoff * DELTA_CUTOFF
@@ -325,6 +324,7 @@ class Profiler:
         return logdet_L + pwrss / s2 + self.n * np.log(2 * np.pi * s2)
 
     def _zeta(self, dev, x, est) -> float:
+        """Signed square root of the deviance's rise over the optimum, + above the estimate est."""
         return float(np.sign(x - est) * np.sqrt(max(0.0, dev - self.base)))
 
     def var_zeta(self, w: int):
@@ -364,6 +364,7 @@ class Profiler:
         return zeta_at
 
     def var_points(self, w: int):
+        """The profile of variance parameter w: points out to the cutoff or its bound on both sides."""
         est = float(self.opt[w])
         prm = self.params[w]
         start = Point(est, 0.0, np.delete(self.opt, w))
@@ -371,22 +372,24 @@ class Profiler:
         return walk(self.var_zeta(w), start, shift, self.delta, self.cutoff, prm.lower, prm.upper)
 
     def fixed_points(self, j: int):
+        """The profile of beta_j: points out to the cutoff on both sides, the first a delta of se away."""
         est = float(self.sol.beta[j])
         start = Point(est, 0.0, self.sol.theta.copy())
-        shift = est + self.delta * self.stderr[j]
+        shift = est + self.delta * self.beta_se[j]
         return walk(self.fixed_zeta(j), start, shift, self.delta, self.cutoff)
 
 
-def profile_intervals(fm, level: float = 0.95):
+def profile_bounds(fm, level: float = 0.95) -> tuple[dict[str, tuple[float, float]], list[str]]:
     """lme4's confint(method = "profile"): {name: (lower, upper)} for every variance parameter
     (lme4's names) and fixed effect (its term), plus warnings."""
     from .blas import single_threaded
 
     with single_threaded():       # hundreds of small optimisations (see blas.py)
-        return _intervals(fm, level)
+        return _bounds(fm, level)
 
 
-def _intervals(fm, level):
+def _bounds(fm, level):
+    """profile_bounds without the BLAS thread setting."""
     pr = Profiler(fm)
     a = (1 - level) / 2
     zq = [norm_ppf(a), norm_ppf(1 - a)]
