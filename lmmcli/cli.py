@@ -464,24 +464,15 @@ class PlotKind(str, Enum):
     resid = "resid"
 
 
-def _plot_figure(kind: PlotKind, fm, df, level: float, x, highlight: int, seed: int):
-    """The matplotlib figure of one kind."""
+def _plot_figure(kind: PlotKind, fm, result, df, level: float, x, highlight: int, seed: int):
+    """The matplotlib figure of one kind (result is fm.result(), computed once by the caller)."""
     from . import plot, plotdata
 
     if kind == PlotKind.ranef:
-        return plot.caterpillar_figure(_caterpillar_panels(fm, level))
+        return plot.caterpillar_figure(plotdata.caterpillar(result, level))
     if kind == PlotKind.fitted:
         return plot.trajectories_figure(plotdata.trajectories(fm, df, x, highlight, seed))
     return plot.diagnostics_figure(plotdata.diagnostics(fm))
-
-
-def _caterpillar_panels(fm, level: float):
-    from .errors import ModelSpecError
-    from .plotdata import caterpillar
-
-    if not fm.blocks:
-        raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
-    return caterpillar(fm.result(), level)
 
 
 def _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict):
@@ -497,16 +488,18 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
 
         image_format(str(output))
     fm, df = read_and_fit(data, formula, ml, factor, ref)
+    result = fm.result()
     if terminal:
+        from .plotdata import caterpillar
         from .render_plot import caterpillar_text
 
-        sys.stdout.write(caterpillar_text(_caterpillar_panels(fm, level), width=terminal_width(),
-                                          color=sys.stdout.isatty()))
+        sys.stdout.write(caterpillar_text(caterpillar(result, level), width=terminal_width(),
+                                          color=use_color(output)))
     else:
         from .plot import save
 
-        save(_plot_figure(kind, fm, df, level, x, highlight, seed), str(output), seed, inputs=(data,))
-    echo_warnings(fm.result().warnings, strict)
+        save(_plot_figure(kind, fm, result, df, level, x, highlight, seed), str(output), seed, inputs=(data,))
+    echo_warnings(result.warnings, strict)
 
 
 @app.command()

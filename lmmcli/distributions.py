@@ -9,10 +9,22 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+from .errors import UsageError
+
 
 def norm_ppf(p):
     """Quantile of the standard normal."""
     return special.ndtri(p)
+
+
+def interval_z(level: float) -> float:
+    """z = qnorm((1 + level) / 2), the half-width in sds of a two-sided normal interval at `level`.
+
+    The one check of --level for every command that takes it, so the mistake reads the same everywhere.
+    """
+    if not 0 < level < 1:
+        raise UsageError(f"--level must be between 0 and 1 (e.g. 0.95), got {level}")
+    return float(norm_ppf(0.5 + level / 2))
 
 
 def t_sf(t, df):

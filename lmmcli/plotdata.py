@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .design import Evaluator, fixed_matrix, model_columns
-from .distributions import norm_ppf
+from .distributions import interval_z, norm_ppf
 from .errors import ModelSpecError, UsageError
 from .formula import Name, deparse
 from .results import FitResult
@@ -41,16 +41,11 @@ class CaterpillarPanel:
         return len(self.levels)
 
 
-def check_level(level: float) -> float:
-    """A confidence level strictly between 0 and 1."""
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be between 0 and 1 (exclusive), got {level}")
-    return level
-
-
 def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel]:
     """One panel per (grouping factor, term), levels sorted by their conditional mode."""
-    z = norm_ppf(0.5 + check_level(level) / 2)
+    if not result.ngroups:
+        raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
+    z = interval_z(level)
     keys = list(dict.fromkeys((re.group, re.term) for re in result.random_effects))
     panels = []
     for group, term in keys:

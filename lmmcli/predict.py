@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .design import Evaluator, ModelSpec, complete_rows, fixed_matrix, model_columns, value_labels
+from .distributions import interval_z
 from .errors import DataError, ModelSpecError, UsageError
 from .formula import names_in
 
@@ -240,8 +241,7 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
     """Predict every row of df (None where a needed value is missing)."""
     if interval is not None and interval not in INTERVALS:
         raise UsageError(f"--interval must be 'confidence' or 'prediction', not '{interval}'")
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be between 0 and 1, got {level}")
+    interval_z(level)   # a bad --level is refused even without --interval, never silently ignored
     need_z = not population or interval == "prediction"
     cols = needed_columns(state.spec, population, need_z)
     check_new_columns(df, cols + [k for k in keep if k not in cols], source)
@@ -264,10 +264,8 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
 
 def _add_interval(out, state, X, parts, pred, interval, level, rows, n):
     """Lower and upper limits at `level` with normal quantiles."""
-    from .distributions import norm_ppf
-
     se = np.sqrt(np.maximum(_variance(state, X, parts, interval, out.population), 0.0))
-    q = norm_ppf(0.5 + level / 2)
+    q = interval_z(level)
     out.interval, out.level = interval, level
     out.lower, out.upper = _spread(pred - q * se, rows, n), _spread(pred + q * se, rows, n)
     out.interval_method = METHOD[(interval, out.population or not state.terms)]

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import UsageError
+from .distributions import interval_z
 from .predict import ModelState
 
 
@@ -44,14 +44,6 @@ class _Group:
     var: np.ndarray        # (levels, terms): Var(b | y) diagonals
 
 
-def _quantile(level: float) -> float:
-    from .distributions import norm_ppf
-
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be between 0 and 1, got {level}")
-    return float(norm_ppf(0.5 + level / 2))
-
-
 def merged_groups(state: ModelState) -> list[_Group]:
     """Random terms of the same grouping factor merged, in the fit's order."""
     groups: dict[str, _Group] = {}
@@ -74,14 +66,14 @@ def _row(group, level, term, est, var, q) -> EffectRow:
 
 def ranef_rows(state: ModelState, level: float = 0.95) -> list[EffectRow]:
     """Conditional modes and sds of every random effect, by group, level, then term."""
-    q = _quantile(level)
+    q = interval_z(level)
     return [_row(g.name, lv, term, g.b[i, j], g.var[i, j], q)
             for g in merged_groups(state) for i, lv in enumerate(g.levels) for j, term in enumerate(g.terms)]
 
 
 def coef_rows(state: ModelState, level: float = 0.95) -> list[EffectRow]:
     """beta + b per group and level, for every fixed effect (then any random-only term)."""
-    q = _quantile(level)
+    q = interval_z(level)
     fixed = list(state.spec.fixed_names)
     vbeta = np.diag(state.vcov)
     rows = []

@@ -127,3 +127,11 @@ def test_every_fitting_command_refuses_a_bad_ref_alike(command):
     res = run(*command, SLEEP, *formulas, "--ref", "Days=3")
     assert res.exit_code == 1 and res.stdout == ""
     assert res.stderr.startswith("error: --ref Days=3: 'Days' is numeric, so it has no reference level")
+
+
+@pytest.mark.parametrize("command", [["fit", "--ci", "wald"], ["predict"], ["predict", "--interval", "confidence"],
+                                     ["ranef"], ["coef"], ["plot", "ranef", "--terminal"]])
+def test_a_bad_level_reads_the_same_in_every_command(command):
+    res = run(*command, SLEEP, FORMULA, "--level", "1.5")
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr == "error: --level must be between 0 and 1 (e.g. 0.95), got 1.5\n"
