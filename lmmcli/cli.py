@@ -311,7 +311,8 @@ def save_model(fm, path: Path, data: str) -> None:
 
 def model_state(data, formula, model, ml, factor, ref):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
-    model, or by fitting DATA FORMULA (the data is read once, so '-' works)."""
+    model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
+    fit's warnings, so --strict means the same with --model as without."""
     from .errors import UsageError
 
     if model is not None:
@@ -319,14 +320,15 @@ def model_state(data, formula, model, ml, factor, ref):
             raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
         from .model_io import load
 
-        return load(str(model)), [], None
-    if data is None or formula is None:
-        raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
-    from .predict import state_from_fit
+        state, frame = load(str(model)), None
+    else:
+        if data is None or formula is None:
+            raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+        from .predict import state_from_fit
 
-    fm, df = read_and_fit(data, formula, ml, factor, ref)
-    state = state_from_fit(fm)
-    return state, state.summary.get("warnings", []), (df, source_name(data), data)
+        fm, df = read_and_fit(data, formula, ml, factor, ref)
+        state, frame = state_from_fit(fm), (df, source_name(data), data)
+    return state, state.summary.get("warnings", []), frame
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):

@@ -176,3 +176,14 @@ def test_newdata_frame_without_response(saved):
     p = predict(loaded, new)
     assert p.new_level == [False, True]
     _same(p.prediction, predict(state, new).prediction)
+
+
+@pytest.mark.parametrize("command", [["predict", "--newdata", str(REF / "data" / "dyestuff2.csv")], ["ranef"], ["coef"]])
+def test_cli_saved_model_keeps_its_warnings_for_strict(tmp_path, command):
+    """A singular fit saved and used again warns, and exits 3 under --strict, as fitting DATA FORMULA does."""
+    model = tmp_path / "model.json"
+    assert runner.invoke(app, ["fit", str(REF / "data" / "dyestuff2.csv"), "Yield ~ 1 + (1|Batch)",
+                               "--save", str(model)]).exit_code == 0
+    r = runner.invoke(app, command + ["--model", str(model)])
+    assert r.exit_code == 0 and "singular" in r.stderr
+    assert runner.invoke(app, command + ["--model", str(model), "--strict"]).exit_code == 3
