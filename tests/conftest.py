@@ -40,3 +40,11 @@ def read_case_data(case) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def sleepstudy() -> pd.DataFrame:
     return pd.read_csv(REF / "data" / "sleepstudy.csv")
+
+
+@pytest.fixture(scope="session")
+def fits(cases) -> dict:
+    """Each reference case fitted once for the session, by id (tests read these fits, never change them)."""
+    from lmmcli.fit import fit
+
+    return {cid: fit(c["formula"], read_case_data(c), reml=c["reml"], factors=c["factors"]) for cid, c in cases.items()}

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from conftest import CASES, read_case_data
+from conftest import CASES
 from lmmcli import kenward_roger as kr
-from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.distributions import t_two_sided_p
+from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.fit import fit
 from lmmcli.inference import fixed_inference
 from lmmcli.pls import sparse_Z, split_theta
@@ -21,19 +21,9 @@ from lmmcli.pls import sparse_Z, split_theta
 KR_CASES = [c["id"] for c in CASES if c["expected"].get("kenward_roger")]
 
 
-def _case(cid):
-    return next(c for c in CASES if c["id"] == cid)
-
-
-@pytest.fixture(scope="module")
-def fits():
-    return {cid: fit(_case(cid)["formula"], read_case_data(_case(cid)), reml=True, factors=_case(cid)["factors"])
-            for cid in KR_CASES}
-
-
 @pytest.mark.parametrize("cid", KR_CASES)
-def test_df_se_and_p_match_pbkrtest(fits, cid):
-    exp = _case(cid)["expected"]
+def test_df_se_and_p_match_pbkrtest(fits, cases, cid):
+    exp = cases[cid]["expected"]
     inf = fixed_inference(fits[cid], "kenward-roger")
     np.testing.assert_allclose(inf.df, exp["kenward_roger"]["df"], rtol=1e-4)
     np.testing.assert_allclose(inf.std_error, exp["kenward_roger"]["se"], rtol=2e-4)
@@ -65,11 +55,9 @@ def test_adjusted_vcov_is_at_least_the_plain_one(fits):
     assert np.min(np.linalg.eigvalsh(Vadj - fm.vcov())) > -1e-12
 
 
-def test_ml_fit_is_declined():
-    c = _case("sleepstudy_slope")
-    fm = fit(c["formula"], read_case_data(c), reml=False)
+def test_ml_fit_is_declined(fits):
     with pytest.raises(UsageError, match="REML"):
-        fixed_inference(fm, "kenward-roger")
+        fixed_inference(fits["sleepstudy_slope_ml"], "kenward-roger")
 
 
 def test_several_large_terms_are_declined_before_any_allocation(fits, monkeypatch):

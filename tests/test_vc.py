@@ -14,23 +14,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import CASES, REF, read_case_data
+from conftest import REF, read_case_data
 from lmmcli.cli import app
-from lmmcli.fit import fit
 from lmmcli.results import VarianceComponent
 from lmmcli.vc import VarianceDecomposition, decompose, with_shares, with_variance_summary
 
 runner = CliRunner()
 GPA = str(REF / "data" / "gpa.csv")
-
-
-def _case(cid):
-    return next(c for c in CASES if c["id"] == cid)
-
-
-@pytest.fixture(scope="module")
-def fits():
-    return {c["id"]: fit(c["formula"], read_case_data(c), reml=c["reml"], factors=c["factors"]) for c in CASES}
 
 
 def _listed(x):
@@ -52,10 +42,9 @@ def _columns(df, term):
     return np.ones(len(df)) if term == "(Intercept)" else df[term].to_numpy(dtype=float)
 
 
-def _lme4_decomposition(cid, fm):
+def _lme4_decomposition(case, fm):
     """The three variances from lme4's estimates; X beta with lme4's fixef on our X (same columns)."""
-    c = _case(cid)
-    exp, df = c["expected"], read_case_data(c)
+    exp, df = case["expected"], read_case_data(case)
     var_fixed = float(np.var(fm.design.X @ np.array(exp["fixef"]["estimate"]), ddof=1)) if fm.design.X.shape[1] else 0.0
     var_random = 0.0
     for terms, S in _lme4_covariances(exp):
@@ -70,8 +59,8 @@ DECOMP_CASES = ["sleepstudy_intercept", "sleepstudy_slope", "sleepstudy_uncorrel
 
 
 @pytest.mark.parametrize("cid", DECOMP_CASES)
-def test_icc_and_r2_from_lme4s_estimates(fits, cid):
-    want = _lme4_decomposition(cid, fits[cid])
+def test_icc_and_r2_from_lme4s_estimates(fits, cases, cid):
+    want = _lme4_decomposition(cases[cid], fits[cid])
     got = decompose(fits[cid])
     for a, b in [(got.icc(), want.icc()), (got.r2(), want.r2())]:
         for key in b:
