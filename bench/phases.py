@@ -2,7 +2,7 @@
 
 Usage: python bench/phases.py FILE FORMULA [--repeat N]
 Phases: import (lmmcli + numpy/scipy/pandas), read (data.read_table), design (build_design),
-setup (PlsModel: cross-products), optimise (BOBYQA; evaluations and time per evaluation),
+setup (PlsModel: cross-products), optimise (start_theta + BOBYQA; evaluations and time per evaluation),
 solve (solution + conditional variances at the optimum), result (FitResult), render (summary table).
 Every phase after import is repeated N times and the minimum kept (timings on a shared machine are noisy).
 """
@@ -45,7 +45,7 @@ def run(path: str, text: str, repeat: int) -> dict:
     t_read, df = best_of(repeat, lambda: data.read_table(path))
     t_design, des = best_of(repeat, lambda: design.build_design(f, df, source=path))
     t_setup, model = best_of(repeat, lambda: pls.PlsModel(des.X, des.y, des.blocks, reml=True))
-    t_opt, opt = best_of(repeat, lambda: optimize.minimize_theta(model.objective, model.theta0, model.lower))
+    t_opt, opt = best_of(repeat, lambda: optimize.fit_theta(model))
     t_eval, _ = best_of(max(repeat, 5), lambda: model.objective(opt.theta))
     t_solve, sol = best_of(repeat, lambda: model.solve(opt.theta))
     fm = fit.FittedModel(f, des, model, opt, sol)

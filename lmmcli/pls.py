@@ -145,7 +145,7 @@ class PlsModel:
         self.D1, self.ZtXy1 = kern.level_cross(blk.codes, self.l1, blk.Z, [blk.Z, self.Xy])
 
     def _init_rest(self, rest):
-        """All other terms: a dense Z'Z, a sparse coupling to the first term, a dense Z'[X y]."""
+        """All other terms: their Z'Z and coupling to the first term (sparse), and a dense Z'[X y]."""
         self.rest = rest
         self.q_r = sum(b.nlevels * b.p for b in rest)
         if not rest:
@@ -157,12 +157,12 @@ class PlsModel:
                 hint="put the grouping factor with the most levels in its own term, or use fewer levels")
         Z1 = sparse_Z(self.blocks[:1])
         Zr = sparse_Z(rest)
-        self.A22 = (Zr.T @ Zr).toarray()
+        self.A22 = (Zr.T @ Zr).tocsr()
         self.A21 = (Zr.T @ Z1).tocsr()
         self.A2Xy = np.asarray(Zr.T @ self.Xy)
         offsets = np.cumsum([0] + [b.nlevels * b.p for b in rest])
-        self.rest_part = kern.RestPart(self.A21, [(int(o), b.nlevels, b.p) for o, b in zip(offsets, rest)],
-                                       self.l1, self.p1)
+        layout = [(int(o), b.nlevels, b.p) for o, b in zip(offsets, rest)]
+        self.rest_part = kern.RestPart(self.A21, self.A22, layout, self.l1, self.p1)
 
     # -- per theta ---------------------------------------------------------------------------
     def _lambda_rest(self, Ts):
@@ -227,8 +227,7 @@ class PlsModel:
         L21 C1 = Lr' A21 S Z1'[X y]: L21 itself is never formed here.
         """
         rp, Tr = self.rest_part, Ts[1:]
-        M22 = rp.fill_in(S1)
-        np.subtract(self.A22, M22, out=M22)
+        M22 = rp.schur(S1)
         rp.lambda_sym(M22, Tr)
         M22.ravel()[::self.q_r + 1] += 1.0
         logdet = kern.potrf_lower(M22)
@@ -306,6 +305,30 @@ class PlsModel:
             new.ZtXy1 = self.ZtXy1 @ M
             if self.rest:
                 new.A2Xy = self.A2Xy @ M
+        return new
+
+    def term_model(self, k: int) -> "PlsModel":
+        """The model with scalar random term k alone, from the cross-products already formed (no rows).
+
+        A scalar term's Z'Z is diagonal (its per-level sums), so term k's D is the diagonal of its
+        block of A22 (or D1 for the first term); its Z'[X y] is its rows of A2Xy (or ZtXy1).
+        """
+        blk = self.blocks[k]
+        if blk.p != 1:
+            raise ValueError("term_model is for scalar random terms")
+        if k == 0:
+            d, zxy = self.D1[:, 0, 0], self.ZtXy1[:, 0, :]
+        else:
+            off = sum(b.nlevels for b in self.blocks[1:k])
+            d = self.A22.diagonal()[off:off + blk.nlevels]
+            zxy = self.A2Xy[off:off + blk.nlevels]
+        new = copy.copy(self)
+        new.blocks, new.rest, new.q_r = [blk], [], 0
+        new.lower, new.theta0 = theta_lower(new.blocks), theta_start(new.blocks)
+        new.l1, new.p1 = blk.nlevels, 1
+        new.D1, new.ZtXy1 = d[:, None, None].copy(), zxy[:, None, :].copy()
+        for name in ("A22", "A21", "A2Xy", "rest_part", "_soa_cache"):
+            new.__dict__.pop(name, None)
         return new
 
     # -- the solution ------------------------------------------------------------------------
@@ -393,7 +416,7 @@ class PlsModel:
         lam = rp.lam(F.Ts[1:])
         Pt = P * np.outer(lam, lam)                         # Lr P Lr' (lower triangle)
         pdiag = np.diagonal(Pt).copy()
-        y = 2.0 * (rp.K.T @ Pt.ravel()) - self.A21.multiply(self.A21).T @ pdiag
+        y = 2.0 * (rp.K.T @ Pt.ravel())[:-1] - self.A21.multiply(self.A21).T @ pdiag
         Minv = V1[:, 0, 0]
         V1 = (Minv + (Minv * F.Ts[0][0, 0]) ** 2 * y)[:, None, None]
         out, pos, pd = [], 0, np.diagonal(P)

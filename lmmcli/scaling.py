@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .optimize import OptSummary, minimize_theta
+from .optimize import OptSummary, fit_theta
 from .pls import PlsModel, PlsSolution
 
 FAR = 1e3          # a scale outside [1/FAR, FAR], or a shift beyond FAR spreads, triggers rescaling
@@ -116,10 +116,10 @@ def optimize_and_solve(model: PlsModel, X, y, blocks) -> tuple[OptSummary, PlsSo
     """
     s = choose_scaling(X, y, blocks)
     if s is None:
-        opt = minimize_theta(model.objective, model.theta0, model.lower)
+        opt = fit_theta(model)
         return opt, model.solve(opt.theta), None
     ms = scaled_model(X, y, blocks, s, model.reml)
-    opt_s = minimize_theta(ms.objective, ms.theta0, ms.lower)
+    opt_s = fit_theta(ms)
     sol = solution_to_original(ms.solve(opt_s.theta), s, blocks, len(y))
     opt = replace(opt_s, theta0=s.theta_to_original(blocks, opt_s.theta0), theta=sol.theta, fmin=sol.objective)
     return opt, sol, np.asarray(opt_s.theta, dtype=float)

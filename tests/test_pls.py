@@ -232,3 +232,19 @@ def test_single_term_needs_no_scipy():
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("csv,text", [("penicillin.csv", "diameter ~ 1 + (1|plate) + (1|sample)"),
+                                      ("gpa.csv", "gpa ~ occasion + (1|student) + (1|job) + (1|sex)")])
+def test_term_model_is_the_one_term_model(csv, text):
+    """term_model(k), built from the cross-products, has the objective and solution of a fresh one-term model."""
+    design = build_design(parse_formula(text), pd.read_csv(REF / "data" / csv))
+    model = pls.PlsModel(design.X, design.y, design.blocks, True)
+    for k, blk in enumerate(design.blocks):
+        alone, fresh = model.term_model(k), pls.PlsModel(design.X, design.y, [blk], True)
+        for theta in (np.array([0.3]), np.array([1.7])):
+            assert alone.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
+        np.testing.assert_allclose(alone.solve(theta).u[0], fresh.solve(theta).u[0], rtol=1e-10)
+    # and the model it came from is unchanged
+    assert model.objective(model.theta0) == pytest.approx(pls.PlsModel(design.X, design.y, design.blocks,
+                                                                       True).objective(model.theta0))
