@@ -535,6 +535,7 @@ def _write_csv(columns: dict, output: Optional[Path], inputs=()) -> None:
 
 
 def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output):
+    """`lmm simulate --groups ...`: the simulated columns as CSV."""
     from .errors import UsageError
     from .simulate import SimSpec, parse_fixed, simulate_spec
 
@@ -546,6 +547,7 @@ def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, 
 
 
 def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict):
+    """`lmm simulate DATA FORMULA`: the data with columns sim_1..sim_N as CSV."""
     from .errors import UsageError
     from .simulate import sim_columns, simulate_model
 
@@ -588,6 +590,10 @@ def simulate(
         spec_given = any(v is not None for v in (groups, per_group, sd_group, sd_resid)) or sd_slope or cor
         if data is not None and spec_given:
             raise UsageError("simulate either from DATA FORMULA or from --groups/--per-group/--sd-* options, not both")
+        if spec_given and (ml or factor or ref or use_u or nsim != 1):
+            # these only mean something for a fitted model; silently ignoring them would mislead
+            raise UsageError("--nsim, --use-u, --ml, --factor and --ref are for simulating from DATA FORMULA, "
+                             "not from a specification")
         if data is None:
             return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output)
         _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict)

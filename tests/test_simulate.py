@@ -205,6 +205,9 @@ def test_cli_model_adds_sim_columns():
     (["simulate", SLEEP, FORMULA, "--groups", "3"], "not both"),
     (SPEC_ARGS[:-2] + ["--fixed", "2 + sin(x)"], "unexpected character"),
     (["simulate", SLEEP, FORMULA, "--nsim", "0"], "--nsim"),
+    (SPEC_ARGS + ["--ml"], "for simulating from DATA FORMULA"),
+    (SPEC_ARGS + ["--nsim", "3"], "for simulating from DATA FORMULA"),
+    (SPEC_ARGS + ["--factor", "x"], "for simulating from DATA FORMULA"),
 ])
 def test_cli_usage_errors(args, message):
     res = runner.invoke(app, args)
