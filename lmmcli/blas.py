@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 
 _PAIRS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
           ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
@@ -29,8 +30,10 @@ def _loaded_openblas() -> list[str]:
     return sorted(p for p in paths if p.startswith("/"))
 
 
+@functools.cache
 def _controls() -> list[tuple]:
-    """(set, get) function pairs of each loaded OpenBLAS."""
+    """(set, get) function pairs of each loaded OpenBLAS, found once per process (reading the maps and
+    loading the libraries costs ~8 ms, and a bootstrap enters single_threaded once per chunk)."""
     import scipy.linalg  # noqa: F401  (loads scipy's own OpenBLAS, so that it is limited too)
 
     out = []

@@ -25,4 +25,5 @@ def test_finds_the_bundled_openblas_on_linux():
 
     if not sys.platform.startswith("linux"):
         pytest.skip("the library search reads /proc/self/maps")
-    assert len(blas._controls()) >= 1
+    assert len(blas._loaded_openblas()) >= 1
+    assert len(blas._controls()) == len(blas._loaded_openblas())
