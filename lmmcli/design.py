@@ -382,15 +382,7 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     names, X = model_columns(formula.fixed, formula.intercept, spec, ev)
     spec.scale_state = ev.scale_state
     checks.check_values(deparse(formula.response), y, names, X, rows)
-    drop = aliased_columns(X) if X.shape[1] else []
-    warnings = []
-    if drop:
-        spec.aliased = [names[j] for j in drop]
-        warnings.append("fixed-effect model matrix is rank deficient so dropping "
-                        f"{len(drop)} column{'s' if len(drop) > 1 else ''}: {', '.join(spec.aliased)}")
-        X = np.delete(X, drop, axis=1)
-        names = [nm for j, nm in enumerate(names) if j not in set(drop)]
-    spec.fixed_names = names
+    X, warnings = _drop_aliased(spec, names, X)
     blocks = [random_block(rt, spec, ev) for rt in formula.random]
     blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
     warnings += checks.check_random_effects(blocks, rows)
@@ -398,6 +390,18 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     if dropped:
         warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")
     return Design(spec, deparse(formula.response), y, X, blocks, rows, n_input, warnings)
+
+
+def _drop_aliased(spec: ModelSpec, names: list[str], X: np.ndarray):
+    """(X without its aliased columns, [lme4's rank-deficiency warning]); records the kept and dropped
+    names in spec."""
+    drop = aliased_columns(X) if X.shape[1] else []
+    spec.aliased = [names[j] for j in drop]
+    spec.fixed_names = [nm for j, nm in enumerate(names) if j not in set(drop)]
+    if not drop:
+        return X, []
+    return np.delete(X, drop, axis=1), ["fixed-effect model matrix is rank deficient so dropping "
+                                        f"{len(drop)} column{'s' if len(drop) > 1 else ''}: {', '.join(spec.aliased)}"]
 
 
 def fixed_matrix(spec: ModelSpec, df) -> np.ndarray:
