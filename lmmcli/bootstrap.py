@@ -21,8 +21,8 @@ from .optimize import minimize_theta
 from .pls import split_theta
 from .profile import sdcor_of, var_params
 
-CHUNK = 25
-_STATE: dict = {}
+CHUNK = 25              # replicates per task: progress is reported per chunk; larger chunks send fewer tasks
+_STATE: dict = {}       # a worker process's setup and params, set once by _init_worker
 
 
 @dataclass
@@ -72,6 +72,7 @@ def refit_stats(setup: _Setup, y, params) -> np.ndarray:
 
 
 def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
+    """The statistics of one replicate per seed; a row of NaN where the refit failed."""
     out = []
     nstat = len(params) + len(setup.beta)
     for ss in seeds:
@@ -83,12 +84,14 @@ def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
 
 
 def _init_worker(setup: _Setup, params) -> None:
+    """Keep the setup in a new worker process, so that each task sends only its seeds."""
     # one BLAS thread per worker: the refits are small-matrix work (see blas.py)
     set_threads(1)
     _STATE["setup"], _STATE["params"] = setup, params
 
 
 def _run_chunk(start: int, seeds) -> tuple[int, list[np.ndarray]]:
+    """A worker's task: the replicates of a chunk, with the chunk's first index."""
     return start, _replicates(_STATE["setup"], seeds, _STATE["params"])
 
 

@@ -54,6 +54,7 @@ class Solves:
 
     @property
     def count(self) -> int:
+        """How many distinct thetas have been solved."""
         return len(self._cache)
 
 

@@ -84,17 +84,17 @@ class _Pieces:
 
     def __init__(self, fm):
         blocks, X = fm.blocks, fm.design.X
-        self.n, self.p = X.shape
+        self.n = X.shape[0]
         s2 = fm.sol.sigma ** 2
         Zs = sparse_Z(blocks)
         q = Zs.shape[1]
         dense = len(blocks) > 1
         A = (Zs.T @ Zs).tocsr()
-        Lam = _lambda(blocks, split_theta(blocks, fm.sol.theta))
-        H = (Lam.T @ A @ Lam + sp.identity(q)).tocsr()
+        Lambda = _lambda(blocks, split_theta(blocks, fm.sol.theta))
+        H = (Lambda.T @ A @ Lambda + sp.identity(q)).tocsr()          # = L L' (BMBW 18)
         if dense:
-            A, Lam, H = A.toarray(), Lam.toarray(), H.toarray()
-        W = Lam @ _inverse(H, blocks) @ Lam.T
+            A, Lambda, H = A.toarray(), Lambda.toarray(), H.toarray()
+        W = Lambda @ _inverse(H, blocks) @ Lambda.T
         AW = A @ W
         F = (np.eye(q) if dense else sp.identity(q, format="csr")) - AW
         ZX, XX = np.asarray(Zs.T @ X), X.T @ X

@@ -46,10 +46,12 @@ class VarParam:
 
     @property
     def lower(self) -> float:
+        """The smallest value the parameter can take."""
         return -1.0 if self.kind == "cor" else 0.0
 
     @property
     def upper(self) -> float:
+        """The largest value the parameter can take."""
         return 1.0 if self.kind == "cor" else np.inf
 
 

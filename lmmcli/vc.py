@@ -32,6 +32,7 @@ class VarianceDecomposition:
 
     @property
     def total(self) -> float:
+        """fixed + random + residual."""
         return self.var_fixed + self.var_random + self.var_residual
 
     def icc(self) -> dict[str, float | None]:
@@ -46,6 +47,7 @@ class VarianceDecomposition:
 
 
 def _ratio(a: float, b: float) -> float | None:
+    """a / b, or None where b is not positive (no variance to share)."""
     return float(a / b) if b > 0 else None
 
 
