@@ -20,7 +20,7 @@ from .distributions import f_sf, t_two_sided_p
 from .errors import ModelSpecError
 from .formula import Formula
 from .pls import PlsModel
-from .results import SCHEMA_VERSION, FixedEffect, clean
+from .results import SCHEMA_VERSION, FixedEffect, report_dict
 
 
 @dataclass
@@ -54,12 +54,7 @@ class LmResult:
 
     def to_dict(self) -> dict:
         """The JSON document: every field, optional sections merged at the top level."""
-        d = clean(self)
-        extra = d.pop("extra", {}) or {}
-        out = {"schema_version": d.pop("schema_version")}
-        out.update(d)
-        out.update(extra)
-        return out
+        return report_dict(self)
 
 
 @dataclass

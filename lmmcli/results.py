@@ -30,6 +30,17 @@ def clean(value):
     return value
 
 
+def report_dict(result) -> dict:
+    """A report's JSON document: schema_version first, then every field, then its `extra` sections
+    merged at the top level (the one layout of FitResult and lm.LmResult)."""
+    d = clean(result)
+    extra = d.pop("extra", {}) or {}
+    out = {"schema_version": d.pop("schema_version")}
+    out.update(d)
+    out.update(extra)
+    return out
+
+
 @dataclass
 class FixedEffect:
     """One row of the fixed-effects table."""
@@ -113,12 +124,7 @@ class FitResult:
 
     def to_dict(self) -> dict:
         """The JSON document: every field, optional sections merged at the top level."""
-        d = clean(self)
-        extra = d.pop("extra", {}) or {}
-        out = {"schema_version": d.pop("schema_version")}
-        out.update(d)
-        out.update(extra)
-        return out
+        return report_dict(self)
 
     @property
     def fixed_names(self) -> list[str]:
