@@ -297,7 +297,6 @@ ModelOpt = typer.Option(None, "--model", help="a saved model (lmm fit ... --save
 LevelOpt = typer.Option(0.95, "--level", help="level of the intervals")
 OptDataArg = typer.Argument(None, help="CSV, TSV or Parquet file the model is fitted to (not with --model)")
 OptFormulaArg = typer.Argument(None, help="lme4 formula (not with --model)")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def save_model(fm, path: Path, data: str) -> None:
@@ -362,8 +361,9 @@ def prediction_notes(p, to_json: bool) -> None:
 def emit_predictions(p, format, output: Optional[Path], inputs) -> None:
     """CSV (default) or JSON to stdout / -o FILE; -o FILE.parquet writes Parquet (atomically)."""
     from . import render
+    from .data import PARQUET_EXT
 
-    if output is not None and output.suffix.lower() in PARQUET_SUFFIXES:
+    if output is not None and output.suffix.lower() in PARQUET_EXT:
         import pyarrow.parquet as pq
 
         from .output import atomic_write

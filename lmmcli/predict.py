@@ -85,8 +85,23 @@ class Predictions:
     upper: list | None = None
     interval_method: str | None = None
     kept: dict = field(default_factory=dict)
-    n_missing: int = 0
-    n_new_level: int = 0
+
+    @property
+    def n_missing(self) -> int:
+        """Rows not predicted (a needed value is missing)."""
+        return sum(v is None for v in self.prediction)
+
+    @property
+    def n_new_level(self) -> int:
+        """Rows with a group level not seen in fitting."""
+        return sum(v is True for v in self.new_level or ())
+
+    def header(self) -> dict:
+        """What the predictions are: type, and the interval with its level and method."""
+        d = {"type": "population" if self.population else "conditional"}
+        if self.interval:
+            d.update(interval=self.interval, level=self.level, interval_method=self.interval_method)
+        return d
 
     def rows(self) -> list[dict]:
         """Flat rows: row (1-based input row), kept columns, prediction, interval, new_level."""
@@ -102,12 +117,8 @@ class Predictions:
         return out
 
     def to_dict(self) -> dict:
-        """The JSON document: {"predictions": [...]} plus the interval's description."""
-        d = {"type": "population" if self.population else "conditional"}
-        if self.interval:
-            d.update(interval=self.interval, level=self.level, interval_method=self.interval_method)
-        d["predictions"] = self.rows()
-        return d
+        """The JSON document: the header plus {"predictions": [...]}."""
+        return {**self.header(), "predictions": self.rows()}
 
 
 def state_from_fit(fm) -> ModelState:
@@ -252,11 +263,9 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
     eta = X @ state.beta
     zb, new = _random_part(parts, len(sub))
     pred = eta if population else eta + zb
-    out = Predictions(_spread(pred, rows, len(df)), population, n_missing=len(df) - len(rows),
-                      kept={k: _column_values(df[k]) for k in keep})
+    out = Predictions(_spread(pred, rows, len(df)), population, kept={k: _column_values(df[k]) for k in keep})
     if not population:
         out.new_level = _spread(new, rows, len(df))
-        out.n_new_level = int(new.sum())
     if interval:
         _add_interval(out, state, X, parts, pred, interval, level, rows, len(df))
     return out
@@ -293,10 +302,7 @@ def predictions_arrow(p: Predictions):
     rows = p.rows()
     names = list(rows[0].keys()) if rows else ["row", "prediction"]
     table = pa.table({k: [r[k] for r in rows] for k in names})
-    meta = {"type": "population" if p.population else "conditional"}
-    if p.interval:
-        meta.update(interval=p.interval, level=str(p.level), interval_method=p.interval_method)
-    return table.replace_schema_metadata(meta)
+    return table.replace_schema_metadata({k: str(v) for k, v in p.header().items()})
 
 
 __all__ = ["ModelState", "TermState", "Predictions", "state_from_fit", "predict", "predictions_arrow",
