@@ -17,7 +17,7 @@ from lmmcli.bootstrap import BootSample, bootstrap, norm_inter, percentile_inter
 from lmmcli.cli import app
 from lmmcli.confint import attach, confidence_intervals
 from lmmcli.pls import PlsModel
-from lmmcli.profile import Point, SdCorMap, back_spline, invert, predict_back, sdcor_of, var_params
+from lmmcli.profile import Point, SdCorMap, invert, sdcor_of, var_params
 
 SLEEP = str(REF / "data" / "sleepstudy.csv")
 SLOPE = "Reaction ~ Days + (Days|Subject)"
@@ -93,17 +93,6 @@ def test_sdcor_map_rejects_invalid_correlation(fits):
     par = sdcor_of(fm.blocks, params, fm.sol.theta, fm.sol.sigma)
     par[[p.kind for p in params].index("cor")] = 1.5
     assert SdCorMap(fm.blocks, params).theta(par) is None
-
-
-@pytest.mark.parametrize("f,finv,x", [
-    (lambda x: (x - 3.0) / 2.0, lambda z: 3.0 + 2.0 * z, np.linspace(-2.0, 8.0, 21)),  # linear: exact
-    (np.sinh, np.arcsinh, np.linspace(-2.5, 2.5, 21)),                                  # curved: close
-])
-def test_back_spline_inverts_zeta(f, finv, x):
-    knots, coef = back_spline(x, f(x))
-    for z in (f(x[3]) + 0.1, 0.3, f(x[-4]) - 0.05):
-        assert predict_back(knots, coef, z) == pytest.approx(finv(z), abs=2e-3)
-    assert np.isnan(predict_back(knots, coef, f(x[-1]) + 1.0))   # beyond the profile: no value
 
 
 def test_invert_gives_nan_where_profile_stops_short():

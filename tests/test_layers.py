@@ -14,7 +14,7 @@ import pytest
 PKG = Path(__file__).resolve().parent.parent / "lmmcli"
 
 LAYERS = [
-    {"__init__", "errors", "blas", "distributions"},
+    {"__init__", "errors", "blas", "distributions", "backspline"},
     {"formula"},
     {"data"},
     {"checks"},
