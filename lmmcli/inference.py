@@ -195,13 +195,14 @@ def check_method(method: str) -> str:
 def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
     """df (and for Kenward-Roger adjusted standard errors) of every fixed effect of a FittedModel."""
     method = check_method(method)
-    V = fm.vcov()
-    n, p = fm.design.X.shape
     if method == "kenward-roger":
+        # imported when asked: it loads scipy.sparse, which a plain fit does not need
         from .kenward_roger import kenward_roger
 
         Vadj, df = kenward_roger(fm)
         return FixedInference(method, np.sqrt(np.diag(Vadj)), df, Vadj)
+    V = fm.vcov()
+    n, p = fm.design.X.shape
     if method == "satterthwaite":
         df = satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, V) if p else np.zeros(0)
     else:
