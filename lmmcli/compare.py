@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .design import build_design, check_columns, complete_rows
+from .design import build_design, check_columns, complete_rows, predictor_terms
 from .distributions import chi2_sf
 from .errors import DataError, ModelSpecError, UsageError
 from .fit import FittedModel, fit_design
@@ -106,8 +106,7 @@ def common_rows(formulas, df, source: str) -> np.ndarray:
 # -- fitting -------------------------------------------------------------------------------
 def predictors(f: Formula) -> set[str]:
     """Labels of the formula's predictor variables (fixed terms and left sides of random terms)."""
-    terms = list(f.fixed) + [t for rt in f.random for t in rt.terms]
-    return {deparse(e) for t in terms for e in t.factors}
+    return {deparse(e) for t in predictor_terms(f) for e in t.factors}
 
 
 def refs_for(f: Formula, refs: dict, formulas) -> dict:

@@ -194,8 +194,8 @@ def _arith(op, a, b):
 
 
 # -- learning the spec -----------------------------------------------------------------------
-def _all_fixed_like_terms(formula: Formula):
-    """Every term whose variables need a kind: fixed terms and the left sides of random terms."""
+def predictor_terms(formula: Formula):
+    """Every term whose variables are predictors: fixed terms, then the left sides of random terms."""
     yield from formula.fixed
     for rt in formula.random:
         yield from rt.terms
@@ -204,7 +204,7 @@ def _all_fixed_like_terms(formula: Formula):
 def learn_variables(formula: Formula, df, factor_columns, refs) -> dict[str, VarInfo]:
     """Decide for each variable whether it is numeric or a factor, and the factor's levels."""
     out: dict[str, VarInfo] = {}
-    for term in _all_fixed_like_terms(formula):
+    for term in predictor_terms(formula):
         for e in term.factors:
             label = deparse(e)
             if label in out:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .design import ModelSpec, VarInfo
+from .design import ModelSpec, VarInfo, predictor_terms
 from .errors import DataError, LmmError
 from .formula import deparse, parse_formula
 from .predict import ModelState, TermState
@@ -136,7 +136,7 @@ def _spec(d: dict, formula) -> ModelSpec:
             raise _Malformed(f"variable '{v['label']}' has unknown kind '{v['kind']}'")
         variables[str(v["label"])] = VarInfo(str(v["label"]), v["kind"], tuple(str(x) for x in v["levels"]))
     scale = {str(k): (float(c), float(s)) for k, (c, s) in d["scale_state"].items()}
-    for term in formula.fixed + tuple(t for rt in formula.random for t in rt.terms):
+    for term in predictor_terms(formula):
         for e in term.factors:
             if deparse(e) not in variables:
                 raise _Malformed(f"no variable entry for '{deparse(e)}'")

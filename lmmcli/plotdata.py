@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import Evaluator, fixed_matrix, model_columns
+from .design import Evaluator, fixed_matrix, model_columns, predictor_terms, value_labels
 from .distributions import interval_z, norm_ppf
 from .errors import ModelSpecError, UsageError
 from .formula import Name, deparse
@@ -106,12 +106,10 @@ def _typical_row(used, spec, x_name: str) -> dict:
     """Values for the other columns on a prediction grid: numeric ones at their mean, factors at the reference."""
     out = {}
     for col in used.columns:
-        info = spec.variables.get(deparse(Name(col)))
         if col == x_name:
             continue
+        info = spec.variables.get(deparse(Name(col)))
         if info is not None and info.kind == "factor":
-            from .design import value_labels
-
             labels = value_labels(used[col])
             out[col] = used[col].iloc[int(np.argmax(labels == info.levels[0]))]
         elif info is not None and info.kind == "numeric":
@@ -182,8 +180,7 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
 
 def _held(fm, x_name: str) -> list[str]:
     """Predictors other than x (fixed part and random slopes), in formula order."""
-    labels = [deparse(e) for term in fm.formula.fixed for e in term.factors]
-    labels += [deparse(e) for rt in fm.formula.random for term in rt.terms for e in term.factors]
+    labels = [deparse(e) for term in predictor_terms(fm.formula) for e in term.factors]
     return [lb for lb in dict.fromkeys(labels) if lb != deparse(Name(x_name))]
 
 
