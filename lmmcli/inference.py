@@ -23,7 +23,7 @@ from .errors import UsageError
 from .results import FitResult
 
 DF_METHODS = ("satterthwaite", "kenward-roger", "residual", "none")
-HESS_REL, JAC_REL, MIN_STEP, RICHARDSON = 0.1, 1e-4, 1e-4, 4   # numDeriv's hessian/jacobian defaults
+HESS_REL, MIN_STEP, RICHARDSON = 0.1, 1e-4, 4   # numDeriv's hessian defaults; the Jacobian takes the same steps
 EIGEN_TOL = 1e-8      # lmerTest's tolerance for H's eigenvalues (here of H scaled to a unit diagonal)
 
 
@@ -112,7 +112,7 @@ def _mixed_difference(f, x, f0, H, h, i, j) -> float:
     return total / (2 * h[i] * h[j])
 
 
-def jacobian(g, x, rel: float = JAC_REL, r: int = RICHARDSON, scale=None) -> list[np.ndarray]:
+def jacobian(g, x, rel: float, r: int = RICHARDSON, scale=None) -> list[np.ndarray]:
     """d g / d x_i for an array-valued g, one array per coordinate, by Richardson-extrapolated central differences."""
     x = np.asarray(x, dtype=float)
     h0 = _steps(x, rel, scale)
