@@ -9,14 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import CASE_IDS, CASES, read_case_data
-from lmmcli.fit import fit
-
-
-@pytest.fixture(scope="module")
-def fits():
-    """Each reference case fitted once."""
-    return {c["id"]: fit(c["formula"], read_case_data(c), reml=c["reml"], factors=c["factors"]) for c in CASES}
+from conftest import CASE_IDS, CASES
 
 
 def _case(cid):
