@@ -17,9 +17,7 @@ import numpy as np
 # of evaluations (InstEval-shaped 108 -> 98) -- BOBYQA spends most of them far from the optimum --
 # and costs up to 7e-6 in the objective; a smaller initial step helps some cases and hurts others.
 # So they stay tight.
-FTOL_ABS = 1e-10
-FTOL_REL = 1e-12
-XTOL_ABS = 1e-10
+FIT_TOL = {"ftol_abs": 1e-10, "ftol_rel": 1e-12, "xtol_abs": 1e-10}
 MAXEVAL = 100_000
 
 
@@ -44,10 +42,11 @@ def _initial_step(theta0: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return np.maximum(step, 1e-3)
 
 
-def minimize_theta(fun, theta0, lower, maxeval: int = MAXEVAL, step=None) -> OptSummary:
-    """Minimise fun(theta) subject to theta >= lower with BOBYQA; never raises on non-convergence.
+def minimize_theta(fun, theta0, lower, maxeval: int = MAXEVAL, step=None, upper=None, tol=None) -> OptSummary:
+    """Minimise fun(theta) subject to lower <= theta (<= upper) with BOBYQA; never raises on non-convergence.
 
     step: BOBYQA's initial step per parameter (default: lme4's rule, _initial_step).
+    tol: NLopt stopping tolerances by name (ftol_abs, ftol_rel, xtol_abs, xtol_rel); default FIT_TOL.
     """
     import nlopt  # imported here so that `lmm --help` and error paths stay fast
 
@@ -66,10 +65,11 @@ def minimize_theta(fun, theta0, lower, maxeval: int = MAXEVAL, step=None) -> Opt
 
     opt = nlopt.opt(nlopt.LN_BOBYQA, theta0.size)
     opt.set_lower_bounds(lower)
+    if upper is not None:
+        opt.set_upper_bounds(np.asarray(upper, dtype=float))
     opt.set_min_objective(wrapped)
-    opt.set_ftol_abs(FTOL_ABS)
-    opt.set_ftol_rel(FTOL_REL)
-    opt.set_xtol_abs(XTOL_ABS)
+    for name, value in (FIT_TOL if tol is None else tol).items():
+        getattr(opt, f"set_{name}")(value)
     opt.set_maxeval(maxeval)
     opt.set_initial_step(_initial_step(theta0, lower) if step is None else np.asarray(step, dtype=float))
     code, messages = _run(opt, nlopt, theta0)

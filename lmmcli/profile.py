@@ -154,37 +154,21 @@ class SdCorMap:
 
 
 # -- a bounded local optimizer for warm-started profile points -------------------------------------
+# A profile point needs the deviance to ~1e-8 (zeta is its square root, interpolated), not the fit's 1e-10.
+PROFILE_TOL = {"ftol_abs": 1e-8, "xtol_rel": 1e-6}
+PROFILE_MAXEVAL = 5000
+
+
 def minimize_bounded(fun, x0, lower, upper, rel_step=0.05):
     """(fmin, xmin) of fun over lower <= x <= upper by BOBYQA, from a nearby start (small first steps)."""
-    import nlopt
-
     x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
     if x0.size == 0:
         return float(fun(x0)), x0
-    best = {"f": np.inf, "x": x0.copy()}
-
-    def wrapped(x, grad):
-        f = float(fun(x))
-        if f < best["f"]:
-            best["f"], best["x"] = f, x.copy()
-        return f if np.isfinite(f) else 1e300
-
-    opt = nlopt.opt(nlopt.LN_BOBYQA, x0.size)
-    opt.set_lower_bounds(lower)
-    opt.set_upper_bounds(upper)
-    opt.set_min_objective(wrapped)
-    opt.set_ftol_abs(1e-8)
-    opt.set_xtol_rel(1e-6)
-    opt.set_maxeval(5000)
     room = np.minimum(upper - x0, x0 - lower)
     step = np.maximum(rel_step * np.abs(x0), 1e-3)
     step = np.where(room > 0, np.minimum(step, np.maximum(room, 1e-4)), step)
-    opt.set_initial_step(step)
-    try:
-        opt.optimize(x0)
-    except (nlopt.RoundoffLimited, RuntimeError, ValueError):
-        pass
-    return best["f"], best["x"]
+    opt = minimize_theta(fun, x0, lower, maxeval=PROFILE_MAXEVAL, step=step, upper=upper, tol=PROFILE_TOL)
+    return opt.fmin, opt.theta
 
 
 # -- stepping outward (lme4's nextpar / fillmat) -----------------------------------------------------
