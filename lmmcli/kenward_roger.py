@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from .errors import ModelSpecError, UsageError
 from .inference import unit_diagonal
-from .pls import sparse_Z, split_theta
+from .pls import block_diag_pattern, lambda_matrix, sparse_Z, split_theta
 
 MAX_DENSE_Q = 3000      # several random terms: dense q x q pieces, about a dozen of them
 PINV_TOL = 1e-10        # pbkrtest: generalised inverse of the information below this eigenvalue (here of the
@@ -28,28 +28,15 @@ PINV_TOL = 1e-10        # pbkrtest: generalised inverse of the information below
 
 
 # -- the q x q pieces ---------------------------------------------------------------------------
-def _lambda(blocks, Ts) -> sp.csr_matrix:
-    """Lambda = blockdiag(I_levels (x) T_k), columns ordered as Z's."""
-    return sp.block_diag([sp.kron(sp.identity(b.nlevels), T) for b, T in zip(blocks, Ts)], format="csr")
-
-
 def _inverse(H, blocks):
     """H^{-1}: block by block when H is block-diagonal (one random term), else dense."""
     if len(blocks) > 1:
         return np.linalg.inv(H)
     blk = blocks[0]
     l, p = blk.nlevels, blk.p
-    r, c = _pattern(l, p)
+    r, c = block_diag_pattern(l, p)
     Hb = np.asarray(H[r, c]).reshape(l, p, p)
     return sp.csr_matrix((np.linalg.inv(Hb).ravel(), (r, c)), shape=H.shape)
-
-
-def _pattern(l: int, p: int):
-    """Row and column indices of l diagonal p x p blocks, row-major within each block."""
-    base = np.arange(l)[:, None, None] * p
-    rows = np.broadcast_to(base + np.arange(p)[None, :, None], (l, p, p))
-    cols = np.broadcast_to(base + np.arange(p)[None, None, :], (l, p, p))
-    return rows.ravel(), cols.ravel()
 
 
 def _element_patterns(blocks) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -90,7 +77,7 @@ class _Pieces:
         q = Zs.shape[1]
         dense = len(blocks) > 1
         A = (Zs.T @ Zs).tocsr()
-        Lambda = _lambda(blocks, split_theta(blocks, fm.sol.theta))
+        Lambda = lambda_matrix(blocks, split_theta(blocks, fm.sol.theta))
         H = (Lambda.T @ A @ Lambda + sp.identity(q)).tocsr()          # = L L' (BMBW 18)
         if dense:
             A, Lambda, H = A.toarray(), Lambda.toarray(), H.toarray()

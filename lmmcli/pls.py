@@ -112,12 +112,19 @@ def sparse_Z(blocks):
     return sp.hstack(mats, format="csr")
 
 
-def _block_diag_pattern(nblk: int, p: int):
+def block_diag_pattern(nblk: int, p: int):
     """Row and column indices of a block-diagonal matrix of nblk p x p blocks (row-major within block)."""
     g = np.arange(nblk)[:, None, None] * p
     r = (g + np.arange(p)[None, :, None]).repeat(p, axis=2)
     c = (g + np.arange(p)[None, None, :]).repeat(p, axis=1)
     return r.ravel(), c.ravel()
+
+
+def lambda_matrix(blocks, Ts):
+    """Lambda = blockdiag_k(I_levels (x) T_k) as a sparse matrix, columns ordered as Z's."""
+    import scipy.sparse as sp
+
+    return sp.block_diag([sp.kron(sp.identity(b.nlevels), T) for b, T in zip(blocks, Ts)], format="csr")
 
 
 class PlsModel:
@@ -165,13 +172,6 @@ class PlsModel:
         self.rest_part = kern.RestPart(self.A21, self.A22, layout, self.l1, self.p1)
 
     # -- per theta ---------------------------------------------------------------------------
-    def _lambda_rest(self, Ts):
-        """Lambda for the rest blocks: I_levels (x) T_k, stacked block-diagonally (sparse)."""
-        import scipy.sparse as sp
-
-        return sp.block_diag([sp.kron(sp.identity(b.nlevels), T) for b, T in zip(self.rest, Ts[1:])],
-                             format="csr")
-
     def _factor(self, theta, full: bool = False) -> _Factor:
         """Blocked Cholesky factor of the augmented system at theta (BMBW 18-19).
 
@@ -242,9 +242,9 @@ class PlsModel:
 
         if F.L21 is None:
             W = F.Ts[0][None] @ kern.inv_lower(F.L11).transpose(0, 2, 1)
-            rows, cols = _block_diag_pattern(self.l1, self.p1)
+            rows, cols = block_diag_pattern(self.l1, self.p1)
             W1 = sp.csr_matrix((W.ravel(), (rows, cols)), shape=(self.l1 * self.p1,) * 2)
-            F.L21 = (self._lambda_rest(F.Ts).T @ self.A21 @ W1).tocsr()
+            F.L21 = (lambda_matrix(self.rest, F.Ts[1:]).T @ self.A21 @ W1).tocsr()
         return F.L21
 
     def _criterion(self, F: _Factor) -> tuple[float, float, float]:
@@ -384,7 +384,7 @@ class PlsModel:
 
             H = kern.trsm_lower(F.L22, np.eye(self.q_r))
             # G = L22^{-1} L21 L11^{-1}: the first block's share of the rest's fill-in
-            rows, cols = _block_diag_pattern(self.l1, self.p1)
+            rows, cols = block_diag_pattern(self.l1, self.p1)
             G = (self.L21(F) @ sp.csr_matrix((L11inv.ravel(), (rows, cols)),
                                              shape=(self.l1 * self.p1,) * 2)).toarray()
             G = H @ G

@@ -16,7 +16,7 @@ from lmmcli.distributions import t_two_sided_p
 from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.fit import fit
 from lmmcli.inference import fixed_inference
-from lmmcli.pls import sparse_Z, split_theta
+from lmmcli.pls import lambda_matrix, sparse_Z, split_theta
 
 KR_CASES = [c["id"] for c in CASES if c["expected"].get("kenward_roger")]
 
@@ -38,7 +38,7 @@ def test_woodbury_pieces_equal_the_dense_computation(fits, cid):
     pc = kr._Pieces(fm)
     Z = sparse_Z(fm.blocks).toarray()
     X, s2 = fm.design.X, fm.sol.sigma ** 2
-    Lam = kr._lambda(fm.blocks, split_theta(fm.blocks, fm.sol.theta)).toarray()
+    Lam = lambda_matrix(fm.blocks, split_theta(fm.blocks, fm.sol.theta)).toarray()
     Si = np.linalg.inv(s2 * (np.eye(len(X)) + Z @ Lam @ Lam.T @ Z.T))
     dense = lambda M: M.toarray() if sp.issparse(M) else np.asarray(M)  # noqa: E731
     for got, want in [(pc.M, Z.T @ Si @ Z), (pc.M2, Z.T @ Si @ Si @ Z), (pc.B, Z.T @ Si @ X),
