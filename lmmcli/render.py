@@ -188,10 +188,10 @@ def variance_summary_renderables(r: FitResult) -> list:
     has_ci = any(vc.conf_low is not None for vc in vcs)
     t = _table("Group", "Term", "Variance", "Std.Dev.", *(["sd lower", "sd upper"] if has_ci else []), "Share",
                title="Variance components")
-    for vc in vcs:
-        ci = [fmt(vc.conf_low), fmt(vc.conf_high)] if has_ci else []
-        t.add_row(vc.group, vc.term or "", fmt(vc.variance), fmt(vc.sd), *ci,
-                  "" if vc.share is None else f"{vc.share:.3f}")
+    columns = [fmt_column([getattr(vc, k) for vc in vcs]) for k in ("variance", "sd", "conf_low", "conf_high")]
+    for vc, var_text, sd_text, lo_text, hi_text in zip(vcs, *columns):
+        ci = [lo_text, hi_text] if has_ci else []
+        t.add_row(vc.group, vc.term or "", var_text, sd_text, *ci, "" if vc.share is None else f"{vc.share:.3f}")
     icc, e = r.extra["icc"], r.extra
     line = (f"ICC adjusted {fmt(icc.get('adjusted'), 3)}, unadjusted {fmt(icc.get('unadjusted'), 3)};  "
             f"R\u00b2 marginal {fmt(e.get('r2_marginal'), 3)}, conditional {fmt(e.get('r2_conditional'), 3)} "
