@@ -182,3 +182,17 @@ def test_df_and_t_do_not_depend_on_units(fits, sleepstudy, method, y_unit, x_uni
     inf = fixed_inference(fm, method)
     np.testing.assert_allclose(inf.df, base.df, rtol=1e-3)
     np.testing.assert_allclose(fm.sol.beta / inf.std_error, base_fm.sol.beta / base.std_error, rtol=1e-4)
+
+
+@pytest.mark.parametrize("df_range", [(-0.5, 2.0), (2.0, 4.0), (4.0, 7.0)])
+def test_t_two_sided_p_matches_scipy(df_range):
+    """Our continued-fraction t tail (df <= 1e4) and scipy's (above) against scipy.special.stdtr."""
+    from scipy import special
+
+    rng = np.random.default_rng(7)
+    df = 10 ** rng.uniform(*df_range, 500)
+    t = 10 ** rng.uniform(-6, 3, 500)
+    ref = 2 * special.stdtr(df, -t)
+    got = t_two_sided_p(t, df)
+    keep = ref > 1e-290
+    np.testing.assert_allclose(got[keep], ref[keep], rtol=1e-11, atol=0)

@@ -40,4 +40,4 @@ def test_help_loads_no_numerics():
 def test_fit_skips_slow_optional_imports():
     mods = loaded_modules("fit", str(REF / "data" / "sleepstudy.csv"), "Reaction ~ Days + (Days|Subject)")
     assert "lmmcli.inference" in mods          # the probe really ran a fit
-    assert not {"scipy.stats", "scipy.interpolate", "scipy.optimize", "matplotlib"} & mods
+    assert not {"scipy", "matplotlib"} & mods   # a one-term fit and its t tests need no scipy at all
