@@ -151,8 +151,8 @@ def test_pair_sums_match_loops():
 
 
 # -- crossed and nested terms: fixed pattern vs fallback vs brute force ------------------------------
-def _dense_objective(design, theta, reml):
-    """BMBW (34)/(41) from dense matrices: Lambda, Z, and the full Cholesky factor (small data only)."""
+def _dense_ZLambda(design, theta):
+    """Z Lambda as a dense matrix (small data only)."""
     Zs, Ls = [], []
     for blk, T in zip(design.blocks, pls.split_theta(design.blocks, theta)):
         Zk = np.zeros((design.n, blk.nlevels * blk.p))
@@ -160,8 +160,12 @@ def _dense_objective(design, theta, reml):
             Zk[np.arange(design.n), blk.codes * blk.p + j] = blk.Z[:, j]
         Zs.append(Zk)
         Ls.append(np.kron(np.eye(blk.nlevels), T))
-    Z, Lam = np.hstack(Zs), _block_diag(Ls)
-    ZL = Z @ Lam
+    return np.hstack(Zs) @ _block_diag(Ls)
+
+
+def _dense_objective(design, theta, reml):
+    """BMBW (34)/(41) from dense matrices: Lambda, Z, and the full Cholesky factor (small data only)."""
+    ZL = _dense_ZLambda(design, theta)
     X, y, n, p = design.X, design.y, design.n, design.X.shape[1]
     A = np.block([[ZL.T @ ZL + np.eye(ZL.shape[1]), ZL.T @ X], [X.T @ ZL, X.T @ X]])
     sol = np.linalg.solve(A, np.concatenate([ZL.T @ y, X.T @ y]))
@@ -213,14 +217,7 @@ def test_crossed_solution_matches_dense(csv, text):
     theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05)
     sol = model.solve(theta)
     # dense: u solves (Lambda'Z'Z Lambda + I) u = Lambda'Z'(y - X beta)
-    Zs, Ls = [], []
-    for blk, T in zip(design.blocks, pls.split_theta(design.blocks, theta)):
-        Zk = np.zeros((design.n, blk.nlevels * blk.p))
-        for j in range(blk.p):
-            Zk[np.arange(design.n), blk.codes * blk.p + j] = blk.Z[:, j]
-        Zs.append(Zk)
-        Ls.append(np.kron(np.eye(blk.nlevels), T))
-    ZL = np.hstack(Zs) @ _block_diag(Ls)
+    ZL = _dense_ZLambda(design, theta)
     u = np.linalg.solve(ZL.T @ ZL + np.eye(ZL.shape[1]), ZL.T @ (design.y - design.X @ sol.beta))
     np.testing.assert_allclose(np.concatenate([x.ravel() for x in sol.u]), u, rtol=1e-8, atol=1e-10)
 
