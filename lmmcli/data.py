@@ -55,8 +55,10 @@ def _read_parquet(p: Path, columns):
     import pyarrow.parquet as pq
 
     try:
-        schema_cols = pq.read_schema(p).names
-        use = [c for c in schema_cols if columns is None or c in columns]
+        schema = pq.read_schema(p)
+        # an index pandas stored as a column stays out (pandas would have made it the index, not a column)
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        use = [c for c in schema.names if c not in index and (columns is None or c in columns)]
         df = _to_frame(pq.read_table(p, columns=use))
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataError(f"cannot read Parquet file '{p.name}': {_first_line(exc)}",

@@ -110,7 +110,7 @@ def _from_pandas(s) -> np.ndarray:
         if s.isna().any() or api.is_float_dtype(dt):
             return s.to_numpy(dtype=float, na_value=np.nan)
         return s.to_numpy(dtype=np.int64)
-    if api.is_datetime64_any_dtype(dt) or api.is_timedelta64_dtype(dt):
+    if api.is_datetime64_any_dtype(dt) or getattr(dt, "kind", "") == "m":
         return _object(s.astype(str).where(s.notna(), None))
     if dt.kind in "iufb":
         return _numpy_kind(s.to_numpy())

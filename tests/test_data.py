@@ -181,3 +181,10 @@ def test_large_file_uses_several_blocks(tmp_path):
     got = read_table(str(tmp_path / "big.csv"))
     assert len(got) == n and _kind(got["y"]) == "f" and _kind(got["g"]) == "i" and _kind(got["b"]) == "b"
     np.testing.assert_allclose(got["y"], df["y"].to_numpy(), rtol=1e-15)
+
+
+def test_parquet_index_stored_by_pandas_is_not_a_column(tmp_path):
+    """pandas writes a named index as a column; reading it back (as pandas did) it is no column of the data."""
+    df = pd.DataFrame({"y": [1.0, 2.0]}, index=pd.Index(["r1", "r2"], name="rid"))
+    df.to_parquet(tmp_path / "d.parquet")
+    assert read_table(str(tmp_path / "d.parquet")).columns == ["y"]
