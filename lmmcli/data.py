@@ -219,14 +219,23 @@ def _r_type(pa, t) -> bool:
 
 
 def _to_frame(table) -> Frame:
-    """A pyarrow table as a Frame, with the column types pyarrow's own to_pandas would give."""
-    return Frame({f.name: _column(table.column(i), f.type) for i, f in enumerate(table.schema)})
+    """A pyarrow table as a Frame, with the column types pyarrow's own to_pandas would give; other
+    types (dates, times, dictionaries in Parquet) take pandas' mapping, categories keeping their order."""
+    cols, orders = {}, {}
+    for i, f in enumerate(table.schema):
+        col = _column(table.column(i), f.type)
+        if col is None:
+            sub = as_frame({f.name: table.column(i).to_pandas()})
+            col, orders = sub[f.name], {**orders, **sub.orders}
+        cols[f.name] = col
+    return Frame(cols, orders=orders)
 
 
 def _column(col, t):
     """One arrow column as numpy, typed as pyarrow's to_pandas types it: integers with nulls and
     all-missing columns are float (NaN), booleans with nulls are objects (True/False/None), text is
-    objects with None. Read from the arrow buffers: pyarrow's own numpy conversion imports pandas."""
+    objects with None; None for other types. Read from the arrow buffers: pyarrow's own numpy
+    conversion imports pandas."""
     import numpy as np
     import pyarrow as pa
 
@@ -241,7 +250,7 @@ def _column(col, t):
         return _chunks(col, _booleans, object if col.null_count else bool)
     if types.is_string(t) or types.is_large_string(t):
         return _chunks(col, _texts, object)
-    return as_frame({"c": col.to_pandas()})["c"]   # dates, times, dictionaries in Parquet: pandas' mapping
+    return None
 
 
 def _chunks(col, convert, dtype):

@@ -311,7 +311,7 @@ def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]
     df = as_frame(df)
     codes, labels = None, None
     for col in group:
-        c, uniq = _factorize(df[col])
+        c, uniq = _factorize(df[col], df.orders.get(col))
         lab = value_labels(uniq)
         if codes is None:
             codes, labels = c.astype(np.int64), lab
@@ -323,8 +323,14 @@ def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]
     return codes, tuple(labels)
 
 
-def _factorize(v: np.ndarray):
-    """(codes, sorted distinct values): numeric order for numbers, text order for text (mixed: by text)."""
+def _factorize(v: np.ndarray, order=None):
+    """(codes, sorted distinct values): numeric order for numbers, text order for text (mixed: by text);
+    a categorical column's present categories in their own order."""
+    if order is not None:
+        present = set(v.tolist())
+        uniq = np.array([c for c in order if c in present], dtype=object)
+        index = {u: i for i, u in enumerate(uniq.tolist())}
+        return np.array([index[x] for x in v.tolist()], dtype=np.int64), uniq
     if v.dtype != object:
         uniq, inv = np.unique(v, return_inverse=True)
         return inv.reshape(-1).astype(np.int64), uniq

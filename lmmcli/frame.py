@@ -3,7 +3,9 @@
 Each column is a 1-D numpy array of one of four kinds: float64 (NaN for missing), int64, bool, or
 object (text, with None for missing; a TRUE/FALSE column with missing values is an object array of
 True/False/None, as pyarrow and pandas give it). `as_frame` also takes a pandas DataFrame, mapping
-pandas' own dtypes onto these kinds the way the pandas-based code treated them.
+pandas' own dtypes onto these kinds the way the pandas-based code treated them. A categorical column
+(pandas category, Parquet dictionary) keeps its categories' order in `orders`: a grouping factor's
+levels follow it, as pandas' factorize did.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import numpy as np
 
 
 class Frame:
-    """Ordered named columns of equal length; `attrs` carries notes about the source (encoding_note)."""
+    """Ordered named columns of equal length; `attrs` carries notes about the source (encoding_note),
+    `orders` the category order of categorical columns."""
 
-    def __init__(self, columns: dict, attrs: dict | None = None):
+    def __init__(self, columns: dict, attrs: dict | None = None, orders: dict | None = None):
         self._cols = {str(k): v for k, v in columns.items()}
+        self.orders = {k: tuple(v) for k, v in (orders or {}).items() if k in self._cols}
         lengths = {len(v) for v in self._cols.values()}
         if len(lengths) > 1:
             raise ValueError("columns of a Frame must have equal lengths")
@@ -38,15 +42,15 @@ class Frame:
     def take(self, rows) -> "Frame":
         """The rows at these positions, in this order."""
         rows = np.asarray(rows, dtype=np.int64)
-        return Frame({k: v[rows] for k, v in self._cols.items()}, self.attrs)
+        return Frame({k: v[rows] for k, v in self._cols.items()}, self.attrs, self.orders)
 
     def select(self, cols) -> "Frame":
         """These columns, in this order."""
-        return Frame({c: self._cols[c] for c in cols}, self.attrs)
+        return Frame({c: self._cols[c] for c in cols}, self.attrs, self.orders)
 
     def with_columns(self, extra: dict) -> "Frame":
-        """A copy with columns added (or replaced)."""
-        return Frame({**self._cols, **{k: np.asarray(v) for k, v in extra.items()}}, self.attrs)
+        """A copy with columns added (or replaced by the same values retyped: their category order stays)."""
+        return Frame({**self._cols, **{k: np.asarray(v) for k, v in extra.items()}}, self.attrs, self.orders)
 
     def to_pandas(self):
         """The same columns as a pandas DataFrame (imports pandas)."""
@@ -66,10 +70,16 @@ def as_frame(obj) -> Frame:
     if isinstance(obj, Frame):
         return obj
     if hasattr(obj, "columns") and hasattr(obj, "attrs"):
-        return Frame({c: column_array(obj[c]) for c in obj.columns}, getattr(obj, "attrs", None))
+        cols = {c: obj[c] for c in obj.columns}
+        return Frame({c: column_array(v) for c, v in cols.items()}, obj.attrs, _category_orders(cols))
     if isinstance(obj, dict):
-        return Frame({k: column_array(v) for k, v in obj.items()})
+        return Frame({k: column_array(v) for k, v in obj.items()}, orders=_category_orders(obj))
     raise TypeError(f"cannot make a Frame from {type(obj).__name__}")
+
+
+def _category_orders(cols: dict) -> dict:
+    """The categories of each pandas categorical column, in their order."""
+    return {k: tuple(v.cat.categories) for k, v in cols.items() if getattr(v.dtype, "name", "") == "category"}
 
 
 def column_array(values) -> np.ndarray:

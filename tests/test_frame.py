@@ -102,3 +102,13 @@ def test_design_is_the_same_from_a_frame_and_from_pandas(csv, formula):
     np.testing.assert_array_equal(a.X, b.X)
     np.testing.assert_array_equal(a.y, b.y)
     assert [(blk.levels, blk.codes.tolist()) for blk in a.blocks] == [(blk.levels, blk.codes.tolist()) for blk in b.blocks]
+
+
+def test_a_categorical_grouping_factor_keeps_its_category_order(tmp_path):
+    """As pandas' factorize did: the levels present, in the categories' order (Parquet dictionaries too)."""
+    g = pd.Categorical(["b", "a", "b", "d"], categories=["d", "c", "b", "a"])
+    pd.DataFrame({"g": g, "y": [1.0, 2.0, 3.0, 4.0]}).to_parquet(tmp_path / "d.parquet")
+    for f in (as_frame(pd.DataFrame({"g": g})), read_table(str(tmp_path / "d.parquet")).take([0, 1, 2, 3])):
+        codes, labels = group_codes(f, ("g",))
+        assert labels == ("d", "b", "a") and codes.tolist() == [1, 2, 1, 0]
+        assert sorted_levels(f["g"]) == ("a", "b", "d")     # a fixed-effect factor's levels: value order
