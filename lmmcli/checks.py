@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import DataError, ModelSpecError
 from .formula import Formula, Name, deparse, names_in
+from .frame import missing
 
 RANK_MAX_CELLS = 1_000_000   # n * q above this: rank(Z) is skipped (lme4's "Small" levels use the same 1e6 limit)
 
@@ -47,16 +48,15 @@ def _span_after_tilde(text: str, name: str):
 
 def check_response(formula: Formula, df) -> None:
     """A plain-column response must be numeric and not entirely missing."""
-    import pandas as pd
-
     if not isinstance(formula.response, Name):
         return
     col = formula.response.name
     s = df[col]
-    if s.isna().all():
+    gone = missing(s)
+    if gone.all():
         raise DataError(f"every value of the response '{col}' is missing")
-    if s.dtype == bool or not pd.api.types.is_numeric_dtype(s.dtype):
-        example = s.dropna().astype(str).iloc[0]
+    if s.dtype.kind not in "iufc":
+        example = str(s[~gone][0])
         kind = "TRUE/FALSE values" if s.dtype == bool else f"text such as '{example}'"
         raise DataError(f"the response '{col}' is not numeric: it holds {kind}",
                         hint="lmm fits linear mixed models of a numeric response")

@@ -556,7 +556,7 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, outp
     fm, df = read_and_fit(data, formula, ml, factor, ref)
     sims = simulate_model(fm, nsim, seed, use_u)
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
-    _write_csv(df.assign(**cols), output, inputs=(data,))
+    _write_csv(df.to_pandas().assign(**cols), output, inputs=(data,))
     echo_warnings(fm.result().warnings, strict)
 
 

@@ -26,6 +26,7 @@ from .distributions import chi2_sf
 from .errors import DataError, ModelSpecError, UsageError
 from .fit import FittedModel, fit_design
 from .formula import Formula, Name, deparse, parse_formula
+from .frame import as_frame
 from .results import SCHEMA_VERSION, clean
 
 REFIT_NOTE = ("models fitted by ML instead of REML (lme4's anova() refits REML fits by ML); "
@@ -178,7 +179,7 @@ def compare(texts, df, ml: bool = False, refit: bool = True, factors=(), refs=No
     """anova(m1, m2, ...): fit every formula to the common rows and run the likelihood-ratio tests."""
     formulas = parse_all(texts)
     rows = common_rows(formulas, df, source)
-    data = df.iloc[rows].reset_index(drop=True)
+    data = as_frame(df).take(rows)
     any_random = any(f.random for f in formulas)
     reml = not ml and not refit
     fits = fit_on_rows(formulas, data, reml, tuple(factors), dict(refs or {}), source)

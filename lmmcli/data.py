@@ -1,12 +1,12 @@
-"""Read a data file (CSV, TSV, Parquet, or CSV on stdin) into a pandas DataFrame.
+"""Read a data file (CSV, TSV, Parquet, or CSV on stdin) into a Frame (numpy columns; no pandas).
 
 Values are typed as R's read.csv types them: numbers (quoted or not, 'Inf' included) are numbers,
 TRUE/FALSE (and T/F, true/false) are booleans, everything else stays text; 'NA' and empty fields
 are missing. Column names are kept as written (the formula can backquote them), except that
 duplicates get R's suffixes (x, x.1) and an empty name becomes 'X'.
 
-CSV goes through pyarrow's multithreaded reader; pandas is the fallback where pyarrow cannot do
-what R would (a column whose type changes after the first block, a delimiter it must guess).
+CSV goes through pyarrow's multithreaded reader, straight into numpy columns; pandas is the fallback
+where pyarrow cannot do what R would (a column whose type changes after the first block).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from .errors import DataError
+from .frame import Frame, as_frame
 
 CSV_EXT = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": None}
 PARQUET_EXT = {".parquet", ".pq"}
@@ -54,9 +55,11 @@ def _read_parquet(p: Path, columns):
     import pyarrow.parquet as pq
 
     try:
-        schema_cols = pq.read_schema(p).names
-        use = [c for c in schema_cols if columns is None or c in columns]
-        df = pq.read_table(p, columns=use).to_pandas()
+        schema = pq.read_schema(p)
+        # an index pandas stored as a column stays out (pandas would have made it the index, not a column)
+        index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
+        use = [c for c in schema.names if c not in index and (columns is None or c in columns)]
+        df = _to_frame(pq.read_table(p, columns=use))
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataError(f"cannot read Parquet file '{p.name}': {_first_line(exc)}",
                         hint="the file may be damaged or not Parquet at all") from exc
@@ -67,7 +70,7 @@ def _read_parquet(p: Path, columns):
 
 # -- CSV ------------------------------------------------------------------------------------------
 def read_csv_source(src, sep, label: str, columns=None):
-    """A CSV/TSV file or byte stream to a DataFrame, with R's typing; every failure is a DataError."""
+    """A CSV/TSV file or byte stream to a Frame, with R's typing; every failure is a DataError."""
     head = _head_bytes(src)
     _check_text(head, label)
     encoding = "utf-8"
@@ -206,7 +209,7 @@ def _arrow_read(src, sep, names, encoding, columns, newlines_in_values=False, as
     odd = [f.name for f in table.schema if not _r_type(pa, f.type)]
     if odd and not as_text:
         return _arrow_read(src, sep, names, encoding, columns, newlines_in_values, as_text=odd)
-    return _to_pandas(table), encoding
+    return _to_frame(table), encoding
 
 
 def _r_type(pa, t) -> bool:
@@ -215,14 +218,96 @@ def _r_type(pa, t) -> bool:
         or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
 
 
-def _to_pandas(table):
-    """To pandas; an all-missing column is float (as pandas reads it), not 'null'."""
+def _to_frame(table) -> Frame:
+    """A pyarrow table as a Frame, with the column types pyarrow's own to_pandas would give; other
+    types (dates, times, dictionaries in Parquet) take pandas' mapping, categories keeping their order."""
+    cols, orders = {}, {}
+    for i, f in enumerate(table.schema):
+        col = _column(table.column(i), f.type)
+        if col is None:
+            sub = as_frame({f.name: table.column(i).to_pandas()})
+            col, orders = sub[f.name], {**orders, **sub.orders}
+        cols[f.name] = col
+    return Frame(cols, orders=orders)
+
+
+def _column(col, t):
+    """One arrow column as numpy, typed as pyarrow's to_pandas types it: integers with nulls and
+    all-missing columns are float (NaN), booleans with nulls are objects (True/False/None), text is
+    objects with None; None for other types. Read from the arrow buffers: pyarrow's own numpy
+    conversion imports pandas."""
+    import numpy as np
     import pyarrow as pa
 
-    for i, f in enumerate(table.schema):
-        if pa.types.is_null(f.type):
-            table = table.set_column(i, f.name, table.column(i).cast(pa.float64()))
-    return table.to_pandas()
+    types = pa.types
+    if types.is_null(t):
+        return np.full(len(col), np.nan)
+    if types.is_integer(t) and not col.null_count:
+        return _chunks(col.cast(pa.int64()), _numbers, np.int64)
+    if types.is_integer(t) or types.is_floating(t):
+        return _chunks(col.cast(pa.float64()), _numbers, np.float64)
+    if types.is_boolean(t):
+        return _chunks(col, _booleans, object if col.null_count else bool)
+    if types.is_string(t) or types.is_large_string(t):
+        return _chunks(col, _texts, object)
+    return None
+
+
+def _chunks(col, convert, dtype):
+    """The chunks of an arrow column converted one by one and joined (a new, writable array)."""
+    import numpy as np
+
+    parts = [convert(chunk, dtype) for chunk in col.chunks]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+
+def _bits(buf, offset: int, n: int):
+    """An arrow bitmap (validity or boolean values) as a bool array."""
+    import numpy as np
+
+    return np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")[offset:offset + n].astype(bool)
+
+
+def _valid(arr):
+    """Which entries of an arrow array are not null."""
+    import numpy as np
+
+    buf = arr.buffers()[0]
+    return np.ones(len(arr), dtype=bool) if buf is None or not arr.null_count else _bits(buf, arr.offset, len(arr))
+
+
+def _numbers(arr, dtype):
+    """An int64 or float64 arrow array; nulls (float only) become NaN."""
+    import numpy as np
+
+    values = np.frombuffer(arr.buffers()[1], dtype=dtype)[arr.offset:arr.offset + len(arr)]
+    if arr.null_count:
+        values = np.where(_valid(arr), values, np.nan)
+    return values
+
+
+def _booleans(arr, dtype):
+    """A boolean arrow array; with nulls an object array of True/False/None."""
+    import numpy as np
+
+    values = _bits(arr.buffers()[1], arr.offset, len(arr))
+    if dtype is bool:
+        return values
+    out = values.astype(object)
+    out[~_valid(arr)] = None
+    return out
+
+
+def _texts(arr, dtype):
+    """A string arrow array as objects (None for null), decoding each distinct value once."""
+    import numpy as np
+    import pyarrow as pa
+
+    enc = arr.dictionary_encode()
+    labels = np.array(enc.dictionary.to_pylist() + [None], dtype=object)
+    codes = enc.indices.cast(pa.int64())
+    idx = np.frombuffer(codes.buffers()[1], dtype=np.int64)[codes.offset:codes.offset + len(codes)]
+    return labels[np.where(_valid(codes), idx, len(labels) - 1)]
 
 
 def _rewound(src):
@@ -238,11 +323,12 @@ def _pandas_read(src, sep, names, encoding, label, columns):
 
     usecols = [n for n in names if columns is None or n in columns]
     try:
-        return pd.read_csv(_rewound(src), sep=sep, header=0, names=names, usecols=usecols, encoding=encoding,
-                           keep_default_na=False, na_values=NA_STRINGS, true_values=TRUE_STRINGS,
-                           false_values=FALSE_STRINGS, low_memory=False)
+        df = pd.read_csv(_rewound(src), sep=sep, header=0, names=names, usecols=usecols, encoding=encoding,
+                         keep_default_na=False, na_values=NA_STRINGS, true_values=TRUE_STRINGS,
+                         false_values=FALSE_STRINGS, low_memory=False)
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot parse {label}: {_first_line(exc)}") from exc
+    return as_frame(df)
 
 
 def _first_ragged_line(src, sep, encoding, width: int):

@@ -1,4 +1,4 @@
-"""Formula + DataFrame -> Design: the response y, the fixed-effects matrix X, one ReBlock per random term.
+"""Formula + data (a Frame, or a pandas DataFrame) -> Design: the response y, the fixed-effects matrix X, one ReBlock per random term.
 
 Columns are coded and named as R's model.matrix names them (treatment contrasts, reference = first
 level in sorted order, interactions with the first factor varying fastest), because users compare
@@ -16,6 +16,7 @@ import numpy as np
 
 from . import checks
 from .errors import DataError, ModelSpecError
+from .frame import as_frame, column_array, infer_kind, missing
 from .formula import BinOp, Call, FixedTerm, Formula, Name, Number, RandomTerm, UnaryOp, deparse
 
 NUMERIC_FUNCS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt}
@@ -100,23 +101,24 @@ class Design:
 # -- labels and levels ------------------------------------------------------------------------
 def value_labels(values) -> np.ndarray:
     """Text labels for a column's values, as R prints them (308 not 308.0, TRUE/FALSE)."""
-    import pandas as pd
-
-    s = pd.Series(values)
-    if s.dtype == bool:
-        return np.where(s.to_numpy(), "TRUE", "FALSE").astype(object)
-    if pd.api.types.is_integer_dtype(s.dtype):
-        return s.astype("int64").astype(str).to_numpy(dtype=object)
-    if pd.api.types.is_float_dtype(s.dtype):
-        return np.array(["%.15g" % v for v in s.to_numpy()], dtype=object)
-    return s.astype(str).to_numpy(dtype=object)
+    v = column_array(values)
+    kind = v.dtype.kind
+    if kind == "b":
+        return np.where(v, "TRUE", "FALSE").astype(object)
+    if kind in "iu":
+        return v.astype(str).astype(object)
+    if kind == "f":
+        return np.array(["%.15g" % x for x in v.tolist()], dtype=object)
+    return np.array([str(x) for x in v.tolist()], dtype=object)
 
 
 def sorted_levels(values) -> tuple[str, ...]:
     """Distinct values in R's order: numeric order for numbers, FALSE<TRUE, text order for text."""
-    import pandas as pd
-
-    uniq = pd.unique(pd.Series(values).dropna())
+    v = column_array(values)
+    v = v[~missing(v)]
+    if v.dtype != object:
+        return tuple(value_labels(np.unique(v)))
+    uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
     try:
         uniq = np.sort(uniq)
     except TypeError:
@@ -126,17 +128,15 @@ def sorted_levels(values) -> tuple[str, ...]:
 
 def is_factor_column(series, forced: bool) -> bool:
     """Text, boolean and categorical columns are factors; numbers only when --factor names them."""
-    import pandas as pd
-
-    return forced or not pd.api.types.is_numeric_dtype(series.dtype) or series.dtype == bool
+    return forced or not _is_number(series)
 
 
 # -- evaluation of expressions ---------------------------------------------------------------
 class Evaluator:
-    """Evaluates formula expressions on a DataFrame's columns (never with eval)."""
+    """Evaluates formula expressions on a Frame's columns (never with eval)."""
 
     def __init__(self, df, spec_scale: dict | None = None):
-        self.df = df
+        self.df = as_frame(df)
         self.scale_state = {} if spec_scale is None else spec_scale
         self.learn = spec_scale is None
 
@@ -146,7 +146,7 @@ class Evaluator:
             col = self.df[e.name]
             if not _is_number(col):
                 raise DataError(f"column '{e.name}' is not numeric, so it cannot be used in arithmetic")
-            return col.to_numpy(dtype=float)
+            return col.astype(float)
         if isinstance(e, Number):
             return np.full(len(self.df), float(e.value))
         if isinstance(e, UnaryOp):
@@ -182,9 +182,8 @@ class Evaluator:
 
 
 def _is_number(col) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(col.dtype) and col.dtype != bool
+    """Integers and floats (not booleans, text or other objects)."""
+    return col.dtype.kind in "iufc"
 
 
 def _arith(op, a, b):
@@ -309,12 +308,11 @@ def aliased_columns(X: np.ndarray) -> list[int]:
 # -- random terms ----------------------------------------------------------------------------
 def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
     """Codes and labels of a grouping factor, or of the interaction a:b of several (levels present only)."""
-    import pandas as pd
-
+    df = as_frame(df)
     codes, labels = None, None
     for col in group:
-        c, uniq = pd.factorize(pd.Series(df[col]), sort=True)
-        lab = value_labels(pd.Series(uniq))
+        c, uniq = _factorize(df[col], df.orders.get(col))
+        lab = value_labels(uniq)
         if codes is None:
             codes, labels = c.astype(np.int64), lab
         else:
@@ -323,6 +321,26 @@ def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]
             labels = np.array([f"{labels[k // len(lab)]}:{lab[k % len(lab)]}" for k in u], dtype=object)
             codes = inv.astype(np.int64)
     return codes, tuple(labels)
+
+
+def _factorize(v: np.ndarray, order=None):
+    """(codes, sorted distinct values): numeric order for numbers, text order for text (mixed: by text);
+    a categorical column's present categories in their own order."""
+    if order is not None:
+        present = set(v.tolist())
+        uniq = np.array([c for c in order if c in present], dtype=object)
+        index = {u: i for i, u in enumerate(uniq.tolist())}
+        return np.array([index[x] for x in v.tolist()], dtype=np.int64), uniq
+    if v.dtype != object:
+        uniq, inv = np.unique(v, return_inverse=True)
+        return inv.reshape(-1).astype(np.int64), uniq
+    try:
+        uniq, inv = np.unique(v, return_inverse=True)
+    except TypeError:
+        uniq = np.array(sorted(dict.fromkeys(v.tolist()), key=str), dtype=object)
+        index = {u: i for i, u in enumerate(uniq.tolist())}
+        inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
+    return inv.reshape(-1).astype(np.int64), uniq
 
 
 def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
@@ -337,6 +355,7 @@ def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
 # -- the whole design ------------------------------------------------------------------------
 def check_columns(formula: Formula, df, source: str = "the data") -> None:
     """Every referenced column exists; otherwise say which, where, and what it might have been."""
+    df = as_frame(df)
     for name in sorted(formula.columns()):
         if name not in df.columns:
             close = difflib.get_close_matches(name, [str(c) for c in df.columns], n=1)
@@ -353,12 +372,17 @@ def _name_span(text: str, name: str):
 
 def complete_rows(df, columns) -> np.ndarray:
     """Positions of rows with no missing value in the used columns."""
-    return np.flatnonzero(df[list(columns)].notna().all(axis=1).to_numpy())
+    df = as_frame(df)
+    bad = np.zeros(len(df), dtype=bool)
+    for col in columns:
+        bad |= missing(df[col])
+    return np.flatnonzero(~bad)
 
 
 def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str = "the data") -> Design:
     """Check, clean and encode the data for this formula (the design step of lmer)."""
     refs = dict(refs or {})
+    df = as_frame(df)
     check_columns(formula, df, source)
     for col in refs:
         if col not in df.columns:
@@ -368,8 +392,9 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     used = sorted(formula.columns())
     rows = complete_rows(df, used)
     n_input = len(df)
-    # infer_objects: a TRUE/FALSE column that had missing values is boolean again once they are gone
-    clean = df.iloc[rows][used].reset_index(drop=True).infer_objects()
+    # infer_kind: a TRUE/FALSE column that had missing values is boolean again once they are gone
+    picked = df.select(used).take(rows)
+    clean = picked.with_columns({c: infer_kind(picked[c]) for c in used})
     if len(clean) == 0:
         raise DataError("no rows are left after dropping rows with missing values in the model's columns")
     variables = learn_variables(formula, clean, set(factor_columns), refs)
@@ -406,7 +431,7 @@ def _drop_aliased(spec: ModelSpec, names: list[str], X: np.ndarray):
 
 def fixed_matrix(spec: ModelSpec, df) -> np.ndarray:
     """X for new rows, with the fitting data's levels, scaling and kept columns."""
-    ev = Evaluator(df, spec.scale_state)
+    ev = Evaluator(as_frame(df), spec.scale_state)
     names, X = model_columns(spec.formula.fixed, spec.formula.intercept, spec, ev)
     keep = [names.index(nm) for nm in spec.fixed_names]
     return X[:, keep]

@@ -15,6 +15,7 @@ from .design import Evaluator, fixed_matrix, model_columns, predictor_terms, val
 from .distributions import interval_z, norm_ppf
 from .errors import ModelSpecError, UsageError
 from .formula import Name, deparse
+from .frame import as_frame
 from .results import FitResult
 
 GRID_POINTS = 25   # points along each group's predicted line (curved when x enters through log(), ^, ...)
@@ -164,7 +165,7 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
         raise ModelSpecError("the model has no random terms, so there are no groups to draw")
     x_name = choose_x(fm, x)
     blk = fm.blocks[0]
-    used = df.iloc[fm.design.rows][sorted(fm.formula.columns())].reset_index(drop=True)
+    used = as_frame(df).select(sorted(fm.formula.columns())).take(fm.design.rows).to_pandas()
     xv = used[x_name].to_numpy(dtype=float)
     order = [np.flatnonzero(blk.codes == g) for g in range(blk.nlevels)]
     order = [idx[np.argsort(xv[idx], kind="stable")] for idx in order]

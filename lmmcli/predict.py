@@ -27,6 +27,7 @@ from .design import Evaluator, ModelSpec, complete_rows, fixed_matrix, model_col
 from .distributions import interval_z
 from .errors import DataError, ModelSpecError, UsageError
 from .formula import names_in
+from .frame import as_frame, missing
 
 INTERVALS = ("confidence", "prediction")
 METHOD = {
@@ -253,11 +254,12 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
     if interval is not None and interval not in INTERVALS:
         raise UsageError(f"--interval must be 'confidence' or 'prediction', not '{interval}'")
     interval_z(level)   # a bad --level is refused even without --interval, never silently ignored
+    df = as_frame(df)
     need_z = not population or interval == "prediction"
     cols = needed_columns(state.spec, population, need_z)
     check_new_columns(df, cols + [k for k in keep if k not in cols], source)
     rows = complete_rows(df, cols) if cols else np.arange(len(df))
-    sub = df.iloc[rows].reset_index(drop=True)
+    sub = df.take(rows)
     X = fixed_matrix(state.spec, sub)
     parts = term_rows(state, sub, groups=not population) if need_z else []
     eta = X @ state.beta
@@ -290,9 +292,7 @@ def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> list:
 
 def _column_values(col) -> list:
     """A kept column's values as plain Python (NaN as None)."""
-    import pandas as pd
-
-    return [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in col.tolist()]
+    return [None if gone else (v.item() if hasattr(v, "item") else v) for v, gone in zip(col.tolist(), missing(col))]
 
 
 def predictions_arrow(p: Predictions):

@@ -1,4 +1,5 @@
-"""data.read_table: values typed as R's read.csv types them, through pyarrow or the pandas fallback alike.
+"""data.read_table: values typed as R's read.csv types them, through pyarrow or the pandas fallback alike,
+into a Frame of numpy columns (float64 with NaN, int64, bool, or objects with None).
 
 The CLI messages for unreadable files are tested in test_bad_input.py; here, what a readable file becomes.
 """
@@ -15,6 +16,7 @@ from conftest import REF
 from lmmcli import data
 from lmmcli.data import read_csv_source, read_table
 from lmmcli.errors import DataError
+from lmmcli.frame import Frame, frames_equal
 
 
 def read_bytes(tmp_path, content: bytes, name="d.csv"):
@@ -45,14 +47,8 @@ TYPING = [
 ]
 
 
-def _kind(s: pd.Series) -> str:
-    if s.dtype == bool:
-        return "b"
-    if pd.api.types.is_integer_dtype(s.dtype):
-        return "i"
-    if pd.api.types.is_float_dtype(s.dtype):
-        return "f"
-    return "str"
+def _kind(col: np.ndarray) -> str:
+    return {np.dtype(bool): "b", np.dtype(np.int64): "i", np.dtype(np.float64): "f"}.get(col.dtype, "str")
 
 
 @pytest.mark.parametrize("cid, text, col, kind, values", TYPING, ids=[t[0] for t in TYPING])
@@ -61,6 +57,7 @@ def test_r_typing(tmp_path, monkeypatch, reader, cid, text, col, kind, values):
     if reader == "pandas":   # the fallback must type the same way
         monkeypatch.setattr(data, "_arrow_read", _arrow_fails)
     df = read_bytes(tmp_path, text.encode())
+    assert isinstance(df, Frame)
     assert _kind(df[col]) == kind
     got = df[col].tolist()
     assert len(got) == len(values)
@@ -79,8 +76,8 @@ def test_arrow_and_pandas_readers_agree_on_sleepstudy(monkeypatch):
     a = read_table(path)
     monkeypatch.setattr(data, "_arrow_read", _arrow_fails)
     b = read_table(path)
-    pd.testing.assert_frame_equal(a, b)
-    assert [_kind(a[c]) for c in a] == ["f", "i", "i"]   # Reaction, Days, Subject ("308" quoted: a number)
+    assert frames_equal(a, b)
+    assert [_kind(a[c]) for c in a.columns] == ["f", "i", "i"]   # Reaction, Days, Subject ("308" quoted: a number)
 
 
 def test_type_change_after_the_first_block_falls_back_to_pandas(tmp_path, monkeypatch):
@@ -88,14 +85,14 @@ def test_type_change_after_the_first_block_falls_back_to_pandas(tmp_path, monkey
     monkeypatch.setattr(data, "BLOCK_BYTES", 256)
     rows = [f"{i},{i}" for i in range(200)] + ["200,abc"]
     df = read_bytes(tmp_path, ("y,g\n" + "\n".join(rows) + "\n").encode())
-    assert _kind(df["y"]) == "i" and _kind(df["g"]) == "str" and df["g"].iloc[-1] == "abc"
+    assert _kind(df["y"]) == "i" and _kind(df["g"]) == "str" and df["g"][-1] == "abc"
 
 
 def test_quoted_newlines_across_blocks(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "BLOCK_BYTES", 256)
     rows = [f'{i},"line one\nline two {i}"' for i in range(100)]
     df = read_bytes(tmp_path, ("y,note\n" + "\n".join(rows) + "\n").encode())
-    assert len(df) == 100 and df["note"].iloc[99] == "line one\nline two 99"
+    assert len(df) == 100 and df["note"][99] == "line one\nline two 99"
 
 
 @pytest.mark.parametrize("header, names", [
@@ -119,7 +116,7 @@ def test_latin1_is_read_and_noted(tmp_path, late):
     filler = "".join(f"{i},2,plain\n" for i in range(20000)) if late else ""
     text = "y,x,g\n" + filler + "1,2,café\n3,4,naïve\n"
     df = read_bytes(tmp_path, text.encode("latin-1"))
-    assert df["g"].iloc[-2:].tolist() == ["café", "naïve"]
+    assert df["g"][-2:].tolist() == ["café", "naïve"]
     assert df.attrs["encoding_note"] == "d.csv is not UTF-8; read it as latin-1"
 
 
@@ -143,11 +140,11 @@ def test_delimiters(tmp_path, name, text):
 
 def test_parquet_and_stdin(tmp_path, monkeypatch):
     ref = read_table(str(REF / "data" / "dyestuff.csv"))
-    ref.to_parquet(tmp_path / "d.parquet")
-    pd.testing.assert_frame_equal(read_table(str(tmp_path / "d.parquet")), ref)
+    ref.to_pandas().to_parquet(tmp_path / "d.parquet")
+    assert frames_equal(read_table(str(tmp_path / "d.parquet")), ref)
     raw = (REF / "data" / "dyestuff.csv").read_bytes()
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw)))
-    pd.testing.assert_frame_equal(read_table("-"), ref)
+    assert frames_equal(read_table("-"), ref)
 
 
 def test_columns_subset(tmp_path):
@@ -172,7 +169,7 @@ def test_stream_source_matches_file(tmp_path):
     content = b"y,g\n1,a\n2,b\n"
     a = read_bytes(tmp_path, content)
     b = read_csv_source(io.BytesIO(content), ",", "standard input")
-    pd.testing.assert_frame_equal(a, b)
+    assert frames_equal(a, b)
 
 
 def test_large_file_uses_several_blocks(tmp_path):
@@ -183,4 +180,11 @@ def test_large_file_uses_several_blocks(tmp_path):
     df.to_csv(tmp_path / "big.csv", index=False)
     got = read_table(str(tmp_path / "big.csv"))
     assert len(got) == n and _kind(got["y"]) == "f" and _kind(got["g"]) == "i" and _kind(got["b"]) == "b"
-    np.testing.assert_allclose(got["y"].to_numpy(), df["y"].to_numpy(), rtol=1e-15)
+    np.testing.assert_allclose(got["y"], df["y"].to_numpy(), rtol=1e-15)
+
+
+def test_parquet_index_stored_by_pandas_is_not_a_column(tmp_path):
+    """pandas writes a named index as a column; reading it back (as pandas did) it is no column of the data."""
+    df = pd.DataFrame({"y": [1.0, 2.0]}, index=pd.Index(["r1", "r2"], name="rid"))
+    df.to_parquet(tmp_path / "d.parquet")
+    assert read_table(str(tmp_path / "d.parquet")).columns == ["y"]

@@ -16,7 +16,7 @@ PKG = Path(__file__).resolve().parent.parent / "lmmcli"
 LAYERS = [
     {"__init__", "errors", "blas", "distributions", "backspline"},
     {"formula"},
-    {"data"},
+    {"data", "frame"},
     {"checks"},
     {"design"},
     {"pls_kernels"},
