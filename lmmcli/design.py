@@ -16,8 +16,9 @@ import numpy as np
 
 from . import checks
 from .errors import DataError, ModelSpecError
-from .frame import as_frame, column_array, infer_kind, missing
+from .frame import as_frame, infer_kind, missing
 from .formula import BinOp, Call, FixedTerm, Formula, Name, Number, RandomTerm, UnaryOp, deparse
+from .levels import group_codes, is_factor_column, is_number, sorted_levels, value_labels
 
 NUMERIC_FUNCS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt}
 ALIAS_TOL = 1e-9
@@ -98,39 +99,6 @@ class Design:
         return self.spec.fixed_names
 
 
-# -- labels and levels ------------------------------------------------------------------------
-def value_labels(values) -> np.ndarray:
-    """Text labels for a column's values, as R prints them (308 not 308.0, TRUE/FALSE)."""
-    v = column_array(values)
-    kind = v.dtype.kind
-    if kind == "b":
-        return np.where(v, "TRUE", "FALSE").astype(object)
-    if kind in "iu":
-        return v.astype(str).astype(object)
-    if kind == "f":
-        return np.array(["%.15g" % x for x in v.tolist()], dtype=object)
-    return np.array([str(x) for x in v.tolist()], dtype=object)
-
-
-def sorted_levels(values) -> tuple[str, ...]:
-    """Distinct values in R's order: numeric order for numbers, FALSE<TRUE, text order for text."""
-    v = column_array(values)
-    v = v[~missing(v)]
-    if v.dtype != object:
-        return tuple(value_labels(np.unique(v)))
-    uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
-    try:
-        uniq = np.sort(uniq)
-    except TypeError:
-        uniq = np.array(sorted(uniq, key=str), dtype=object)
-    return tuple(value_labels(uniq))
-
-
-def is_factor_column(series, forced: bool) -> bool:
-    """Text, boolean and categorical columns are factors; numbers only when --factor names them."""
-    return forced or not _is_number(series)
-
-
 # -- evaluation of expressions ---------------------------------------------------------------
 class Evaluator:
     """Evaluates formula expressions on a Frame's columns (never with eval)."""
@@ -144,7 +112,7 @@ class Evaluator:
         """The expression's values as floats."""
         if isinstance(e, Name):
             col = self.df[e.name]
-            if not _is_number(col):
+            if not is_number(col):
                 raise DataError(f"column '{e.name}' is not numeric, so it cannot be used in arithmetic")
             return col.astype(float)
         if isinstance(e, Number):
@@ -179,11 +147,6 @@ class Evaluator:
             raise ModelSpecError(f"no stored centre and scale for '{key}'")
         c, s = self.scale_state[key]
         return (x - c) / s
-
-
-def _is_number(col) -> bool:
-    """Integers and floats (not booleans, text or other objects)."""
-    return col.dtype.kind in "iufc"
 
 
 def _arith(op, a, b):
@@ -306,43 +269,6 @@ def aliased_columns(X: np.ndarray) -> list[int]:
 
 
 # -- random terms ----------------------------------------------------------------------------
-def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Codes and labels of a grouping factor, or of the interaction a:b of several (levels present only)."""
-    df = as_frame(df)
-    codes, labels = None, None
-    for col in group:
-        c, uniq = _factorize(df[col], df.orders.get(col))
-        lab = value_labels(uniq)
-        if codes is None:
-            codes, labels = c.astype(np.int64), lab
-        else:
-            combo = codes * len(lab) + c
-            u, inv = np.unique(combo, return_inverse=True)
-            labels = np.array([f"{labels[k // len(lab)]}:{lab[k % len(lab)]}" for k in u], dtype=object)
-            codes = inv.astype(np.int64)
-    return codes, tuple(labels)
-
-
-def _factorize(v: np.ndarray, order=None):
-    """(codes, sorted distinct values): numeric order for numbers, text order for text (mixed: by text);
-    a categorical column's present categories in their own order."""
-    if order is not None:
-        present = set(v.tolist())
-        uniq = np.array([c for c in order if c in present], dtype=object)
-        index = {u: i for i, u in enumerate(uniq.tolist())}
-        return np.array([index[x] for x in v.tolist()], dtype=np.int64), uniq
-    if v.dtype != object:
-        uniq, inv = np.unique(v, return_inverse=True)
-        return inv.reshape(-1).astype(np.int64), uniq
-    try:
-        uniq, inv = np.unique(v, return_inverse=True)
-    except TypeError:
-        uniq = np.array(sorted(dict.fromkeys(v.tolist()), key=str), dtype=object)
-        index = {u: i for i, u in enumerate(uniq.tolist())}
-        inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
-    return inv.reshape(-1).astype(np.int64), uniq
-
-
 def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
     """One ReBlock: the term's columns, its grouping factor and its theta layout."""
     names, Z = model_columns(rt.terms, rt.intercept, spec, ev)

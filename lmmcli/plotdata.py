@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import Evaluator, fixed_matrix, model_columns, predictor_terms, value_labels
+from .design import Evaluator, fixed_matrix, model_columns, predictor_terms
 from .distributions import interval_z, norm_ppf
 from .errors import ModelSpecError, UsageError
 from .formula import Name, deparse
 from .frame import as_frame
+from .levels import value_labels
 from .results import FitResult
 
 GRID_POINTS = 25   # points along each group's predicted line (curved when x enters through log(), ^, ...)

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .design import Evaluator, ModelSpec, complete_rows, fixed_matrix, model_columns, value_labels
+from .design import Evaluator, ModelSpec, complete_rows, fixed_matrix, model_columns
 from .distributions import interval_z
 from .errors import DataError, ModelSpecError, UsageError
 from .formula import names_in
 from .frame import as_frame, missing
+from .levels import value_labels
 
 INTERVALS = ("confidence", "prediction")
 METHOD = {

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REF
 from lmmcli.data import read_table
-from lmmcli.design import build_design, group_codes, sorted_levels, value_labels
+from lmmcli.design import build_design
+from lmmcli.levels import group_codes, sorted_levels, value_labels
 from lmmcli.formula import parse_formula
 from lmmcli.frame import Frame, as_frame, frames_equal, infer_kind, missing
 

@@ -17,6 +17,7 @@ LAYERS = [
     {"__init__", "errors", "blas", "distributions", "backspline"},
     {"formula"},
     {"data", "frame"},
+    {"levels"},
     {"checks"},
     {"design"},
     {"pls_kernels"},

@@ -1,0 +1,83 @@
+"""Factor levels and their labels as R orders and prints them (308 not 308.0, TRUE/FALSE, numbers in
+numeric order), and the codes of grouping factors and of their interactions (a:b)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frame import as_frame, column_array, missing
+
+
+def value_labels(values) -> np.ndarray:
+    """Text labels for a column's values, as R prints them (308 not 308.0, TRUE/FALSE)."""
+    v = column_array(values)
+    kind = v.dtype.kind
+    if kind == "b":
+        return np.where(v, "TRUE", "FALSE").astype(object)
+    if kind in "iu":
+        return v.astype(str).astype(object)
+    if kind == "f":
+        return np.array(["%.15g" % x for x in v.tolist()], dtype=object)
+    return np.array([str(x) for x in v.tolist()], dtype=object)
+
+
+def sorted_levels(values) -> tuple[str, ...]:
+    """Distinct values in R's order: numeric order for numbers, FALSE<TRUE, text order for text."""
+    v = column_array(values)
+    v = v[~missing(v)]
+    if v.dtype != object:
+        return tuple(value_labels(np.unique(v)))
+    uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
+    try:
+        uniq = np.sort(uniq)
+    except TypeError:
+        uniq = np.array(sorted(uniq, key=str), dtype=object)
+    return tuple(value_labels(uniq))
+
+
+def is_factor_column(series, forced: bool) -> bool:
+    """Text, boolean and categorical columns are factors; numbers only when --factor names them."""
+    return forced or not is_number(series)
+
+
+def is_number(col) -> bool:
+    """Integers and floats (not booleans, text or other objects)."""
+    return col.dtype.kind in "iufc"
+
+
+
+def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Codes and labels of a grouping factor, or of the interaction a:b of several (levels present only)."""
+    df = as_frame(df)
+    codes, labels = None, None
+    for col in group:
+        c, uniq = _factorize(df[col], df.orders.get(col))
+        lab = value_labels(uniq)
+        if codes is None:
+            codes, labels = c.astype(np.int64), lab
+        else:
+            combo = codes * len(lab) + c
+            u, inv = np.unique(combo, return_inverse=True)
+            labels = np.array([f"{labels[k // len(lab)]}:{lab[k % len(lab)]}" for k in u], dtype=object)
+            codes = inv.astype(np.int64)
+    return codes, tuple(labels)
+
+
+def _factorize(v: np.ndarray, order=None):
+    """(codes, sorted distinct values): numeric order for numbers, text order for text (mixed: by text);
+    a categorical column's present categories in their own order."""
+    if order is not None:
+        present = set(v.tolist())
+        uniq = np.array([c for c in order if c in present], dtype=object)
+        index = {u: i for i, u in enumerate(uniq.tolist())}
+        return np.array([index[x] for x in v.tolist()], dtype=np.int64), uniq
+    if v.dtype != object:
+        uniq, inv = np.unique(v, return_inverse=True)
+        return inv.reshape(-1).astype(np.int64), uniq
+    try:
+        uniq, inv = np.unique(v, return_inverse=True)
+    except TypeError:
+        uniq = np.array(sorted(dict.fromkeys(v.tolist()), key=str), dtype=object)
+        index = {u: i for i, u in enumerate(uniq.tolist())}
+        inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
+    return inv.reshape(-1).astype(np.int64), uniq
