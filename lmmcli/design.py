@@ -205,7 +205,7 @@ def _factor_codes(df, e, info: VarInfo) -> np.ndarray:
 
 def term_columns(term: FixedTerm, present: set, spec: ModelSpec, ev: Evaluator):
     """The model-matrix columns of one term: [(name, values)], R's contrast rule and column order."""
-    cols = [("", np.ones(len(ev.df)))]
+    cols = [("", None)]     # None: the empty product, so a one-factor term costs no multiplication
     labels = [deparse(f) for f in term.factors]
     for e, label in zip(term.factors, labels):
         info = spec.variables[label]
@@ -219,7 +219,7 @@ def term_columns(term: FixedTerm, present: set, spec: ModelSpec, ev: Evaluator):
             start = 1 if contrast else 0
             parts = [(label + lv, (codes == k + start).astype(float)) for k, lv in enumerate(use)]
         # the first factor varies fastest: new parts go in the outer loop
-        cols = [(_join(n1, n2), v1 * v2) for n2, v2 in parts for n1, v1 in cols]
+        cols = [(_join(n1, n2), v2 if v1 is None else v1 * v2) for n2, v2 in parts for n1, v1 in cols]
     return cols
 
 

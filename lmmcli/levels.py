@@ -71,6 +71,8 @@ def _factorize(v: np.ndarray, order=None):
         uniq = np.array([c for c in order if c in present], dtype=object)
         index = {u: i for i, u in enumerate(uniq.tolist())}
         return np.array([index[x] for x in v.tolist()], dtype=np.int64), uniq
+    if v.dtype.kind in "iu" and len(v):
+        return _factorize_ints(v)
     if v.dtype != object:
         uniq, inv = np.unique(v, return_inverse=True)
         return inv.reshape(-1).astype(np.int64), uniq
@@ -81,3 +83,17 @@ def _factorize(v: np.ndarray, order=None):
         index = {u: i for i, u in enumerate(uniq.tolist())}
         inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
     return inv.reshape(-1).astype(np.int64), uniq
+
+
+def _factorize_ints(v: np.ndarray):
+    """_factorize for integers: by counting when their range is not much wider than their number
+    (O(n); np.unique's sort took 1.6 s of a 1e7-row design), else by sorting."""
+    lo, hi = int(v.min()), int(v.max())
+    if hi - lo > 4 * len(v) + 1024:
+        uniq, inv = np.unique(v, return_inverse=True)
+        return inv.reshape(-1).astype(np.int64), uniq
+    offset = (v - lo).astype(np.intp)
+    present = np.zeros(hi - lo + 1, dtype=bool)
+    present[offset] = True
+    rank = np.cumsum(present) - 1
+    return rank[offset].astype(np.int64), (np.flatnonzero(present) + lo).astype(v.dtype)
