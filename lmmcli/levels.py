@@ -27,12 +27,16 @@ def sorted_levels(values) -> tuple[str, ...]:
     v = v[~missing(v)]
     if v.dtype != object:
         return tuple(value_labels(np.unique(v)))
-    uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
-    try:
-        uniq = np.sort(uniq)
-    except TypeError:
-        uniq = np.array(sorted(uniq, key=str), dtype=object)
-    return tuple(value_labels(uniq))
+    uniq = sorted(dict.fromkeys(v.tolist()), key=text_order)
+    return tuple(value_labels(np.array(uniq, dtype=object)))
+
+
+def text_order(value) -> tuple[str, str]:
+    """Sort key for text levels as R sorts them in an English UTF-8 locale (factor(), read.csv):
+    case-insensitive first ("apple" < "Banana"), and on a tie lower case before upper ("a" < "A").
+    Plain code-point order, R's C locale, would put every capital first."""
+    text = str(value)
+    return text.casefold(), text.swapcase()
 
 
 def is_factor_column(series, forced: bool) -> bool:
@@ -64,7 +68,7 @@ def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]
 
 
 def _factorize(v: np.ndarray, order=None):
-    """(codes, sorted distinct values): numeric order for numbers, text order for text (mixed: by text);
+    """(codes, sorted distinct values): numeric order for numbers, R's text order for text (text_order);
     a categorical column's present categories in their own order."""
     if order is not None:
         present = set(v.tolist())
@@ -77,12 +81,15 @@ def _factorize(v: np.ndarray, order=None):
         uniq, inv = np.unique(v, return_inverse=True)
         return inv.reshape(-1).astype(np.int64), uniq
     try:
-        uniq, inv = np.unique(v, return_inverse=True)
+        uniq, inv = np.unique(v, return_inverse=True)     # fast, but in code-point order
     except TypeError:
-        uniq = np.array(sorted(dict.fromkeys(v.tolist()), key=str), dtype=object)
+        uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
         index = {u: i for i, u in enumerate(uniq.tolist())}
         inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
-    return inv.reshape(-1).astype(np.int64), uniq
+    order = sorted(range(len(uniq)), key=lambda i: text_order(uniq[i]))
+    rank = np.empty(len(uniq), dtype=np.int64)
+    rank[order] = np.arange(len(uniq))
+    return rank[inv.reshape(-1)], uniq[order]
 
 
 def _factorize_ints(v: np.ndarray):

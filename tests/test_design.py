@@ -135,6 +135,8 @@ def test_numeric_grouping_column_labels():
     ([3, 1, 2], ("1", "2", "3")),
     ([1.5, 0.25], ("0.25", "1.5")),
     (["b", "a"], ("a", "b")),
+    # R's factor() in an English UTF-8 locale: case-insensitive, lower case first on a tie
+    (["b", "B", "a", "A", "apple", "Banana", "10", "9"], ("10", "9", "a", "A", "apple", "b", "B", "Banana")),
     ([True, False], ("FALSE", "TRUE")),
 ])
 def test_sorted_levels(values, expected):
