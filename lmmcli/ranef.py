@@ -18,17 +18,13 @@ import numpy as np
 
 from .distributions import interval_z
 from .predict import ModelState
+from .results import RandomEffect
 
 
 @dataclass
-class EffectRow:
-    """One (group, level, term) value with its standard error and interval."""
+class EffectRow(RandomEffect):
+    """One (group, level, term) value with its standard error and interval (mixedup's columns)."""
 
-    group: str
-    level: str
-    term: str
-    estimate: float
-    std_error: float
     conf_low: float
     conf_high: float
 
