@@ -18,7 +18,13 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as lmm's entry point (cli.
 T0 = time.perf_counter()
 import numpy as np  # noqa: E402
 
-from lmmcli import data, design, fit, formula, optimize, pls, render  # noqa: E402
+from lmmcli.io import read as data
+from lmmcli.design import design
+from lmmcli import fit
+from lmmcli import formula
+from lmmcli.engine import optimize
+from lmmcli.engine import pls
+from lmmcli.render import tables as render  # noqa: E402
 
 T_IMPORT = time.perf_counter() - T0
 

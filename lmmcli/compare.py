@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .design import build_design, check_columns, complete_rows, predictor_terms
-from .distributions import chi2_sf
-from .errors import DataError, ModelSpecError, UsageError
-from .fit import FittedModel, fit_design
-from .formula import Formula, Name, deparse, parse_formula
-from .frame import as_frame
-from .results import SCHEMA_VERSION, clean
+from lmmcli.design.design import build_design, check_columns, complete_rows, predictor_terms
+from lmmcli.distributions import chi2_sf
+from lmmcli.errors import DataError, ModelSpecError, UsageError
+from lmmcli.fit import FittedModel, fit_design
+from lmmcli.formula import Formula, Name, deparse, parse_formula
+from lmmcli.io.frame import as_frame
+from lmmcli.results import SCHEMA_VERSION, clean
 
 REFIT_NOTE = ("models fitted by ML instead of REML (lme4's anova() refits REML fits by ML); "
               "use --no-refit to compare REML fits of models with the same fixed effects")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .errors import UsageError
+from lmmcli.errors import UsageError
 
 CF_EPS = 1e-15
 CF_MAX_ITER = 20_000

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import Design, build_design
-from .formula import Formula, parse_formula
-from .optimize import OptSummary
-from .pls import PlsModel, PlsSolution, split_theta
-from .results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
-from .scaling import optimize_and_solve
+from lmmcli.design.design import Design, build_design
+from lmmcli.formula import Formula, parse_formula
+from lmmcli.engine.optimize import OptSummary
+from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
+from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
+from lmmcli.engine.scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .design import Design
-from .distributions import f_sf, t_two_sided_p
-from .errors import ModelSpecError
-from .formula import Formula
-from .pls import PlsModel
-from .results import SCHEMA_VERSION, FixedEffect, report_dict
+from lmmcli.design.design import Design
+from lmmcli.distributions import f_sf, t_two_sided_p
+from lmmcli.errors import ModelSpecError
+from lmmcli.formula import Formula
+from lmmcli.engine.pls import PlsModel
+from lmmcli.results import SCHEMA_VERSION, FixedEffect, report_dict
 
 
 @dataclass

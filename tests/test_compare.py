@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from conftest import REF
 from lmmcli.cli import app
 from lmmcli.compare import compare
-from lmmcli.design import build_design
+from lmmcli.design.design import build_design
 from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.fit import fit
 from lmmcli.formula import parse_formula

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import REF
 from lmmcli.cli import app
-from lmmcli.design import build_design
+from lmmcli.design.design import build_design
 from lmmcli.errors import ModelSpecError
 from lmmcli.formula import parse_formula
 from lmmcli.lm import fit_lm

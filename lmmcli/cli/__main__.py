@@ -1,0 +1,5 @@
+"""`python -m lmmcli.cli` runs the `lmm` command."""
+
+from lmmcli.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Formula + Frame -> Design: y, X, one block per random term; levels, contrasts, checks."""

@@ -1,0 +1,1 @@
+"""The penalized least-squares engine: sufficient statistics in, the REML/ML optimum out."""

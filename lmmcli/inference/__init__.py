@@ -1,0 +1,1 @@
+"""What follows a fit: Satterthwaite and Kenward-Roger df, intervals, profiles, bootstrap, variance shares."""

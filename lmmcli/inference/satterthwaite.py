@@ -1,0 +1,230 @@
+"""Degrees of freedom and p-values for the fixed effects, as lmerTest's summary table reports them.
+
+Methods (`DF_METHODS`):
+    satterthwaite   lmerTest's default (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13)):
+                    df_j = 2 V_jj^2 / (g' A g), V = Var(beta) = sigma^2 (RX'RX)^{-1} at theta,
+                    g = dV_jj / d varpar, A = 2 H^+ with H the Hessian of the deviance (REML or ML,
+                    as the fit) in varpar = (theta, sigma). Both derivatives by finite differences
+                    with Richardson extrapolation.
+    kenward-roger   pbkrtest's adjusted covariance and df (see kenward_roger.py); REML fits only.
+    residual        n - p for every coefficient.
+    none            no df and no p-values (lme4's plain t values).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmmcli.distributions import t_two_sided_p
+from lmmcli.errors import UsageError
+from lmmcli.results import FitResult
+
+DF_METHODS = ("satterthwaite", "kenward-roger", "residual", "none")
+HESS_REL, MIN_STEP, RICHARDSON = 0.1, 1e-4, 4   # numDeriv's hessian defaults; the Jacobian takes the same steps
+EIGEN_TOL = 1e-8      # lmerTest's tolerance for H's eigenvalues (here of H scaled to a unit diagonal)
+
+
+@dataclass
+class FixedInference:
+    """df, standard errors (adjusted for Kenward-Roger) and p-values of the fixed effects."""
+
+    method: str
+    std_error: np.ndarray
+    df: np.ndarray | None
+    vcov: np.ndarray
+
+
+# -- the deviance and Var(beta) as functions of varpar = (theta, sigma) --------------------------
+class Solves:
+    """model.solve memoised by theta: the Hessian's points and the Jacobian's share their thetas,
+    and every change of sigma alone reuses one solve."""
+
+    def __init__(self, model):
+        self.model, self._cache = model, {}
+
+    def __call__(self, theta):
+        theta = np.asarray(theta, dtype=float) + 0.0     # + 0.0 turns -0.0 into 0.0 for the key
+        key = theta.tobytes()
+        if key not in self._cache:
+            self._cache[key] = self.model.solve(theta, cond_var=False)
+        return self._cache[key]
+
+    @property
+    def count(self) -> int:
+        """How many distinct thetas have been solved."""
+        return len(self._cache)
+
+
+def deviance_varpar(model, varpar, solve=None) -> float:
+    """The (REML or ML) deviance at (theta, sigma), sigma not profiled out (lmerTest's devfun_vp)."""
+    theta, sigma2 = np.asarray(varpar[:-1], dtype=float), float(varpar[-1]) ** 2
+    sol = (solve or model.solve)(theta)
+    log2pis2 = np.log(2.0 * np.pi * sigma2)
+    dev = sol.logdet_L + sol.pwrss / sigma2 + model.n * log2pis2
+    if model.reml:
+        dev += sol.logdet_RX - model.p * log2pis2
+    return float(dev)
+
+
+def unscaled_vcov(model, theta, solve=None) -> np.ndarray:
+    """(RX'RX)^{-1} at theta: Var(beta) / sigma^2."""
+    RXinv = np.linalg.inv((solve or model.solve)(np.asarray(theta, dtype=float)).RX)
+    return RXinv @ RXinv.T
+
+
+# -- finite differences ------------------------------------------------------------------------
+def _steps(x, rel: float, scale=None) -> np.ndarray:
+    """Initial step per coordinate: relative to |x|, but never below MIN_STEP times the coordinate's scale."""
+    return np.maximum(rel * np.abs(x), MIN_STEP * (1.0 if scale is None else np.asarray(scale)))
+
+
+def _richardson(estimates):
+    """Extrapolate estimates at steps h, h/2, h/4, ... (each with error O(h^2) in powers of h^2)."""
+    a = list(estimates)
+    for m in range(1, len(a)):
+        a = [(4.0 ** m * a[k + 1] - a[k]) / (4.0 ** m - 1.0) for k in range(len(a) - 1)]
+    return a[0]
+
+
+def hessian(f, x, rel: float = HESS_REL, r: int = RICHARDSON, scale=None) -> np.ndarray:
+    """Hessian of a scalar function by central second differences, Richardson-extrapolated."""
+    x = np.asarray(x, dtype=float)
+    k, f0, h0 = len(x), f(x), _steps(x, rel, scale)
+    H = np.empty((k, k))
+    halvings = [h0 / 2.0 ** s for s in range(r)]
+    for i in range(k):
+        e = np.eye(k)[i]
+        H[i, i] = _richardson([(f(x + e * h[i]) - 2 * f0 + f(x - e * h[i])) / h[i] ** 2 for h in halvings])
+    for i in range(k):
+        for j in range(i):
+            H[i, j] = H[j, i] = _richardson([_mixed_difference(f, x, f0, H, h, i, j) for h in halvings])
+    return H
+
+
+def _mixed_difference(f, x, f0, H, h, i, j) -> float:
+    """d2f/dxi dxj from f(x +- (hi ei + hj ej)) and the known diagonal (numDeriv's genD scheme)."""
+    step = np.zeros_like(x)
+    step[i], step[j] = h[i], h[j]
+    total = f(x + step) - 2 * f0 + f(x - step) - H[i, i] * h[i] ** 2 - H[j, j] * h[j] ** 2
+    return total / (2 * h[i] * h[j])
+
+
+def jacobian(g, x, rel: float, r: int = RICHARDSON, scale=None) -> list[np.ndarray]:
+    """d g / d x_i for an array-valued g, one array per coordinate, by Richardson-extrapolated central differences."""
+    x = np.asarray(x, dtype=float)
+    h0 = _steps(x, rel, scale)
+    out = []
+    for i in range(len(x)):
+        e = np.eye(len(x))[i]
+        out.append(_richardson([(g(x + e * h) - g(x - e * h)) / (2 * h) for h in h0[i] / 2.0 ** np.arange(r)]))
+    return out
+
+
+# -- Satterthwaite ------------------------------------------------------------------------------
+def theta_scales(blocks) -> np.ndarray:
+    """The natural size of each theta element (i, j): 1 / rms of its term's column i (T's row i has units
+    1/units(z_i)), so that finite-difference steps near theta = 0 suit a covariate of any magnitude."""
+    out = []
+    for blk in blocks:
+        rms = np.sqrt(np.mean(np.square(blk.Z), axis=0)) if len(blk.Z) else np.ones(blk.p)
+        out += [1.0 / rms[i] if rms[i] > 0 else 1.0 for i, _j in blk.theta_index()]
+    return np.array(out)
+
+
+def unit_diagonal(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(D^-1/2 H D^-1/2 symmetrised, S = D^-1/2 1 1' D^-1/2), D = diag H (entries <= 0 taken as 1).
+
+    The scaled matrix has no units, so eigenvalue cut-offs mean the same whatever the units of y and of
+    the covariates; S * inverse(scaled) is the inverse of H."""
+    d = np.diag(H)
+    s = 1.0 / np.sqrt(np.where(d > 0, d, 1.0))
+    S = np.outer(s, s)
+    return (H + H.T) / 2 * S, S
+
+
+def positive_part_inverse(H: np.ndarray, tol: float = EIGEN_TOL) -> np.ndarray:
+    """H^+ over H's positive eigenvalues, judged on H at a unit diagonal (lmerTest judges H itself; the
+    same for moderate units)."""
+    scaled, S = unit_diagonal(H)
+    evals, evecs = np.linalg.eigh(scaled)
+    keep = evals > tol
+    return S * ((evecs[:, keep] / evals[keep]) @ evecs[:, keep].T)
+
+
+def varpar_covariance(model, theta, sigma, solve=None) -> np.ndarray:
+    """A = 2 H^+: the asymptotic covariance of varpar, H the Hessian of the deviance in (theta, sigma)."""
+    scale = np.append(theta_scales(model.blocks), sigma)
+    H = hessian(lambda v: deviance_varpar(model, v, solve), np.append(theta, sigma), scale=scale)
+    return 2.0 * positive_part_inverse(H)
+
+
+def vcov_gradients(model, theta, sigma, solve=None) -> list[np.ndarray]:
+    """dVar(beta)/d varpar: theta by finite differences, sigma exactly (Var is sigma^2 times a function of theta).
+    The steps are the Hessian's, so that with a shared `Solves` no theta is solved twice."""
+    U = unscaled_vcov(model, theta, solve)
+    grads = jacobian(lambda t: unscaled_vcov(model, t, solve), theta, rel=HESS_REL,
+                     scale=theta_scales(model.blocks)) if len(theta) else []
+    return [sigma ** 2 * G for G in grads] + [2.0 * sigma * U]
+
+
+def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
+    """Satterthwaite df of each single coefficient, lmerTest's contest1D."""
+    solve = Solves(model)
+    A = varpar_covariance(model, theta, sigma, solve)
+    grads = vcov_gradients(model, theta, sigma, solve)
+    df = np.empty(vcov.shape[0])
+    for j in range(len(df)):
+        g = np.array([G[j, j] for G in grads])
+        denom = g @ A @ g
+        df[j] = 2.0 * vcov[j, j] ** 2 / denom if denom > 0 else np.inf
+    return df
+
+
+# -- the entry points -----------------------------------------------------------------------------
+def check_method(method: str) -> str:
+    """The method name, normalised; a UsageError for an unknown one."""
+    name = method.strip().lower().replace("_", "-")
+    if name not in DF_METHODS:
+        raise UsageError(f"unknown --df method '{method}'", hint=f"use one of: {', '.join(DF_METHODS)}")
+    return name
+
+
+def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
+    """df (and for Kenward-Roger adjusted standard errors) of every fixed effect of a FittedModel."""
+    method = check_method(method)
+    if method == "kenward-roger":
+        # imported when asked: it loads scipy.sparse, which a plain fit does not need
+        from lmmcli.inference.kenward_roger import kenward_roger
+
+        Vadj, df = kenward_roger(fm)
+        return FixedInference(method, np.sqrt(np.diag(Vadj)), df, Vadj)
+    V = fm.vcov()
+    n, p = fm.design.X.shape
+    if method == "satterthwaite":
+        df = satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, V) if p else np.zeros(0)
+    else:
+        df = np.full(p, float(n - p)) if method == "residual" else None
+    return FixedInference(method, np.sqrt(np.diag(V)), df, V)
+
+
+def with_inference(result: FitResult, inf: FixedInference) -> FitResult:
+    """A copy of the FitResult whose fixed effects carry df and p-values, and whose extra names the method."""
+    rows = []
+    for i, fe in enumerate(result.fixed_effects):
+        se = float(inf.std_error[i])
+        t = fe.estimate / se if se > 0 else float("nan")
+        df = None if inf.df is None else float(inf.df[i])
+        p = None if df is None else float(t_two_sided_p(t, df))
+        rows.append(dataclasses.replace(fe, std_error=se, statistic=t, df=df, p_value=p))
+    extra = dict(result.extra, df_method=inf.method)
+    if inf.method == "kenward-roger":
+        extra["vcov_adjusted"] = inf.vcov.tolist()
+    return dataclasses.replace(result, fixed_effects=rows, extra=extra)
+
+
+def infer(fm, result: FitResult, method: str = "satterthwaite") -> FitResult:
+    """fixed_inference + with_inference: what `lmm fit --df METHOD` reports."""
+    return with_inference(result, fixed_inference(fm, method))

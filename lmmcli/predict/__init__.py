@@ -1,0 +1,1 @@
+"""Using a fitted model: predictions, random effects, simulation, saved models, plot data."""

@@ -1,0 +1,234 @@
+"""What the plots show, as plain data: caterpillar intervals, group trajectories, residual diagnostics.
+
+Everything statistical behind `lmm plot` is computed here (numpy/scipy, no matplotlib), so the
+drawing code in plot.py and render_plot.py only draws. Intervals of the random effects are
+estimate +/- z * conditional sd (lme4's ranef(condVar = TRUE), the sd merTools' plotREsim shows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmmcli.design.design import Evaluator, fixed_matrix, model_columns, predictor_terms
+from lmmcli.distributions import interval_z, norm_ppf
+from lmmcli.errors import ModelSpecError, UsageError
+from lmmcli.formula import Name, deparse
+from lmmcli.io.frame import as_frame
+from lmmcli.design.levels import value_labels
+from lmmcli.results import FitResult
+
+GRID_POINTS = 25   # points along each group's predicted line (curved when x enters through log(), ^, ...)
+
+
+# -- caterpillar -------------------------------------------------------------------------------
+@dataclass
+class CaterpillarPanel:
+    """One random term of one grouping factor: its levels sorted by estimate, with intervals."""
+
+    group: str
+    term: str
+    levels: list[str]
+    estimate: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    level: float                       # confidence level of the intervals, e.g. 0.95
+
+    @property
+    def excludes_zero(self) -> np.ndarray:
+        return (self.low > 0) | (self.high < 0)
+
+    def __len__(self) -> int:
+        return len(self.levels)
+
+
+def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel]:
+    """One panel per (grouping factor, term), levels sorted by their conditional mode."""
+    if not result.ngroups:
+        raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
+    z = interval_z(level)
+    keys = list(dict.fromkeys((re.group, re.term) for re in result.random_effects))
+    panels = []
+    for group, term in keys:
+        rows = sorted((r for r in result.random_effects if (r.group, r.term) == (group, term)),
+                      key=lambda r: r.estimate)
+        est = np.array([r.estimate for r in rows])
+        sd = np.array([r.std_error for r in rows])
+        panels.append(CaterpillarPanel(group, term, [r.level for r in rows], est, est - z * sd,
+                                       est + z * sd, level))
+    return panels
+
+
+# -- trajectories ------------------------------------------------------------------------------
+@dataclass
+class Trajectories:
+    """The response over one numeric predictor, per group: data, predicted lines, the population line."""
+
+    x_name: str
+    y_name: str
+    group: str                          # the grouping factor the lines belong to
+    levels: list[str]
+    x: list[np.ndarray]                 # per level, the data sorted by x
+    y: list[np.ndarray]
+    line_x: list[np.ndarray]            # per level, its predicted line over its own x range
+    line_y: list[np.ndarray]
+    pop_x: np.ndarray                   # the population line (fixed effects only) over all x
+    pop_y: np.ndarray
+    highlight: list[int]                # indices into levels drawn in bold (a seeded sample)
+    held: list[str]                     # other predictors, held at their mean (numeric) or reference level
+
+
+def numeric_predictors(fm) -> list[str]:
+    """Columns that enter the fixed part as plain numeric variables, in formula order."""
+    spec = fm.design.spec
+    out = []
+    for term in fm.formula.fixed:
+        for e in term.factors:
+            if isinstance(e, Name) and spec.variables[deparse(e)].kind == "numeric" and e.name not in out:
+                out.append(e.name)
+    return out
+
+
+def choose_x(fm, x: str | None) -> str:
+    """The predictor on the x axis: the one asked for, else the first numeric one."""
+    names = numeric_predictors(fm)
+    if x is None:
+        if not names:
+            raise ModelSpecError(f"the fixed part of '{fm.formula.text}' has no numeric predictor to draw "
+                                 "the response over", hint="`lmm plot fitted` needs one, e.g. y ~ time + (time | g)")
+        return names[0]
+    if x not in names:
+        shown = ", ".join(names) or "none"
+        raise UsageError(f"--x {x}: not a numeric predictor of the fixed part (numeric predictors: {shown})")
+    return x
+
+
+def _typical_row(used, spec, x_name: str) -> dict:
+    """Values for the other columns on a prediction grid: numeric ones at their mean, factors at the reference."""
+    out = {}
+    for col in used.columns:
+        if col == x_name:
+            continue
+        info = spec.variables.get(deparse(Name(col)))
+        if info is not None and info.kind == "factor":
+            labels = value_labels(used[col])
+            out[col] = used[col].iloc[int(np.argmax(labels == info.levels[0]))]
+        elif info is not None and info.kind == "numeric":
+            out[col] = float(used[col].mean())
+        else:
+            out[col] = used[col].iloc[0]
+    return out
+
+
+def _grid_frame(used, spec, x_name: str, xs: np.ndarray):
+    """A data frame with x = xs and every other column at its typical value."""
+    import pandas as pd
+
+    typical = _typical_row(used, spec, x_name)
+    grid = pd.DataFrame({col: [val] * len(xs) for col, val in typical.items()})
+    grid[x_name] = xs
+    return grid
+
+
+def _random_columns(fm, grid, group: str) -> list[tuple[int, np.ndarray]]:
+    """(block index, Z columns on the grid) for each random term of `group`."""
+    spec = fm.design.spec
+    ev = Evaluator(grid, spec.scale_state)
+    out = []
+    for rt in fm.formula.random:
+        if rt.group_label != group:
+            continue
+        names, Z = model_columns(rt.terms, rt.intercept, spec, ev)
+        k = next(i for i, blk in enumerate(fm.blocks) if blk.group == group and list(blk.terms) == names)
+        out.append((k, Z))
+    return out
+
+
+def _group_lines(fm, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group: str):
+    """Each level's predicted line X beta + Z b over the level's own x range (its random terms only)."""
+    nlev = len(fm.blocks[0].levels)
+    lo = np.array([xv[codes == g].min() for g in range(nlev)])
+    hi = np.array([xv[codes == g].max() for g in range(nlev)])
+    t = np.linspace(0.0, 1.0, GRID_POINTS)
+    xs = (lo[:, None] + (hi - lo)[:, None] * t[None, :]).ravel()
+    grid = _grid_frame(used, fm.design.spec, x_name, xs)
+    line = fixed_matrix(fm.design.spec, grid) @ fm.sol.beta
+    rows_level = np.repeat(np.arange(nlev), GRID_POINTS)
+    for k, Z in _random_columns(fm, grid, group):
+        line += np.einsum("ij,ij->i", Z, fm.sol.b[k][rows_level])
+    return list(xs.reshape(nlev, -1)), list(line.reshape(nlev, -1))
+
+
+def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int = 0) -> Trajectories:
+    """The data and predicted lines per level of the largest grouping factor, and the population line."""
+    if not fm.blocks:
+        raise ModelSpecError("the model has no random terms, so there are no groups to draw")
+    x_name = choose_x(fm, x)
+    blk = fm.blocks[0]
+    used = as_frame(df).select(sorted(fm.formula.columns())).take(fm.design.rows).to_pandas()
+    xv = used[x_name].to_numpy(dtype=float)
+    order = [np.flatnonzero(blk.codes == g) for g in range(blk.nlevels)]
+    order = [idx[np.argsort(xv[idx], kind="stable")] for idx in order]
+    line_x, line_y = _group_lines(fm, used, x_name, xv, blk.codes, blk.group)
+    pop_x = np.linspace(xv.min(), xv.max(), GRID_POINTS * 4)
+    pop_y = fixed_matrix(fm.design.spec, _grid_frame(used, fm.design.spec, x_name, pop_x)) @ fm.sol.beta
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(blk.nlevels, size=min(max(n_highlight, 0), blk.nlevels), replace=False)
+    return Trajectories(x_name, fm.design.response, blk.group, list(blk.levels),
+                        [xv[i] for i in order], [fm.design.y[i] for i in order], line_x, line_y,
+                        pop_x, pop_y, sorted(int(i) for i in pick), _held(fm, x_name))
+
+
+def _held(fm, x_name: str) -> list[str]:
+    """Predictors other than x (fixed part and random slopes), in formula order."""
+    labels = [deparse(e) for term in predictor_terms(fm.formula) for e in term.factors]
+    return [lb for lb in dict.fromkeys(labels) if lb != deparse(Name(x_name))]
+
+
+# -- diagnostics -------------------------------------------------------------------------------
+@dataclass
+class QQ:
+    """A normal QQ plot: sorted sample against normal quantiles, with R's qqline (through the quartiles)."""
+
+    title: str
+    theoretical: np.ndarray
+    sample: np.ndarray
+    intercept: float
+    slope: float
+
+
+@dataclass
+class Diagnostics:
+    """Residuals against fitted values, and QQ plots of the residuals and of each random term."""
+
+    response: str
+    fitted: np.ndarray
+    residuals: np.ndarray
+    qq: list[QQ]
+
+
+def ppoints(n: int) -> np.ndarray:
+    """R's ppoints(n): (i - a) / (n + 1 - 2a), a = 3/8 for n <= 10, else 1/2."""
+    a = 0.375 if n <= 10 else 0.5
+    return (np.arange(1, n + 1) - a) / (n + 1 - 2 * a)
+
+
+def normal_qq(values, title: str) -> QQ:
+    """QQ data for `values` and R's qqline: the line through the first and third quartiles."""
+    sample = np.sort(np.asarray(values, dtype=float))
+    theo = norm_ppf(ppoints(len(sample)))
+    q1, q3 = np.quantile(sample, [0.25, 0.75])
+    z1, z3 = norm_ppf([0.25, 0.75])
+    slope = (q3 - q1) / (z3 - z1)
+    return QQ(title, theo, sample, float(q1 - slope * z1), float(slope))
+
+
+def diagnostics(fm) -> Diagnostics:
+    """Response residuals y - (X beta + Z b) (lme4's resid()), and the QQ data."""
+    fitted = fm.fitted()
+    resid = fm.design.y - fitted
+    qq = [normal_qq(resid, "Residuals")]
+    for blk, b in zip(fm.blocks, fm.sol.b):
+        qq.extend(normal_qq(b[:, j], f"{blk.group}: {term}") for j, term in enumerate(blk.terms))
+    return Diagnostics(fm.design.response, fitted, resid, qq)

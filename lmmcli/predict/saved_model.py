@@ -1,0 +1,173 @@
+"""Saved models: a fitted model as versioned, self-describing JSON, and back, for prediction without refitting.
+
+The file holds the formula text (re-parsed on load), the ModelSpec (variables with factor levels,
+reference first; scale() centres and scales; --factor columns; --ref levels; the kept fixed-effect
+columns), theta, beta, vcov, sigma, every random term's levels, conditional modes and conditional
+covariances, and the fit summary. Floats are written with Python's repr, so they load bit for bit.
+
+Layout (schema_version 1):
+    {"format": "lmm-model", "schema_version": 1, "lmm_version", "formula", "method",
+     "spec": {"variables": [{"label", "kind", "levels"}], "scale_state": {expr: [centre, scale]},
+              "factor_columns", "refs", "fixed_names", "aliased"},
+     "theta", "beta", "vcov", "sigma",
+     "random_terms": [{"index", "group", "terms", "levels", "correlated", "b", "cond_var", "cov"}],
+     "summary": {... lmm fit --format json without random_effects and vcov ...}}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lmmcli import __version__
+from lmmcli.design.design import ModelSpec, VarInfo, predictor_terms
+from lmmcli.errors import DataError, LmmError
+from lmmcli.formula import deparse, parse_formula
+from lmmcli.predict.predict import ModelState, TermState
+from lmmcli.results import clean
+
+FORMAT = "lmm-model"
+SCHEMA_VERSION = 1
+
+
+# -- saving ----------------------------------------------------------------------------------
+def _spec_dict(spec: ModelSpec) -> dict:
+    return {
+        "variables": [{"label": v.label, "kind": v.kind, "levels": list(v.levels)} for v in spec.variables.values()],
+        "scale_state": {k: [float(c), float(s)] for k, (c, s) in spec.scale_state.items()},
+        "factor_columns": list(spec.factor_columns),
+        "refs": dict(spec.refs),
+        "fixed_names": list(spec.fixed_names),
+        "aliased": list(spec.aliased),
+    }
+
+
+def _term_dict(t: TermState) -> dict:
+    return {"index": t.index, "group": t.group, "terms": list(t.terms), "levels": list(t.levels),
+            "correlated": t.correlated, "b": t.b.tolist(), "cond_var": t.cond_var.tolist(), "cov": t.cov.tolist()}
+
+
+def to_dict(state: ModelState) -> dict:
+    """The saved-model document of a ModelState."""
+    return {
+        "format": FORMAT, "schema_version": SCHEMA_VERSION, "lmm_version": __version__,
+        "formula": state.formula.text, "method": "REML" if state.reml else "ML",
+        "spec": _spec_dict(state.spec),
+        "theta": state.theta.tolist(), "beta": state.beta.tolist(), "vcov": state.vcov.tolist(),
+        "sigma": state.sigma,
+        "random_terms": [_term_dict(t) for t in state.terms],
+        "summary": clean(state.summary),
+    }
+
+
+def dumps(state: ModelState) -> str:
+    """The saved model as JSON text; non-finite numbers are refused rather than written as NaN."""
+    try:
+        return json.dumps(to_dict(state), indent=1, allow_nan=False) + "\n"
+    except ValueError as exc:
+        raise DataError("cannot save the model: it has non-finite numbers (the fit failed?)") from exc
+
+
+# -- loading ---------------------------------------------------------------------------------
+class _Malformed(Exception):
+    """Internal: the document does not have the expected shape."""
+
+
+def load(path: str) -> ModelState:
+    """Read a saved model; a newer, foreign or malformed file is a DataError naming what is wrong."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"model file '{path}' does not exist")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"'{p.name}' is not a saved lmm model: not valid JSON ({exc})") from exc
+    return from_dict(doc, p.name)
+
+
+def from_dict(doc, name: str = "the model file") -> ModelState:
+    """The ModelState of a saved-model document, checked."""
+    _check_header(doc, name)
+    try:
+        return _build(doc)
+    except LmmError as exc:
+        raise DataError(f"malformed model file '{name}': its formula does not parse ({exc.message})") from exc
+    except (_Malformed, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        raise DataError(f"malformed model file '{name}': {_describe(exc)}",
+                        hint="save it again with `lmm fit ... --save FILE`") from exc
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing key {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _check_header(doc, name: str) -> None:
+    """The document is an lmm model of a schema version this lmm reads."""
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DataError(f"'{name}' is not a saved lmm model (no \"format\": \"{FORMAT}\")",
+                        hint="write one with `lmm fit DATA FORMULA --save model.json`")
+    version = doc.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise DataError(f"malformed model file '{name}': bad schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise DataError(f"'{name}' was saved with model schema version {version} "
+                        f"(by lmm {doc.get('lmm_version', '?')}); this lmm {__version__} reads up to "
+                        f"version {SCHEMA_VERSION}", hint="upgrade lmm, or refit and save with this version")
+
+
+def _array(value, shape, what: str) -> np.ndarray:
+    """A finite float array of the given shape."""
+    a = np.asarray(value, dtype=float)
+    if a.shape != tuple(shape):
+        raise _Malformed(f"'{what}' has shape {a.shape}, expected {tuple(shape)}")
+    if not np.all(np.isfinite(a)):
+        raise _Malformed(f"'{what}' has non-finite values")
+    return a
+
+
+def _spec(d: dict, formula) -> ModelSpec:
+    variables = {}
+    for v in d["variables"]:
+        if v["kind"] not in ("numeric", "factor"):
+            raise _Malformed(f"variable '{v['label']}' has unknown kind '{v['kind']}'")
+        variables[str(v["label"])] = VarInfo(str(v["label"]), v["kind"], tuple(str(x) for x in v["levels"]))
+    scale = {str(k): (float(c), float(s)) for k, (c, s) in d["scale_state"].items()}
+    for term in predictor_terms(formula):
+        for e in term.factors:
+            if deparse(e) not in variables:
+                raise _Malformed(f"no variable entry for '{deparse(e)}'")
+    return ModelSpec(formula, variables, scale, tuple(d["factor_columns"]), dict(d["refs"]),
+                     [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])])
+
+
+def _term(d: dict, formula) -> TermState:
+    index = int(d["index"])
+    if not 0 <= index < len(formula.random) or formula.random[index].group_label != d["group"]:
+        raise _Malformed(f"random term {index} ('{d['group']}') does not match the formula")
+    terms, levels = tuple(map(str, d["terms"])), tuple(map(str, d["levels"]))
+    p, n = len(terms), len(levels)
+    return TermState(index, str(d["group"]), terms, levels, bool(d["correlated"]),
+                     _array(d["b"], (n, p), f"b of {d['group']}"),
+                     _array(d["cond_var"], (n, p, p), f"cond_var of {d['group']}"),
+                     _array(d["cov"], (p, p), f"cov of {d['group']}"))
+
+
+def _build(doc: dict) -> ModelState:
+    formula = parse_formula(doc["formula"])
+    spec = _spec(doc["spec"], formula)
+    p = len(spec.fixed_names)
+    terms = [_term(t, formula) for t in doc["random_terms"]]
+    if sorted(t.index for t in terms) != list(range(len(formula.random))):
+        raise _Malformed("the random terms do not cover the formula's random terms")
+    if doc["method"] not in ("REML", "ML"):
+        raise _Malformed(f"unknown method '{doc['method']}'")
+    sigma = float(doc["sigma"])
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise _Malformed(f"bad sigma {doc['sigma']!r}")
+    return ModelState(spec, doc["method"] == "REML", _array(doc["beta"], (p,), "beta"),
+                      _array(doc["vcov"], (p, p), "vcov"), sigma,
+                      np.asarray(doc["theta"], dtype=float), terms, dict(doc.get("summary") or {}))

@@ -1,0 +1,1 @@
+"""Formatting results as tables, JSON, CSV and figures: formats only, computes nothing."""

@@ -1,0 +1,354 @@
+"""Renderers: FitResult (and other results) to rich tables, JSON or CSV. They format; they compute nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from lmmcli.results import FitResult, clean
+
+
+# -- number formatting -----------------------------------------------------------------------
+def fmt(x, digits: int = 4) -> str:
+    """A number with `digits` significant digits, R-like; None/NaN as blank."""
+    if x is None:
+        return ""
+    x = float(x)
+    if x != x:
+        return "NaN"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6 or abs(x) < 1e-4:
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}" if abs(x) >= 10 ** digits else f"{x:.{max(digits - 1 - _mag(x), 0)}f}"
+
+
+def _mag(x: float) -> int:
+    import math
+
+    return int(math.floor(math.log10(abs(x))))
+
+
+def fmt_column(values, digits: int = 4) -> list[str]:
+    """A column formatted with common decimals so its smallest entry keeps `digits` significant digits (R's format())."""
+    finite = [abs(float(v)) for v in values if v is not None and float(v) == float(v) and float(v) != 0]
+    if not finite:
+        return [fmt(v, digits) for v in values]
+    if min(finite) < 1e-4 or max(finite) >= 1e8:
+        return [fmt(v, digits) if v is not None else "" for v in values]
+    decimals = min(max(digits - 1 - _mag(min(finite)), 0), 8)
+    return ["" if v is None else ("NaN" if float(v) != float(v) else f"{float(v):.{decimals}f}") for v in values]
+
+
+def fmt_p(p) -> str:
+    """p-values as R prints them: '< 2e-16' below that."""
+    if p is None:
+        return ""
+    if p < 2e-16:
+        return "< 2e-16"
+    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
+
+
+def _table(*columns, title: str | None = None) -> Table:
+    """A borderless table in the style of R's printed output; the title sits on its own line above it."""
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    if title:
+        t.title = title
+        t.title_justify = "left"
+        t.title_style = "bold"
+        t.min_width = len(title)
+    for c in columns:
+        t.add_column(c, justify="left" if c in ("", "Groups", "Name", "Term", "Group") else "right")
+    return t
+
+
+# -- the summary -----------------------------------------------------------------------------
+def _header(r: FitResult) -> Text:
+    text = Text()
+    text.append(f"Linear mixed model fit by {'REML' if r.method == 'REML' else 'maximum likelihood'}\n",
+                style="bold")
+    text.append(f"Formula: {r.formula}\n")
+    if r.method == "REML":
+        text.append(f"REML criterion at convergence: {r.reml_criterion:.4f}\n")
+    else:
+        text.append(f"AIC {r.aic:.4f}   BIC {r.bic:.4f}   logLik {r.loglik:.4f}   "
+                    f"deviance {r.deviance:.4f}   df.resid {r.df_resid}\n")
+    return text
+
+
+def _residuals_table(r: FitResult) -> Table:
+    t = _table("Min", "1Q", "Median", "3Q", "Max", title="Scaled residuals")
+    s = r.scaled_residuals
+    t.add_row(*(f"{s[k]:.4f}" for k in ("min", "q1", "median", "q3", "max")))
+    return t
+
+
+def _random_table(r: FitResult) -> Table:
+    cor = {}
+    for c in r.correlations:
+        cor[(c.group, c.term2, c.term1)] = c.correlation
+    t = _table("Groups", "Name", "Variance", "Std.Dev.", "Corr", title="Random effects")
+    last = None
+    variances = fmt_column([vc.variance for vc in r.variance_components])
+    sds = fmt_column([vc.sd for vc in r.variance_components])
+    for vc, var_text, sd_text in zip(r.variance_components, variances, sds):
+        terms_before = [v.term for v in r.variance_components if v.group == vc.group][:]
+        idx = terms_before.index(vc.term)
+        corr = " ".join(f"{cor[(vc.group, vc.term, t2)]:.2f}" for t2 in terms_before[:idx]
+                        if (vc.group, vc.term, t2) in cor)
+        group = vc.group if vc.group != last else ""
+        last = vc.group
+        t.add_row(group, vc.term or "", var_text, sd_text, corr)
+    return t
+
+
+def _groups_line(r: FitResult) -> Text:
+    groups = ", ".join(f"{g}, {n}" for g, n in r.ngroups.items())
+    line = f"Number of obs: {r.nobs}" + (f", groups: {groups}" if groups else "")
+    if r.n_dropped:
+        line += f"  ({r.n_dropped} rows with missing values dropped)"
+    return Text(line)
+
+
+def fixed_effects_table(r: FitResult) -> Table:
+    """Estimate, Std. Error, [df], t value, [Pr(>|t|)], [interval] per fixed effect."""
+    fes = r.fixed_effects
+    has_df = any(fe.df is not None for fe in fes)
+    has_p = any(fe.p_value is not None for fe in fes)
+    has_ci = any(fe.conf_low is not None for fe in fes)
+    cols = ["", "Estimate", "Std. Error"] + (["df"] if has_df else []) + ["t value"]
+    cols += (["Pr(>|t|)"] if has_p else []) + (["lower", "upper"] if has_ci else [])
+    t = _table(*cols, title="Fixed effects")
+    est = fmt_column([fe.estimate for fe in fes])
+    ses = fmt_column([fe.std_error for fe in fes])
+    for fe, est_text, se_text in zip(fes, est, ses):
+        row = [fe.term, est_text, se_text] + ([fmt(fe.df)] if has_df else [])
+        row += [f"{fe.statistic:.3f}"] + ([fmt_p(fe.p_value)] if has_p else [])
+        row += [fmt(fe.conf_low), fmt(fe.conf_high)] if has_ci else []
+        t.add_row(*row)
+    return t
+
+
+def _abbrev(name: str) -> str:
+    """R's abbreviate() flavour for the correlation table's column heads."""
+    return "(Intr)" if name == "(Intercept)" else name[:6]
+
+
+def _fixed_corr_table(r: FitResult) -> Table | None:
+    import numpy as np
+
+    p = len(r.fixed_effects)
+    if p < 2:
+        return None
+    V = np.array(r.vcov, dtype=float)
+    d = np.sqrt(np.diag(V))
+    C = V / np.outer(d, d)
+    names = r.fixed_names
+    t = _table("", *[_abbrev(n) for n in names[:-1]], title="Correlation of fixed effects")
+    for i in range(1, p):
+        t.add_row(names[i], *[f"{C[i, j]:.3f}" for j in range(i)], *[""] * (p - 1 - i))
+    return t
+
+
+def _warnings_text(r: FitResult) -> Text | None:
+    if not r.warnings:
+        return None
+    text = Text()
+    for w in r.warnings:
+        text.append(f"warning: {w}\n", style="yellow")
+    return text
+
+
+DF_METHOD_LABELS = {
+    "satterthwaite": "Satterthwaite's method (as lmerTest)",
+    "kenward-roger": "Kenward-Roger's method (as pbkrtest/lmerTest); standard errors adjusted",
+    "residual": "residual degrees of freedom (n - p)",
+    "none": "none (t values only, as lme4)",
+}
+
+
+def _df_method_line(r: FitResult) -> Text | None:
+    """Which df method the fixed-effects table's df and p-values come from (FitResult.extra['df_method'])."""
+    method = r.extra.get("df_method")
+    if method is None:
+        return None
+    return Text(f"df and p-values: {DF_METHOD_LABELS.get(method, method)}", style="dim")
+
+
+def variance_summary_renderables(r: FitResult) -> list:
+    """mixedup's extract_vc (variance, sd, [sd interval], share of the total) and ICC / Nakagawa's R^2."""
+    if "icc" not in r.extra:
+        return []
+    vcs = r.variance_components
+    has_ci = any(vc.conf_low is not None for vc in vcs)
+    t = _table("Group", "Term", "Variance", "Std.Dev.", *(["sd lower", "sd upper"] if has_ci else []), "Share",
+               title="Variance components")
+    columns = [fmt_column([getattr(vc, k) for vc in vcs]) for k in ("variance", "sd", "conf_low", "conf_high")]
+    for vc, var_text, sd_text, lo_text, hi_text in zip(vcs, *columns):
+        ci = [lo_text, hi_text] if has_ci else []
+        t.add_row(vc.group, vc.term or "", var_text, sd_text, *ci, "" if vc.share is None else f"{vc.share:.3f}")
+    icc, e = r.extra["icc"], r.extra
+    line = (f"ICC adjusted {fmt(icc.get('adjusted'), 3)}, unadjusted {fmt(icc.get('unadjusted'), 3)};  "
+            f"R\u00b2 marginal {fmt(e.get('r2_marginal'), 3)}, conditional {fmt(e.get('r2_conditional'), 3)} "
+            "(Nakagawa)")
+    return [t, Text(line)]
+
+
+CI_METHOD_LABELS = {
+    "wald": "Wald, from the standard errors; none for variance parameters (as lme4)",
+    "profile": "profile likelihood of the ML deviance (as lme4's confint)",
+    "boot": "parametric bootstrap, percentile",
+}
+
+
+def interval_renderables(r: FitResult) -> list:
+    """With --ci: intervals of the random-effect correlations (lme4's names) and a line naming the method.
+    The fixed effects' intervals are in their table, the sds' and sigma's in the variance components."""
+    method = r.extra.get("ci_method")
+    if method is None:
+        return []
+    level = r.extra.get("ci_level", 0.95)
+    boot = r.extra.get("ci_bootstrap") or {}
+    parts = []
+    if r.correlations:
+        t = _table("Parameter", "Estimate", "lower", "upper",
+                   title=f"Correlations, {100 * level:g}% intervals")
+        t.columns[0].justify = "left"
+        for c in r.correlations:
+            t.add_row(f"cor_{c.term2}.{c.term1}|{c.group}", fmt(c.correlation), fmt(c.conf_low), fmt(c.conf_high))
+        parts.append(t)
+    how = CI_METHOD_LABELS.get(method, method)
+    if boot:
+        how += f", {boot['nsim']} simulations, seed {boot['seed']}"
+        how += f", {boot['failed']} failed" if boot["failed"] else ""
+    return parts + [Text(f"{100 * level:g}% confidence intervals: {how}", style="dim")]
+
+
+def summary_renderables(r: FitResult, extra_sections=()) -> list:
+    """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
+    parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
+             fixed_effects_table(r)]
+    method = _df_method_line(r)
+    if method is not None:
+        parts.append(method)
+    corr = _fixed_corr_table(r)
+    if corr is not None:
+        parts += [Text(""), corr]
+    vc_parts = variance_summary_renderables(r)
+    if vc_parts:
+        parts += [Text("")] + vc_parts
+    ci_parts = interval_renderables(r)
+    if ci_parts:
+        parts += [Text("")] + ci_parts
+    for section in extra_sections:
+        parts += [Text(""), section]
+    warn = _warnings_text(r)
+    if warn is not None:
+        parts.append(warn)
+    return parts
+
+
+# -- output formats --------------------------------------------------------------------------
+def to_text(renderables, width: int = 100, color: bool = False) -> str:
+    """Render rich objects to a string (deterministic: fixed width, no colour unless asked)."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
+                      highlight=False)
+    console.print(Group(*renderables))
+    return buf.getvalue()
+
+
+def to_json(data) -> str:
+    """Exactly one JSON document, full precision, NaN as null."""
+    return json.dumps(clean(data), indent=2, allow_nan=False) + "\n"
+
+
+def fit_table(r: FitResult, width: int = 100, color: bool = False) -> str:
+    """The summary as text."""
+    return to_text(summary_renderables(r), width, color)
+
+
+# -- ordinary linear model (lm.LmResult) and model comparison (compare.CompareResult) ---------
+QUANTILE_KEYS = ("min", "q1", "median", "q3", "max")
+
+
+def _lm_fit_lines(r) -> Text:
+    """The closing lines of R's summary(lm()): residual SE, R^2, F test, then n and the likelihood."""
+    lines = [f"Residual standard error: {fmt(r.sigma)} on {r.df_resid} degrees of freedom",
+             f"Multiple R-squared: {fmt(r.r_squared)},  Adjusted R-squared: {fmt(r.adj_r_squared)}"]
+    if r.f_statistic is not None:
+        lines.append(f"F-statistic: {fmt(r.f_statistic)} on {r.f_df1} and {r.f_df2} DF,  "
+                     f"p-value: {fmt_p(r.f_p_value)}")
+    dropped = f"  ({r.n_dropped} rows with missing values dropped)" if r.n_dropped else ""
+    lines.append(f"Number of obs: {r.nobs}{dropped}")
+    lines.append(f"logLik {r.loglik:.4f} (df={r.npar})   AIC {r.aic:.4f}   BIC {r.bic:.4f}")
+    return Text("\n".join(lines))
+
+
+def lm_table(r, width: int = 100, color: bool = False) -> str:
+    """An LmResult as R's summary(lm()): residuals, coefficients with t tests, residual SE, R^2, F."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    head = Text()
+    head.append("Linear model fit by least squares (lm)\n", style="bold")
+    head.append(f"Formula: {r.formula}\n")
+    head.append(f"note: {r.note}\n")
+    res = _table("Min", "1Q", "Median", "3Q", "Max", title="Residuals")
+    res.add_row(*(fmt(r.residuals[k]) for k in QUANTILE_KEYS))
+    # summary(lm()) has no df column: every t test uses the residual df shown below the table
+    coef = fixed_effects_table(SimpleNamespace(fixed_effects=[replace(fe, df=None) for fe in r.fixed_effects]))
+    coef.title = "Coefficients"
+    parts = [head, res, Text(""), coef, Text(""), _lm_fit_lines(r)]
+    warn = _warnings_text(r)
+    return to_text(parts + ([warn] if warn is not None else []), width, color)
+
+
+def _compare_rows(r) -> Table:
+    t = _table("", "npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chisq)")
+    for m in r.models:
+        t.add_row(m.name, str(m.npar), fmt(m.aic, 5), fmt(m.bic, 5), fmt(m.loglik, 5), fmt(m.deviance, 5),
+                  fmt(m.chisq, 5), "" if m.df is None else str(m.df), fmt_p(m.p_value))
+    return t
+
+
+def compare_table(r, width: int = 100, color: bool = False) -> str:
+    """A CompareResult as lme4's anova() prints it: the models, then the likelihood-ratio table."""
+    head = Text()
+    head.append(f"Likelihood-ratio tests (as lme4's anova), criterion: {r.method}\n", style="bold")
+    head.append(f"Number of obs: {r.nobs} (the same rows for every model)\n")
+    head.append("Models:\n")
+    for m in r.models:
+        head.append(f"{m.name}: {m.formula}{'' if m.model == 'lmer' else '   (no random effects: lm)'}\n")
+    parts = [head, _compare_rows(r)]
+    if r.notes:
+        parts.append(Text("".join(f"note: {n}\n" for n in r.notes)))
+    warn = _warnings_text(r)
+    return to_text(parts + ([warn] if warn is not None else []), width, color)
+
+
+def rows_to_csv(rows: list[dict]) -> str:
+    """A list of flat dicts as CSV text (columns from the first row)."""
+    import csv
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in clean(row).items()})
+    return buf.getvalue()
+
+
+def effects_table(rows, title: str, level: float, width: int = 100, color: bool = False) -> str:
+    """ranef/coef rows (ranef.EffectRow) as a table: group, level, term, estimate, std. error, interval."""
+    pct = f"{100 * level:g}%"
+    t = _table("Group", "Level", "Term", "Estimate", "Std. Error", f"lower {pct}", f"upper {pct}", title=title)
+    for r in rows:
+        t.add_row(r.group, r.level, r.term, fmt(r.estimate), fmt(r.std_error), fmt(r.conf_low), fmt(r.conf_high))
+    return to_text([t], width, color)

@@ -1,0 +1,43 @@
+"""Start-up cost: `lmm --help` loads no numerical library; `lmm fit` loads none of the slow optional ones.
+
+Import time dominates a small fit (scipy.stats alone cost 0.5 s, scipy.interpolate 0.2 s, pandas 0.25 s), so these
+imports stay behind the options that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REF
+
+PROBE = """
+import json, sys
+sys.argv = ["lmm"] + {args!r}
+from lmmcli.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+sys.stdout.flush()
+sys.stderr.write(json.dumps(sorted(m for m in sys.modules)))
+"""
+
+
+def loaded_modules(*args) -> set[str]:
+    """Modules loaded by running `lmm ARGS` in a fresh interpreter."""
+    out = subprocess.run([sys.executable, "-c", PROBE.format(args=list(args))], capture_output=True, text=True,
+                         timeout=120)
+    return set(json.loads(out.stderr.strip().splitlines()[-1]))
+
+
+def test_help_loads_no_numerics():
+    mods = loaded_modules("--help")
+    assert not {"numpy", "pandas", "scipy", "pyarrow"} & mods
+
+
+def test_fit_skips_slow_optional_imports():
+    mods = loaded_modules("fit", str(REF / "data" / "sleepstudy.csv"), "Reaction ~ Days + (Days|Subject)")
+    assert "lmmcli.inference.satterthwaite" in mods          # the probe really ran a fit
+    assert not {"scipy", "pandas", "matplotlib"} & mods   # a one-term fit and its t tests need neither
