@@ -1,14 +1,14 @@
-"""`lmm anova`, `lmm ranova`, `lmm emmeans`, `lmm table`: the analyst's tables after a fit."""
+"""`lmm anova`, `lmm ranova`, `lmm emmeans`: the analyst's tables after a fit."""
 
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (DataArg, FactorOpt, FormulaArg, MlOpt, OutputOpt, RefOpt, StrictOpt, app, echo_warnings, emit, read_and_fit, run_guarded, terminal_width, use_color)
+from lmmcli.cli.app import DataArg, Factor, FormulaArg, Ml, Output, Ref, Strict, command
+from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
 
 
 class TableFormat(str, Enum):
@@ -17,7 +17,7 @@ class TableFormat(str, Enum):
     csv = "csv"
 
 
-class AnovaDf(str, Enum):
+class AnalysisDf(str, Enum):
     satterthwaite = "satterthwaite"
     kenward_roger = "kenward-roger"
 
@@ -29,16 +29,16 @@ class Adjust(str, Enum):
     none = "none"
 
 
-FormatOpt = typer.Option(TableFormat.table, "--format", "-f", help="table, json or csv")
+Fmt = Annotated[TableFormat, typer.Option("--format", "-f", help="table, json or csv")]
 
 
-def _split(values: Optional[List[str]]) -> list[str]:
+def split_names(values: Optional[List[str]]) -> list[str]:
     """--specs A,B (or repeated) as a list of names."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def _emit(result, format: TableFormat, table, rows, output: Optional[Path], data: str, strict: bool) -> None:
-    """JSON, CSV (the rows) or the table, to stdout or -o; then the warnings on stderr."""
+def emit_analysis(result, format: TableFormat, table, rows, output, data: str, strict: bool) -> None:
+    """JSON, CSV (rows(document)) or the table, to stdout or -o; then the warnings on stderr."""
     from lmmcli.render import tables as render
 
     if format == TableFormat.json:
@@ -51,60 +51,52 @@ def _emit(result, format: TableFormat, table, rows, output: Optional[Path], data
     echo_warnings(result.warnings, strict)
 
 
-@app.command()
+@command()
 def anova(
-    data: str = DataArg,
-    formula: str = FormulaArg,
-    type: str = typer.Option("3", "--type", help="hypotheses: 1 (sequential), 2 or 3 (lmerTest's default)"),
-    df: AnovaDf = typer.Option(AnovaDf.satterthwaite, "--df", help="denominator df: satterthwaite (lmerTest's "
-                               "default) or kenward-roger (REML fits)"),
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: TableFormat = FormatOpt,
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: DataArg,
+    formula: FormulaArg,
+    type: Annotated[str, typer.Option("--type", help="hypotheses: 1 (sequential), 2 or 3 (lmerTest's default)")] = "3",
+    df: Annotated[AnalysisDf, typer.Option(
+        "--df", help="denominator df: satterthwaite (lmerTest's default) or kenward-roger (REML fits)")
+    ] = AnalysisDf.satterthwaite,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Fmt = TableFormat.table,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """F tests of the fixed terms, as lmerTest's anova() (type 3, Satterthwaite by default)."""
+    from lmmcli.inference.anova import anova as run, check_options
+    from lmmcli.render.analysis import anova_table
 
-    def body():
-        from lmmcli.inference.anova import anova as run, check_options
-        from lmmcli.render.analysis import anova_table
-
-        check_options(type, df.value, None if not ml else False)
-        fm, frame = read_and_fit(data, formula, ml, factor, ref)
-        _emit(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
-
-    run_guarded(body)
+    check_options(type, df.value, not ml)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    emit_analysis(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
 
 
-@app.command()
+@command()
 def ranova(
-    data: str = DataArg,
-    formula: str = FormulaArg,
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: TableFormat = FormatOpt,
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: DataArg,
+    formula: FormulaArg,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Fmt = TableFormat.table,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """Likelihood-ratio tests of each random term, as lmerTest's ranova() (slopes reduced, not removed)."""
+    from lmmcli.analysis.ranova import ranova as run
+    from lmmcli.render.analysis import ranova_table
 
-    def body():
-        from lmmcli.analysis.ranova import ranova as run
-        from lmmcli.cli.app import parse_refs
-        from lmmcli.render.analysis import ranova_table
-
-        fm, frame = read_and_fit(data, formula, ml, factor, ref)
-        result = run(fm, frame, tuple(factor or ()), parse_refs(ref))
-        _emit(result, format, ranova_table, lambda d: d["ranova"], output, data, strict)
-
-    run_guarded(body)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    result = run(fm, frame, tuple(factor or ()), parse_refs(ref))
+    emit_analysis(result, format, ranova_table, lambda d: d["ranova"], output, data, strict)
 
 
-def _emmeans_rows(doc: dict) -> list[dict]:
-    """CSV rows: the means (levels as columns), then the contrasts with a `contrast` column."""
+def emmeans_rows(doc: dict) -> list[dict]:
+    """CSV rows: the means (levels as columns), then the contrasts, each with a `contrast` column."""
     rows = [{"contrast": "", **e.pop("levels"), **e} for e in doc["emmeans"]]
     for c in doc.get("contrasts", []):
         rows.append({"contrast": c.pop("contrast"), **c.pop("by", {}), **c})
@@ -112,35 +104,34 @@ def _emmeans_rows(doc: dict) -> list[dict]:
     return [{k: r.get(k) for k in keys} for r in rows]
 
 
-@app.command()
+@command()
 def emmeans(
-    data: str = DataArg,
-    formula: str = FormulaArg,
-    specs: List[str] = typer.Option(..., "--specs", help="factor(s) whose marginal means to estimate: F or F,G"),
-    by: Optional[List[str]] = typer.Option(None, "--by", help="factor(s) to condition on: means and contrasts "
-                                           "within each of their levels"),
-    pairwise: bool = typer.Option(False, "--pairwise", help="also every pairwise difference of the means"),
-    adjust: Adjust = typer.Option(Adjust.tukey, "--adjust", help="p-value adjustment of the pairwise contrasts"),
-    df: Optional[AnovaDf] = typer.Option(None, "--df", help="df method: kenward-roger (emmeans' default for REML "
-                                         "fits) or satterthwaite (the default with --ml)"),
-    level: float = typer.Option(0.95, "--level", help="level of the confidence intervals"),
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: TableFormat = FormatOpt,
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: DataArg,
+    formula: FormulaArg,
+    specs: Annotated[List[str], typer.Option("--specs", metavar="F[,G]", show_default=False,
+                                             help="factor(s) whose marginal means to estimate")],
+    by: Annotated[Optional[List[str]], typer.Option("--by", metavar="H", show_default=False,
+                                                    help="factor(s) to condition on: means and contrasts within "
+                                                         "each of their levels")] = None,
+    pairwise: Annotated[bool, typer.Option("--pairwise", help="also every pairwise difference of the means")] = False,
+    adjust: Annotated[Adjust, typer.Option("--adjust", help="p-value adjustment of the pairwise contrasts")
+                      ] = Adjust.tukey,
+    df: Annotated[Optional[AnalysisDf], typer.Option(
+        "--df", show_default=False, help="df method: kenward-roger (emmeans' default; REML fits) or satterthwaite "
+                                         "(the default with --ml)")] = None,
+    level: Annotated[float, typer.Option("--level", help="level of the confidence intervals")] = 0.95,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Fmt = TableFormat.table,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """Estimated marginal means and pairwise contrasts, as emmeans (equal weights, covariates at their means)."""
+    from lmmcli.inference.emmeans import check_df, emmeans as run
+    from lmmcli.render.analysis import emmeans_table
 
-    def body():
-        from lmmcli.inference.emmeans import check_options, emmeans as run
-        from lmmcli.render.analysis import emmeans_table
-
-        if ml and df == AnovaDf.kenward_roger:
-            check_options(["-"], [], adjust.value, df.value, level, False, {"-": ()})
-        fm, frame = read_and_fit(data, formula, ml, factor, ref)
-        result = run(fm, frame, _split(specs), _split(by), pairwise, adjust.value, df.value if df else None, level)
-        _emit(result, format, emmeans_table, _emmeans_rows, output, data, strict)
-
-    run_guarded(body)
+    method = check_df(df.value if df else None, not ml)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    result = run(fm, frame, split_names(specs), split_names(by), pairwise, adjust.value, method, level)
+    emit_analysis(result, format, emmeans_table, emmeans_rows, output, data, strict)

@@ -133,12 +133,9 @@ def reference_grid(design, data) -> RefGrid:
 
 
 # -- means ---------------------------------------------------------------------------------------
-def check_options(specs, by, adjust: str, df_method: str | None, level: float, reml: bool, factors) -> str:
-    """The df method (default: Kenward-Roger for REML fits, Satterthwaite for ML); UsageErrors otherwise."""
-    if adjust not in ADJUSTS:
-        raise UsageError(f"unknown --adjust '{adjust}'", hint=f"use one of: {', '.join(ADJUSTS)}")
-    if not 0 < level < 1:
-        raise UsageError(f"--level must be between 0 and 1 (e.g. 0.95), got {level}")
+def check_df(df_method: str | None, reml: bool) -> str:
+    """The df method: Kenward-Roger by default for REML fits (emmeans' default), Satterthwaite for ML fits;
+    Kenward-Roger asked for an ML fit is refused, as lmerTest refuses it."""
     method = ("kenward-roger" if reml else "satterthwaite") if df_method is None else \
         df_method.strip().lower().replace("_", "-")
     if method not in DF_METHODS:
@@ -146,6 +143,16 @@ def check_options(specs, by, adjust: str, df_method: str | None, level: float, r
     if method == "kenward-roger" and not reml:
         raise UsageError("Kenward-Roger's method needs a REML fit (as lmerTest)",
                          hint="drop --ml, or use --df satterthwaite")
+    return method
+
+
+def check_options(specs, by, adjust: str, df_method: str | None, level: float, reml: bool, factors) -> str:
+    """The df method (check_df); UsageErrors for an unknown adjustment, a bad level or bad factor names."""
+    if adjust not in ADJUSTS:
+        raise UsageError(f"unknown --adjust '{adjust}'", hint=f"use one of: {', '.join(ADJUSTS)}")
+    if not 0 < level < 1:
+        raise UsageError(f"--level must be between 0 and 1 (e.g. 0.95), got {level}")
+    method = check_df(df_method, reml)
     if not specs:
         raise UsageError("--specs names no factor", hint="e.g. --specs job or --specs job,sex")
     for name in list(specs) + list(by):
