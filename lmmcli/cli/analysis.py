@@ -135,3 +135,46 @@ def emmeans(
     fm, frame = read_and_fit(data, formula, ml, factor, ref)
     result = run(fm, frame, split_names(specs), split_names(by), pairwise, adjust.value, method, level)
     emit_analysis(result, format, emmeans_table, emmeans_rows, output, data, strict)
+
+
+class ModelTableFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    html = "html"
+    csv = "csv"
+    json = "json"
+
+
+@command("table")
+def model_table(
+    data: DataArg,
+    formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,
+                                                  help="one or more lme4 formulas, one column each")],
+    ci: Annotated[bool, typer.Option("--ci", help="Wald confidence intervals instead of standard errors")] = False,
+    level: Annotated[float, typer.Option("--level", help="level of the --ci intervals")] = 0.95,
+    df: Annotated[AnalysisDf, typer.Option("--df", help="df of the p-values in the JSON: satterthwaite or "
+                                           "kenward-roger")] = AnalysisDf.satterthwaite,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Annotated[ModelTableFormat, typer.Option("--format", "-f", help="table, markdown, html, csv or json")
+                      ] = ModelTableFormat.table,
+    output: Output = None,
+    strict: Strict = False,
+):
+    """Several models side by side (as modelsummary): estimates and SEs, random-effect sds, ICC, R², AIC, BIC."""
+    from lmmcli.analysis.model_table import model_table as run
+    from lmmcli.cli.common import load_data
+    from lmmcli.render import model_table as render
+    from lmmcli.render.tables import to_json
+
+    refs = parse_refs(ref)
+    frame, source = load_data(data)
+    result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source)
+    text = {ModelTableFormat.json: lambda: to_json(result.to_dict()),
+            ModelTableFormat.markdown: lambda: render.as_markdown(result),
+            ModelTableFormat.html: lambda: render.as_html(result),
+            ModelTableFormat.csv: lambda: render.as_csv(result),
+            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[format]()
+    emit(text, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)

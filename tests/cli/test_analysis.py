@@ -83,3 +83,19 @@ def test_refusals_are_one_error_line(args, code, message):
     res = run(*args)
     assert res.exit_code == code
     assert message in res.stderr and res.stdout == "" and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("fmt,start", {"markdown": "|  | (1) | (2) |", "html": "<table>", "csv": ",(1),(2)",
+                                       "table": ""}.items())
+def test_table_formats(fmt, start):
+    res = run("table", GPA, "gpa ~ occasion + (1|student)", GPA_F, "-f", fmt)
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout.startswith(start) and "Num.Obs." in res.stdout
+
+
+def test_table_json():
+    res = run("table", GPA, "gpa ~ occasion + (1|student)", "gpa ~ occasion", "-f", "json", "--ci")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [m["model"] for m in doc["models"]] == ["lmer", "lm"] and doc["ci_level"] == 0.95
+    assert {"estimate", "std_error", "conf_low", "conf_high", "p_value"} <= set(doc["models"][0]["fixed"][0])
