@@ -172,5 +172,5 @@ def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
         r.lrt = 2.0 * (full.loglik - r.loglik)
         r.df = full.npar - r.npar
         r.p_value = float(chi2_sf(r.lrt, r.df)) if r.df > 0 else None     # a negative LRT gives 1, as R
-    return RanovaResult(table, str(formula), "REML" if fm.reml else "ML", fm.design.n, formulas,
+    return RanovaResult(table, formula.text, "REML" if fm.reml else "ML", fm.design.n, formulas,
                         [], warnings)
