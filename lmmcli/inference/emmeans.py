@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import fixed_matrix
+from lmmcli.design.design import Evaluator, model_columns
 from lmmcli.distributions import t_ppf, t_two_sided_p, tukey_sf
 from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.formula import Name, deparse, names_in
@@ -36,6 +36,8 @@ from lmmcli.results import SCHEMA_VERSION, clean
 ADJUSTS = ("tukey", "holm", "bonferroni", "none")
 DF_METHODS = ("kenward-roger", "satterthwaite")
 PAREN_CHARS = "-+/*"          # emmeans' option parens = "-|\\+|\\/|\\*"
+ESTIMABLE_TOL = 1e-8          # emmeans' (estimability's) is.estble tolerance
+NULL_TOL = 1e-7               # singular values of the fitting X below this (relative) span its null space
 
 
 @dataclass
@@ -95,12 +97,26 @@ class EmmeansResult:
 # -- the reference grid -----------------------------------------------------------------------------
 @dataclass
 class RefGrid:
-    """The grid's factor levels (first factor fastest), covariate means, and X at every grid row."""
+    """The grid's factor levels (first factor fastest), covariate means, and X at every grid row: all of the
+    model matrix's columns (X_full), and `keep`, the columns the fit kept; `nonest` spans the directions in
+    which the fitting X says nothing (empty cells), None when no column was aliased."""
 
     factors: dict[str, tuple[str, ...]]
     means: dict[str, float]
     rows: list[dict]
-    X: np.ndarray
+    X_full: np.ndarray
+    keep: list[int] = None
+    nonest: np.ndarray | None = None
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.X_full if self.keep is None else self.X_full[:, self.keep]
+
+    def estimable(self, l_full: np.ndarray) -> bool:
+        """emmeans' is.estble: l is (numerically) orthogonal to the non-estimable directions."""
+        if self.nonest is None:
+            return True
+        return float(np.sum((l_full @ self.nonest) ** 2)) <= ESTIMABLE_TOL * float(l_full @ l_full)
 
 
 def grid_variables(design, data) -> tuple[dict, dict]:
@@ -128,8 +144,22 @@ def reference_grid(design, data) -> RefGrid:
         combos = [{}]
     cols = {f: np.array([r[f] for r in combos], dtype=object) for f in names}
     cols.update({c: np.full(len(combos), m) for c, m in means.items()})
-    X = fixed_matrix(design.spec, Frame(cols))
-    return RefGrid(factors, means, combos, X)
+    spec = design.spec
+    all_names, X_full = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
+                                      Evaluator(Frame(cols), spec.scale_state))
+    if not spec.aliased:
+        return RefGrid(factors, means, combos, X_full)
+    _, X_fit = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
+                             Evaluator(fitting_frame(design, data), spec.scale_state))
+    keep = [all_names.index(nm) for nm in spec.fixed_names]
+    return RefGrid(factors, means, combos, X_full, keep, null_space(X_fit))
+
+
+def null_space(X: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the directions b with X b = 0 (numerically)."""
+    _, d, Vt = np.linalg.svd(X, full_matrices=True)
+    rank = int(np.sum(d > NULL_TOL * d[0])) if len(d) else 0
+    return Vt[rank:].T
 
 
 # -- means ---------------------------------------------------------------------------------------
@@ -172,32 +202,40 @@ def _cells(grid: RefGrid, names: list[str]) -> list[dict]:
 
 
 def cell_matrix(grid: RefGrid, cells: list[dict]) -> np.ndarray:
-    """One row per cell: the mean of the grid's X rows that have the cell's levels (equal weights)."""
-    out = np.empty((len(cells), grid.X.shape[1]))
+    """One row per cell over all model-matrix columns: the mean of the grid's rows that have the cell's
+    levels (equal weights)."""
+    out = np.empty((len(cells), grid.X_full.shape[1]))
     for i, cell in enumerate(cells):
         match = [all(r[k] == v for k, v in cell.items()) for r in grid.rows]
-        out[i] = grid.X[np.array(match)].mean(axis=0)
+        out[i] = grid.X_full[np.array(match)].mean(axis=0)
     return out
 
 
 class _Inference:
     """The covariance, the df of a contrast and its t test, for one df method."""
 
-    def __init__(self, fm, method: str):
+    def __init__(self, fm, method: str, grid: RefGrid):
         self.pieces = df_pieces(fm, method)
         self.V = self.pieces.Vadj if method == "kenward-roger" else self.pieces.vcov
         self.beta = fm.sol.beta
+        self.grid = grid
 
-    def estimate(self, l: np.ndarray) -> tuple[float, float, float]:
-        """(estimate, standard error, df) of l beta."""
+    def estimate(self, l_full: np.ndarray) -> tuple[float | None, float | None, float | None]:
+        """(estimate, standard error, df) of l beta; Nones when l is not estimable (an empty cell)."""
+        if not self.grid.estimable(l_full):
+            return None, None, None
+        l = l_full if self.grid.keep is None else l_full[self.grid.keep]
         return float(l @ self.beta), float(np.sqrt(l @ self.V @ l)), self.pieces.df(l)
 
 
 def means(cells, L, inf: _Inference, level: float) -> list[Emm]:
-    """The EMM rows with their t intervals at `level`."""
+    """The EMM rows with their t intervals at `level` (Nones for a non-estimable mean, as emmeans' nonEst)."""
     out = []
     for cell, l in zip(cells, L):
         est, se, df = inf.estimate(l)
+        if est is None:
+            out.append(Emm(cell, None, None, None, None, None))
+            continue
         half = float(t_ppf(0.5 + level / 2, df)) * se
         out.append(Emm(cell, est, se, df, est - half, est + half))
     return out
@@ -225,7 +263,13 @@ def cell_labels(cells: list[dict], names: list[str], grid: RefGrid) -> list[str]
 
 
 def adjust_p(p: np.ndarray, t: np.ndarray, df: np.ndarray, adjust: str, k: int) -> np.ndarray:
-    """Adjusted p-values of one family of pairwise contrasts among k means."""
+    """Adjusted p-values of one family of pairwise contrasts among k means (NaN entries, non-estimable
+    contrasts, stay NaN and do not count)."""
+    ok = ~np.isnan(p)
+    if not ok.all():
+        out = np.full(len(p), np.nan)
+        out[ok] = adjust_p(p[ok], None if t is None else t[ok], None if df is None else df[ok], adjust, k)
+        return out
     m = len(p)
     if adjust == "none" or m <= 1:
         return p
@@ -244,13 +288,17 @@ def pairwise(cells, L, labels, inf: _Inference, adjust: str, by: dict | None) ->
     """All pairs i < j of one family (one by group), adjusted within it."""
     pairs = [(i, j) for i in range(len(cells)) for j in range(i + 1, len(cells))]
     rows = [inf.estimate(L[i] - L[j]) for i, j in pairs]
-    est = np.array([r[0] for r in rows])
-    se = np.array([r[1] for r in rows])
-    df = np.array([r[2] for r in rows])
+    est, se, df = (np.array([np.nan if r[c] is None else r[c] for r in rows], dtype=float) for c in range(3))
     t = est / se
-    p = adjust_p(np.atleast_1d(t_two_sided_p(t, df)), t, df, adjust, len(cells))
-    return [Contrast(f"{labels[i]} - {labels[j]}", by, float(est[k]), float(se[k]), float(df[k]), float(t[k]),
-                     float(p[k])) for k, (i, j) in enumerate(pairs)]
+    p = np.array([np.nan if np.isnan(ti) else t_two_sided_p(ti, d) for ti, d in zip(t, df)], dtype=float)
+    p = adjust_p(p, t, df, adjust, len(cells))
+    return [Contrast(f"{labels[i]} - {labels[j]}", by, *(_none(v[k]) for v in (est, se, df, t, p)))
+            for k, (i, j) in enumerate(pairs)]
+
+
+def _none(x: float) -> float | None:
+    """NaN (a non-estimable contrast) as None."""
+    return None if np.isnan(x) else float(x)
 
 
 def _notes(grid: RefGrid, specs, by, fm) -> list[str]:
@@ -275,11 +323,14 @@ def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tuke
                              hint="add a random term such as (1 | group)")
     grid = reference_grid(fm.design, data)
     method = check_options(specs, by, adjust, df_method, level, fm.reml, grid.factors)
-    inf = _Inference(fm, method)
+    inf = _Inference(fm, method, grid)
     cells = _cells(grid, specs + by)
-    L = cell_matrix(grid, cells)
+    L = cell_matrix(grid, cells)      # over all model-matrix columns; _Inference keeps the fitted ones
     emms = means(cells, L, inf, level)
     notes = _notes(grid, specs, by, fm)
+    if any(e.emmean is None for e in emms):
+        notes.append("some means are not estimable (they involve a combination of levels with no data): "
+                     "their values are empty, as emmeans' nonEst")
     if df_method is None and not fm.reml:
         notes.append("df by Satterthwaite's method: Kenward-Roger needs a REML fit")
     contrasts, used_adjust = None, None

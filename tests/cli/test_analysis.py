@@ -99,3 +99,11 @@ def test_table_json():
     doc = json.loads(res.stdout)
     assert [m["model"] for m in doc["models"]] == ["lmer", "lm"] and doc["ci_level"] == 0.95
     assert {"estimate", "std_error", "conf_low", "conf_high", "p_value"} <= set(doc["models"][0]["fixed"][0])
+
+
+def test_emmeans_marks_non_estimable_means():
+    res = run("emmeans", str(DATA / "twoway_missing.csv"), "y ~ A*B + x + (1 | g)", "--factor", "B", "--specs", "A",
+              "--pairwise")
+    assert res.exit_code == 0, res.stderr
+    assert "nonEst" in res.stdout and "not estimable" in res.stdout
+    assert "rank deficient" in res.stderr

@@ -29,7 +29,8 @@ def fitted(case: str):
     """(FittedModel, data) of a case, fitted as R fitted it."""
     ref = expected(case)
     df = data(ref["data"])
-    return fit(ref["formula"], df, reml=ref["reml"], factors=tuple(ref["factors"])), df
+    refs = ref.get("refs") or {}
+    return fit(ref["formula"], df, reml=ref["reml"], factors=tuple(ref["factors"]), refs=dict(refs)), df
 
 
 def rel(a: float, b: float) -> float:
