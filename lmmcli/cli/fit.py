@@ -45,9 +45,9 @@ def fit(
         from lmmcli.inference.confint import check_options
 
         check_options(ci.value, level, nsim)
-    fm, _ = read_and_fit(data, formula, ml, factor, ref)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
     if save is not None:
-        save_model(fm, save, data)
+        save_model(fm, save, data, frame)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:

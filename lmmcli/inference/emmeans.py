@@ -27,9 +27,7 @@ import numpy as np
 from lmmcli.design.design import Evaluator, model_columns
 from lmmcli.distributions import t_ppf, t_two_sided_p, tukey_sf
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.formula import Name, deparse, names_in
-from lmmcli.inference.anova import df_pieces
-from lmmcli.inference.hypotheses import fitting_frame
+from lmmcli.formula import deparse
 from lmmcli.io.frame import Frame
 from lmmcli.results import SCHEMA_VERSION, clean
 
@@ -37,7 +35,6 @@ ADJUSTS = ("tukey", "holm", "bonferroni", "none")
 DF_METHODS = ("kenward-roger", "satterthwaite")
 PAREN_CHARS = "-+/*"          # emmeans' option parens = "-|\\+|\\/|\\*"
 ESTIMABLE_TOL = 1e-8          # emmeans' (estimability's) is.estble tolerance
-NULL_TOL = 1e-7               # singular values of the fitting X below this (relative) span its null space
 
 
 @dataclass
@@ -119,47 +116,21 @@ class RefGrid:
         return float(np.sum((l_full @ self.nonest) ** 2)) <= ESTIMABLE_TOL * float(l_full @ l_full)
 
 
-def grid_variables(design, data) -> tuple[dict, dict]:
-    """({factor column: levels}, {covariate column: mean over the fitting rows}) of the fixed part."""
-    spec = design.spec
-    factors, numeric_cols = {}, []
-    for term in spec.formula.fixed:
-        for e in term.factors:
-            info = spec.variables[deparse(e)]
-            if info.kind == "factor" and isinstance(e, Name):
-                factors.setdefault(e.name, info.levels)
-            else:
-                numeric_cols += [c for c in sorted(names_in(e)) if c not in numeric_cols]
-    frame = fitting_frame(design, data)
-    means = {c: float(np.mean(frame[c].astype(float))) for c in numeric_cols if c not in factors}
-    return factors, means
-
-
-def reference_grid(design, data) -> RefGrid:
-    """emmeans' ref_grid of a fitted design."""
-    factors, means = grid_variables(design, data)
+def reference_grid(basis) -> RefGrid:
+    """emmeans' ref_grid of an AnalysisBasis."""
+    factors, means, spec = basis.grid_factors, basis.covariate_means, basis.spec
     names = list(factors)
     combos = [dict(zip(names, reversed(c))) for c in itertools.product(*[factors[f] for f in reversed(names)])]
     if not combos:
         combos = [{}]
     cols = {f: np.array([r[f] for r in combos], dtype=object) for f in names}
     cols.update({c: np.full(len(combos), m) for c, m in means.items()})
-    spec = design.spec
     all_names, X_full = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
                                       Evaluator(Frame(cols), spec.scale_state))
-    if not spec.aliased:
+    if basis.nonest is None:
         return RefGrid(factors, means, combos, X_full)
-    _, X_fit = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
-                             Evaluator(fitting_frame(design, data), spec.scale_state))
     keep = [all_names.index(nm) for nm in spec.fixed_names]
-    return RefGrid(factors, means, combos, X_full, keep, null_space(X_fit))
-
-
-def null_space(X: np.ndarray) -> np.ndarray:
-    """An orthonormal basis of the directions b with X b = 0 (numerically)."""
-    _, d, Vt = np.linalg.svd(X, full_matrices=True)
-    rank = int(np.sum(d > NULL_TOL * d[0])) if len(d) else 0
-    return Vt[rank:].T
+    return RefGrid(factors, means, combos, X_full, keep, basis.nonest)
 
 
 # -- means ---------------------------------------------------------------------------------------
@@ -214,10 +185,10 @@ def cell_matrix(grid: RefGrid, cells: list[dict]) -> np.ndarray:
 class _Inference:
     """The covariance, the df of a contrast and its t test, for one df method."""
 
-    def __init__(self, fm, method: str, grid: RefGrid):
-        self.pieces = df_pieces(fm, method)
+    def __init__(self, basis, method: str, grid: RefGrid):
+        self.pieces = basis.df_pieces(method)
         self.V = self.pieces.Vadj if method == "kenward-roger" else self.pieces.vcov
-        self.beta = fm.sol.beta
+        self.beta = basis.beta
         self.grid = grid
 
     def estimate(self, l_full: np.ndarray) -> tuple[float | None, float | None, float | None]:
@@ -301,37 +272,34 @@ def _none(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def _notes(grid: RefGrid, specs, by, fm) -> list[str]:
+def _notes(grid: RefGrid, specs, by, basis) -> list[str]:
     """emmeans' notes: averaged factors and their involvement in interactions."""
     used = set(specs) | set(by)
     averaged = [f for f in grid.factors if f not in used]
     notes = []
     if averaged:
         notes.append(f"results are averaged over the levels of: {', '.join(averaged)}")
-        labels = [{deparse(e) for e in t.factors} & set(grid.factors) for t in fm.formula.fixed]
+        labels = [{deparse(e) for e in t.factors} & set(grid.factors) for t in basis.spec.formula.fixed]
         if any(t & used and t - used for t in labels):
             notes.append("results may be misleading due to involvement in interactions")
     return notes
 
 
-def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tukey", df_method: str | None = None,
-            level: float = 0.95) -> EmmeansResult:
-    """emmeans(model, specs, by, lmer.df) and, with pairwise_, pairs(adjust = adjust)."""
+def emmeans_of(basis, specs, by=(), pairwise_: bool = False, adjust: str = "tukey", df_method: str | None = None,
+               level: float = 0.95) -> EmmeansResult:
+    """emmeans(model, specs, by, lmer.df) and, with pairwise_, pairs(adjust = adjust), of an AnalysisBasis."""
     specs, by = list(specs), list(by)
-    if not fm.blocks:
-        raise ModelSpecError("lmm emmeans is for mixed models; this formula has no random terms",
-                             hint="add a random term such as (1 | group)")
-    grid = reference_grid(fm.design, data)
-    method = check_options(specs, by, adjust, df_method, level, fm.reml, grid.factors)
-    inf = _Inference(fm, method, grid)
+    grid = reference_grid(basis)
+    method = check_options(specs, by, adjust, df_method, level, basis.reml, grid.factors)
+    inf = _Inference(basis, method, grid)
     cells = _cells(grid, specs + by)
     L = cell_matrix(grid, cells)      # over all model-matrix columns; _Inference keeps the fitted ones
     emms = means(cells, L, inf, level)
-    notes = _notes(grid, specs, by, fm)
+    notes = _notes(grid, specs, by, basis)
     if any(e.emmean is None for e in emms):
         notes.append("some means are not estimable (they involve a combination of levels with no data): "
                      "their values are empty, as emmeans' nonEst")
-    if df_method is None and not fm.reml:
+    if df_method is None and not basis.reml:
         notes.append("df by Satterthwaite's method: Kenward-Roger needs a REML fit")
     contrasts, used_adjust = None, None
     if pairwise_:
@@ -343,6 +311,14 @@ def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tuke
         for group in _cells(grid, by):
             idx = [i for i, c in enumerate(cells) if all(c[k] == v for k, v in group.items())]
             contrasts += pairwise([cells[i] for i in idx], L[idx], labels, inf, used_adjust, group or None)
-    result = fm.result()
-    return EmmeansResult(emms, contrasts, specs, by, method, used_adjust, level, str(fm.formula.text),
-                         result.method, fm.design.n, notes, result.warnings)
+    return EmmeansResult(emms, contrasts, specs, by, method, used_adjust, level, basis.formula, basis.method,
+                         basis.nobs, notes, basis.warnings)
+
+
+def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tukey", df_method: str | None = None,
+            level: float = 0.95) -> EmmeansResult:
+    """emmeans_of the basis of a FittedModel fitted to `data`."""
+    from lmmcli.inference.basis import basis_from_fit
+
+    check_df(df_method, fm.reml)
+    return emmeans_of(basis_from_fit(fm, data), specs, by, pairwise_, adjust, df_method, level)

@@ -53,13 +53,16 @@ class Term:
 
 @dataclass
 class TermLayout:
-    """X's columns grouped by term, the names of X's columns, and rdX (type 3's full-dummy design)."""
+    """What the hypotheses are made of: X's column names grouped by term, X'X, and X' rdX with rdX type 3's
+    full-dummy design (cross-products only, so a saved model can carry them), and rdX's empty columns."""
 
     names: list[str]
     terms: list[Term]
     intercept: bool
-    rdX: np.ndarray
+    XtX: np.ndarray
+    XtRd: np.ndarray
     rd_names: list[str]
+    missing_cells: list[str]
 
 
 def fitting_frame(design, df):
@@ -90,7 +93,9 @@ def term_layout(design, df) -> TermLayout:
             rd_names.append(nm)
             rd_cols.append(np.ones(design.n) if v is None else v)
     rdX = np.column_stack(rd_cols) if rd_cols else np.zeros((design.n, 0))
-    return TermLayout(list(design.fixed_names), terms, formula.intercept, rdX, rd_names)
+    X = design.X
+    cells = [nm for nm, col in zip(rd_names, rdX.T) if not np.any(col != 0)]
+    return TermLayout(list(design.fixed_names), terms, formula.intercept, X.T @ X, X.T @ rdX, rd_names, cells)
 
 
 def containment(terms: list[Term]) -> dict[str, list[str]]:
@@ -98,11 +103,6 @@ def containment(terms: list[Term]) -> dict[str, list[str]]:
     def contains(a: Term, b: Term) -> bool:
         return a.variables < b.variables and a.numerics == b.numerics
     return {a.label: [b.label for b in terms if contains(a, b)] for a in terms}
-
-
-def missing_cells(layout: TermLayout) -> list[str]:
-    """rdX columns that are all zero: combinations of levels never observed (type 3 then needs care)."""
-    return [nm for nm, col in zip(layout.rd_names, layout.rdX.T) if not np.any(col != 0)]
 
 
 # -- R's numerical helpers ------------------------------------------------------------------------
@@ -129,39 +129,41 @@ def doolittle(x: np.ndarray, eps: float = DOOLITTLE_EPS) -> np.ndarray:
 
 
 # -- the three types ---------------------------------------------------------------------------
-def type1(X: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
+def type1(XtX: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
     """Sequential hypotheses: rows of t(doolittle(X'X)) for each term's columns."""
-    p = X.shape[1]
-    Lt = np.eye(1) if p == 1 else doolittle(X.T @ X).T
+    p = XtX.shape[1]
+    Lt = np.eye(1) if p == 1 else doolittle(XtX).T
     return {t.label: Lt[list(t.columns), :] for t in terms}
 
 
-def type2(X: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
+def type2(XtX: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
     """lmerTest's type 2 ('unfolded'): marginal for uncontained terms, Doolittle with the term last otherwise."""
-    if X.shape[1] <= 1 or len(terms) <= 1:
-        return type1(X, terms)
+    p = XtX.shape[1]
+    if p <= 1 or len(terms) <= 1:
+        return type1(XtX, terms)
     contained = containment(terms)
     by_label = {t.label: t for t in terms}
     out = {}
     for t in terms:
         if not contained[t.label]:
-            out[t.label] = np.eye(X.shape[1])[list(t.columns), :]
+            out[t.label] = np.eye(p)[list(t.columns), :]
             continue
         last = [j for u in [t.label] + contained[t.label] for j in by_label[u].columns]
-        order = [j for j in range(X.shape[1]) if j not in set(last)] + last
-        Lt = doolittle(X[:, order].T @ X[:, order]).T
+        order = [j for j in range(p) if j not in set(last)] + last
+        Lt = doolittle(XtX[np.ix_(order, order)]).T
         rows = [k for k, j in enumerate(order) if j in set(t.columns)]
         back = np.argsort(order)          # columns back in X's order
         out[t.label] = Lt[np.ix_(rows, back)]
     return out
 
 
-def type3(X: np.ndarray, layout: TermLayout) -> dict[str, np.ndarray]:
+def type3(layout: TermLayout) -> dict[str, np.ndarray]:
     """lmerTest's type 3 for treatment contrasts (see the module docstring)."""
     terms = layout.terms
-    if X.shape[1] <= 1 or len(terms) <= 1:
-        return type1(X, terms)
-    L = zapsmall((np.linalg.pinv(X) @ layout.rdX).T)          # rows: rdX columns; columns: X columns
+    if layout.XtX.shape[1] <= 1 or len(terms) <= 1:
+        return type1(layout.XtX, terms)
+    # ginv(X) rdX = (X'X)^{-1} X'rdX: X has full column rank once its aliased columns are dropped
+    L = zapsmall(np.linalg.solve(layout.XtX, layout.XtRd).T)   # rows: rdX columns; columns: X columns
     contained = containment(terms)
     by_label = {t.label: t for t in terms}
     for t in sorted(terms, key=lambda t: -t.order):            # stable: highest order first
@@ -180,10 +182,10 @@ def type3(X: np.ndarray, layout: TermLayout) -> dict[str, np.ndarray]:
     return out
 
 
-def hypotheses(X: np.ndarray, layout: TermLayout, type_: str) -> dict[str, np.ndarray]:
+def hypotheses(layout: TermLayout, type_: str) -> dict[str, np.ndarray]:
     """{term label: L} for anova type '1', '2' or '3'."""
     if type_ == "1":
-        return type1(X, layout.terms)
+        return type1(layout.XtX, layout.terms)
     if type_ == "2":
-        return type2(X, layout.terms)
-    return type3(X, layout)
+        return type2(layout.XtX, layout.terms)
+    return type3(layout)

@@ -107,3 +107,17 @@ def test_emmeans_marks_non_estimable_means():
     assert res.exit_code == 0, res.stderr
     assert "nonEst" in res.stdout and "not estimable" in res.stdout
     assert "rank deficient" in res.stderr
+
+
+def test_anova_and_emmeans_from_a_saved_model(tmp_path):
+    path = str(tmp_path / "m.json")
+    assert run("fit", GPA, GPA_F, "--save", path).exit_code == 0
+    direct = json.loads(run("anova", GPA, GPA_F, "-f", "json").stdout)
+    saved = run("anova", "--model", path, "-f", "json")
+    assert saved.exit_code == 0, saved.stderr
+    assert json.loads(saved.stdout)["anova"] == direct["anova"]
+    em = run("emmeans", "--model", path, "--specs", "job", "--pairwise", "-f", "json")
+    assert em.exit_code == 0, em.stderr
+    assert json.loads(em.stdout)["contrasts"][0]["contrast"] == "1 hour - 2 hours"
+    both = run("anova", GPA, "--model", path)
+    assert both.exit_code == 2 and "with --model" in both.stderr
