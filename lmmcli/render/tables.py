@@ -6,10 +6,10 @@ import io
 import json
 
 from rich import box
-from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from lmmcli.render.layout import fit_to_width, natural_width
 from lmmcli.results import FitResult, clean
 
 
@@ -255,11 +255,16 @@ def summary_renderables(r: FitResult, extra_sections=()) -> list:
 
 # -- output formats --------------------------------------------------------------------------
 def to_text(renderables, width: int = 100, color: bool = False) -> str:
-    """Render rich objects to a string (deterministic: fixed width, no colour unless asked)."""
+    """Render rich objects to a string (deterministic: fixed width, no colour unless asked). Tables wider than
+    width are wrapped, never cut (layout.fit_to_width)."""
+    from rich.console import Console
+
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
-                      highlight=False)
-    console.print(Group(*renderables))
+    for part in fit_to_width(renderables, width):
+        w = max(width, natural_width(part)) if isinstance(part, Table) else width
+        console = Console(file=buf, width=w, force_terminal=color, color_system="standard" if color else None,
+                          highlight=False)
+        console.print(part)
     return buf.getvalue()
 
 
@@ -349,6 +354,7 @@ def effects_table(rows, title: str, level: float, width: int = 100, color: bool 
     """ranef/coef rows (ranef.EffectRow) as a table: group, level, term, estimate, std. error, interval."""
     pct = f"{100 * level:g}%"
     t = _table("Group", "Level", "Term", "Estimate", "Std. Error", f"lower {pct}", f"upper {pct}", title=title)
+    t.label_columns = 3
     for r in rows:
         t.add_row(r.group, r.level, r.term, fmt(r.estimate), fmt(r.std_error), fmt(r.conf_low), fmt(r.conf_high))
     return to_text([t], width, color)
