@@ -16,6 +16,8 @@ try:
     from typing import Annotated, List, Optional
 
     import typer
+
+    from lmmcli.cli.output import OutFormat, format_help
 except KeyboardInterrupt:  # Ctrl-C while starting up (importing typer is most of the start): no traceback
     sys.stderr.write("error: interrupted\n")
     raise SystemExit(130)
@@ -32,11 +34,6 @@ app = typer.Typer(
 EXIT_STRICT = 3
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-
-
 class CiMethod(str, Enum):
     wald = "wald"
     profile = "profile"
@@ -48,17 +45,6 @@ class DfMethod(str, Enum):
     kenward_roger = "kenward-roger"
     residual = "residual"
     none = "none"
-
-
-class RowsFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class PredictFormat(str, Enum):
-    csv = "csv"
-    json = "json"
 
 
 class IntervalKind(str, Enum):
@@ -87,6 +73,10 @@ Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 if the 
 Level = Annotated[float, typer.Option("--level", help="level of the intervals")]
 Model = Annotated[Optional[Path], typer.Option("--model", metavar="FILE", show_default=False,
                                                help="a saved model (lmm fit ... --save FILE): no data, no refit")]
+FormatOpt = Annotated[Optional[OutFormat], typer.Option("--format", "-f", show_default=False,
+                                                       help=format_help(OutFormat.table))]
+CsvFormatOpt = Annotated[Optional[OutFormat], typer.Option("--format", "-f", show_default=False,
+                                                          help=format_help(OutFormat.csv))]
 Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
                                              help="random seed (same seed, same result)")]
 

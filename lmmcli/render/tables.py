@@ -358,3 +358,25 @@ def effects_table(rows, title: str, level: float, width: int = 100, color: bool 
     for r in rows:
         t.add_row(r.group, r.level, r.term, fmt(r.estimate), fmt(r.std_error), fmt(r.conf_low), fmt(r.conf_high))
     return to_text([t], width, color)
+
+
+def rows_table(rows: list[dict], title: str | None = None, width: int = 100, color: bool = False) -> str:
+    """Flat rows as a table: text columns left, numbers right (4 significant digits, as the summaries)."""
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    numeric = {n for n in names if all(isinstance(row.get(n), (int, float)) and not isinstance(row.get(n), bool)
+                                       or row.get(n) is None for row in rows)}
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    if title:
+        t.title, t.title_justify, t.title_style, t.min_width = title, "left", "bold", len(title)
+    for n in names:
+        t.add_column(n, justify="right" if n in numeric else "left")
+    t.label_columns = next((i for i, n in enumerate(names) if n in numeric), 1) or 1
+    for row in clean(rows):
+        t.add_row(*(_cell(row.get(n)) for n in names))
+    return to_text([t], width, color)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    return fmt(v) if isinstance(v, float) else str(v)
