@@ -23,7 +23,12 @@ def fit_shown(report, mixed: bool) -> Shown:
                  columns=formats.TIDY_COLUMNS)
 
 
-@command()
+@command(examples=(
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --ci profile --df kenward-roger',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o tidy.csv     # broom.mixed tidy() rows',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (1|Subject)" --save model.json',
+))
 def fit(
     data: DataArg,
     formula: FormulaArg,
@@ -65,7 +70,10 @@ def fit(
     echo_warnings(analysis.report.warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm compare sleepstudy.csv "Reaction ~ Days + (1|Subject)" "Reaction ~ Days + (Days|Subject)"',
+    'lmm compare sleepstudy.csv "Reaction ~ 1 + (1|Subject)" "Reaction ~ Days + (1|Subject)" -f json',
+))
 def compare(
     data: DataArg,
     formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,

@@ -9,7 +9,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from lmmcli.cli.app import (CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
-                            Output, Ref, Strict, app, command, guarded)
+                            Output, Ref, Strict, app, command, command_settings, guarded)
 from lmmcli.cli.common import echo_warnings, load_data, model_state
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
@@ -51,7 +51,11 @@ def predictions_shown(p) -> Shown:
                  metadata=p.header())
 
 
-@command()
+@command(examples=(
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --keep Subject',
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --newdata new.csv --interval prediction',
+    "lmm predict --model model.json --newdata new.csv -o predictions.parquet",
+))
 def predict(
     data: OptDataArg = None,
     formula: OptFormulaArg = None,
@@ -83,6 +87,17 @@ def predict(
     write(predictions_shown(p), fmt, output, inputs=(path,))
     prediction_notes(p, fmt == OutFormat.json and is_stdout(output))
     echo_warnings(warnings, strict)
+
+
+RANEF_EXAMPLES = (
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o ranef.parquet',
+    "lmm ranef --model model.json --format csv --level 0.9",
+)
+COEF_EXAMPLES = (
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --format markdown',
+)
 
 
 def effects_shown(effects) -> Shown:
@@ -119,6 +134,8 @@ def effects_command(kind: str):
 
 
 app.command("ranef", help="Random effects: conditional modes, conditional sds and intervals "
-                          "(lme4's ranef(condVar = TRUE)).")(effects_command("ranef"))
+                          "(lme4's ranef(condVar = TRUE)).",
+            **command_settings(RANEF_EXAMPLES))(effects_command("ranef"))
 app.command("coef", help="Group-specific coefficients, fixed + random effects (lme4's coef()), "
-                         "with approximate intervals.")(effects_command("coef"))
+                         "with approximate intervals.",
+            **command_settings(COEF_EXAMPLES))(effects_command("coef"))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import CsvFormatOpt, Factor, Ml, OptFormulaArg, Output, Ref, Seed, Strict, command
+from lmmcli.cli.app import CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
@@ -51,11 +51,15 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt,
     echo_warnings(fm.result().warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm simulate --groups 100 --per-group 3 --fixed "2 + 0.5*x" --sd-group 0.5 --sd-resid 0.25 --seed 1',
+    'lmm simulate sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --nsim 100 --seed 1 -o sims.parquet',
+))
 def simulate(
     data: Annotated[Optional[str], typer.Argument(
-        metavar="[DATA]", show_default=False, help="with FORMULA: simulate new responses from this fitted model")] = None,
-    formula: OptFormulaArg = None,
+        metavar="DATA", show_default=False, help="with FORMULA: simulate new responses from this fitted model")] = None,
+    formula: Annotated[Optional[str], typer.Argument(
+        metavar="FORMULA", show_default=False, help="lme4 formula of the model to simulate from")] = None,
     nsim: Annotated[int, typer.Option(
         "--nsim", help="from a model: number of simulated responses (sim_1..sim_N)")] = 1,
     use_u: Annotated[bool, typer.Option(
