@@ -51,7 +51,10 @@ def emit_analysis(result, format: TableFormat, table, rows, output, data: str, s
     echo_warnings(result.warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm anova gpa.csv "gpa ~ occasion + job + (1|student)"',
+    'lmm anova gpa.csv "gpa ~ occasion * job + (1|student)" --type 2 --df kenward-roger',
+))
 def anova(
     data: DataArg,
     formula: FormulaArg,
@@ -75,7 +78,9 @@ def anova(
     emit_analysis(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
 
 
-@command()
+@command(examples=(
+    'lmm ranova sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+))
 def ranova(
     data: DataArg,
     formula: FormulaArg,
@@ -104,7 +109,9 @@ def emmeans_rows(doc: dict) -> list[dict]:
     return [{k: r.get(k) for k in keys} for r in rows]
 
 
-@command()
+@command(examples=(
+    'lmm emmeans gpa.csv "gpa ~ occasion + job + (1|student)" --specs job --pairwise',
+))
 def emmeans(
     data: DataArg,
     formula: FormulaArg,
@@ -145,7 +152,9 @@ class ModelTableFormat(str, Enum):
     json = "json"
 
 
-@command("table")
+@command("table", examples=(
+    'lmm table gpa.csv "gpa ~ occasion + (1|student)" "gpa ~ occasion + job + (1|student)" -f markdown',
+))
 def model_table(
     data: DataArg,
     formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,

@@ -133,3 +133,13 @@ def model_state(data, formula, model, ml, factor, ref):
         fm, df = read_and_fit(data, formula, ml, factor, ref)
         state, frame = state_from_fit(fm), (df, source_name(data), data)
     return state, state.summary.get("warnings", []), frame
+
+
+def emit(text: str, output: Optional[Path], inputs=()) -> None:
+    """Text already rendered, to stdout (no -o, or -o -) or atomically to the file."""
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        return
+    from lmmcli.io.write import write_text
+
+    write_text(str(output), text, inputs)
