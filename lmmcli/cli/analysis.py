@@ -7,14 +7,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import DataArg, Factor, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, Strict, command
+from lmmcli.cli.app import (DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
+                            Strict, command)
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
-
-
-class TableFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 class AnalysisDf(str, Enum):
@@ -29,7 +25,7 @@ class Adjust(str, Enum):
     none = "none"
 
 
-Fmt = Annotated[TableFormat, typer.Option("--format", "-f", help="table, json or csv")]
+Fmt = FormatOpt
 
 
 def split_names(values: Optional[List[str]]) -> list[str]:
@@ -37,17 +33,14 @@ def split_names(values: Optional[List[str]]) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def emit_analysis(result, format: TableFormat, table, rows, output, data: str, strict: bool) -> None:
-    """JSON, CSV (rows(document)) or the table, to stdout or -o; then the warnings on stderr."""
-    from lmmcli.render import tables as render
-
-    if format == TableFormat.json:
-        text = render.to_json(result.to_dict())
-    elif format == TableFormat.csv:
-        text = render.rows_to_csv(rows(result.to_dict()))
-    else:
-        text = table(result, width=terminal_width(), color=use_color(output))
-    emit(text, output, inputs=(data,))
+def emit_analysis(result, format, table, rows, output, data: str, strict: bool) -> None:
+    """The result in the chosen format (output.OutFormat; rows(document) for the row formats), to stdout or -o;
+    then the warnings on stderr."""
+    fmt = choose_format(format, output, OutFormat.table)
+    name = type(result).__name__.removesuffix("Result").lower()
+    shown = Shown(f"lmm {name}", result.to_dict, lambda: rows(result.to_dict()),
+                  lambda width, color: table(result, width=width, color=color))
+    write(shown, fmt, output, inputs=(data,))
     echo_warnings(result.warnings, strict)
 
 
@@ -69,7 +62,11 @@ def analysis_basis(data, formula, model, ml, factor, ref):
     return basis_from_fit(fm, frame)
 
 
-@command()
+@command(examples=(
+    'lmm anova gpa.csv "gpa ~ occasion + job + (1|student)"',
+    'lmm anova gpa.csv "gpa ~ occasion * job + (1|student)" --type 2 --df kenward-roger',
+    'lmm anova --model m.json',
+))
 def anova(
     data: OptDataArg = None,
     formula: OptFormulaArg = None,
@@ -81,7 +78,7 @@ def anova(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: Fmt = TableFormat.table,
+    format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
 ):
@@ -95,14 +92,16 @@ def anova(
                   data or str(model), strict)
 
 
-@command()
+@command(examples=(
+    'lmm ranova sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+))
 def ranova(
     data: DataArg,
     formula: FormulaArg,
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: Fmt = TableFormat.table,
+    format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
 ):
@@ -124,7 +123,10 @@ def emmeans_rows(doc: dict) -> list[dict]:
     return [{k: r.get(k) for k in keys} for r in rows]
 
 
-@command()
+@command(examples=(
+    'lmm emmeans gpa.csv "gpa ~ occasion + job + (1|student)" --specs job --pairwise',
+    'lmm emmeans --model m.json --specs job --by sex --pairwise --adjust holm',
+))
 def emmeans(
     data: OptDataArg = None,
     formula: OptFormulaArg = None,
@@ -144,7 +146,7 @@ def emmeans(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: Fmt = TableFormat.table,
+    format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
 ):
@@ -171,7 +173,9 @@ class ModelTableFormat(str, Enum):
     json = "json"
 
 
-@command("table")
+@command("table", examples=(
+    'lmm table gpa.csv "gpa ~ occasion + (1|student)" "gpa ~ occasion + job + (1|student)" -f markdown',
+))
 def model_table(
     data: DataArg,
     formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,

@@ -102,7 +102,7 @@ def basis_from_fit(fm, data) -> AnalysisBasis:
     nonest = None
     if spec.aliased:
         _, X_full = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
-                                  Evaluator(fitting_frame(design, data), spec.scale_state))
+                                  Evaluator.for_spec(spec, fitting_frame(design, data)), fixed=True)
         nonest = null_space(X_full)
     result = fm.result()
     return AnalysisBasis(str(fm.formula.text), result.method, design.n, list(result.warnings), spec,

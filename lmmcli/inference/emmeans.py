@@ -126,7 +126,7 @@ def reference_grid(basis) -> RefGrid:
     cols = {f: np.array([r[f] for r in combos], dtype=object) for f in names}
     cols.update({c: np.full(len(combos), m) for c, m in means.items()})
     all_names, X_full = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
-                                      Evaluator(Frame(cols), spec.scale_state))
+                                      Evaluator.for_spec(spec, Frame(cols)), fixed=True)
     if basis.nonest is None:
         return RefGrid(factors, means, combos, X_full)
     keep = [all_names.index(nm) for nm in spec.fixed_names]
