@@ -118,14 +118,10 @@ def _matrix(a) -> list:
 def to_section(basis: AnalysisBasis, kr: bool = True) -> dict:
     """The saved model's "analysis" section: the layout, the grid, Satterthwaite's pieces and (REML fits,
     up to KR_SAVE_MAX_Q random effects, when kr) Kenward-Roger's."""
-    lay = basis.layout
     sat = basis.df_pieces("satterthwaite")
     out = {
         "version": SECTION_VERSION,
-        "terms": [{"label": t.label, "variables": sorted(t.variables), "numerics": sorted(t.numerics),
-                   "columns": list(t.columns)} for t in lay.terms],
-        "intercept": lay.intercept, "xtx": _matrix(lay.XtX), "xt_rdx": _matrix(lay.XtRd),
-        "rd_names": list(lay.rd_names), "missing_cells": list(lay.missing_cells),
+        "layout": _layout_dict(basis.layout),
         "grid_factors": {k: list(v) for k, v in basis.grid_factors.items()},
         "covariate_means": dict(basis.covariate_means),
         "nonest": None if basis.nonest is None else _matrix(basis.nonest),
@@ -142,6 +138,26 @@ def to_section(basis: AnalysisBasis, kr: bool = True) -> dict:
     return out
 
 
+def _layout_dict(lay: TermLayout) -> dict:
+    """A TermLayout (and the treatment-coded one type 3 is built on) as JSON-ready data."""
+    return {"names": list(lay.names),
+            "terms": [{"label": t.label, "variables": sorted(t.variables), "numerics": sorted(t.numerics),
+                       "columns": list(t.columns)} for t in lay.terms],
+            "intercept": lay.intercept, "xtx": _matrix(lay.XtX), "xt_rdx": _matrix(lay.XtRd),
+            "rd_names": list(lay.rd_names), "missing_cells": list(lay.missing_cells),
+            "treatment": None if lay.treatment is None else _layout_dict(lay.treatment),
+            "to_coded": None if lay.to_coded is None else _matrix(lay.to_coded)}
+
+
+def _layout_from(d: dict) -> TermLayout:
+    terms = [Term(t["label"], frozenset(t["variables"]), frozenset(t["numerics"]), tuple(t["columns"]))
+             for t in d["terms"]]
+    return TermLayout(list(d["names"]), terms, bool(d["intercept"]), np.asarray(d["xtx"], dtype=float),
+                      np.asarray(d["xt_rdx"], dtype=float), list(d["rd_names"]), list(d["missing_cells"]),
+                      None if d["treatment"] is None else _layout_from(d["treatment"]),
+                      None if d["to_coded"] is None else np.asarray(d["to_coded"], dtype=float))
+
+
 def from_section(state, section: dict) -> AnalysisBasis:
     """The basis of a saved model (its ModelState and its "analysis" section)."""
     from lmmcli.inference.kenward_roger import KRPieces
@@ -150,10 +166,7 @@ def from_section(state, section: dict) -> AnalysisBasis:
     if section.get("version") != SECTION_VERSION:
         raise DataError("the saved model's analysis section is of another version", hint="save it again")
     arr = np.asarray
-    terms = [Term(t["label"], frozenset(t["variables"]), frozenset(t["numerics"]), tuple(t["columns"]))
-             for t in section["terms"]]
-    layout = TermLayout(list(state.spec.fixed_names), terms, bool(section["intercept"]), arr(section["xtx"]),
-                        arr(section["xt_rdx"]), list(section["rd_names"]), list(section["missing_cells"]))
+    layout = _layout_from(section["layout"])
     summary = state.summary
     vcov = arr(state.vcov, dtype=float)
     pieces = {"satterthwaite": VarparPieces(vcov, arr(section["satterthwaite"]["A"]),

@@ -42,6 +42,7 @@ def _spec_dict(spec: ModelSpec) -> dict:
         "refs": dict(spec.refs),
         "fixed_names": list(spec.fixed_names),
         "aliased": list(spec.aliased),
+        "contrasts": dict(spec.contrasts),
     }
 
 
@@ -143,7 +144,8 @@ def _spec(d: dict, formula) -> ModelSpec:
             if deparse(e) not in variables:
                 raise _Malformed(f"no variable entry for '{deparse(e)}'")
     return ModelSpec(formula, variables, scale, tuple(d["factor_columns"]), dict(d["refs"]),
-                     [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])])
+                     [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])],
+                     contrasts={str(k): str(v) for k, v in d.get("contrasts", {}).items()})
 
 
 def _term(d: dict, formula) -> TermState:
