@@ -154,6 +154,12 @@ def _refs_used(formula, refs: dict) -> dict:
     return {c: lv for c, lv in refs.items() if c in used}
 
 
+def _contrasts_used(formula, contrasts: dict) -> dict:
+    """The contrasts for factors this (reduced) formula still has in its fixed part."""
+    labels = {deparse(e) for t in formula.fixed for e in t.factors}
+    return {k: v for k, v in contrasts.items() if k in labels}
+
+
 def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
     """ranova(model): refit the model without (or with a reduced form of) each random term."""
     formula = fm.formula
@@ -166,7 +172,9 @@ def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
     for k, bar in enumerate(all_bars):
         for name, replacement in reductions(bar):
             reduced = reduced_formula(formula, all_bars, k, replacement)
-            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})))
+            spec = fm.design.spec     # the full model's weights and contrasts, as update() keeps them
+            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})),
+                                  weights=spec.weights, contrasts=_contrasts_used(reduced, spec.contrasts))
             sub = fit_design(reduced, design, fm.reml)
             formulas[name] = str(reduced)
             warnings += [f"{name}: {w}" for w in sub.result().warnings] if sub.blocks else []

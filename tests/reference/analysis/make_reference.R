@@ -84,11 +84,11 @@ cases <- list(
        emmeans = list(em("sex"), em("job", by = "sex", df = "satterthwaite"))),
   list(id = "twoway_sum", data = "twoway", formula = "y ~ A*B + x + (1 + x | g)", factors = "B", reml = TRUE,
        contrasts = list(A = "sum", B = "sum"), anova = c("3", "2", "1"),
-       emmeans = list(em("A"), em("B", by = "A", df = "satterthwaite", adjust = "holm"))),
+       emmeans = list(em("A"), em("B", by = "A", df = "satterthwaite", adjust = "holm")), ranova = TRUE),
   list(id = "twoway_helmert", data = "twoway", formula = "y ~ A*x + B + (1 | g)", factors = "B", reml = TRUE,
        contrasts = list(A = "helmert", B = "poly"), anova = c("3", "2"), emmeans = list(em("A"))),
   list(id = "twoway_weights", data = "twoway", formula = "y ~ A*B + x + (1 | g)", factors = "B", reml = TRUE,
-       weights = "w", anova = c("3", "1"), emmeans = list(em("A"), em("A", df = "satterthwaite"))),
+       weights = "w", anova = c("3", "1"), emmeans = list(em("A"), em("A", df = "satterthwaite")), ranova = TRUE),
   list(id = "twoway_3way", data = "twoway", formula = "y ~ A*B*x + (1 | g)", factors = "B", reml = TRUE,
        anova = c("3", "2", "1"), emmeans = list(em("B", by = "A", df = "satterthwaite", adjust = "holm")))
 )
