@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
 from lmmcli.formula import Formula, parse_formula
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import EngineFit
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
-from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
+from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
-from lmmcli.engine.scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 
 
 @dataclass
 class FittedModel:
-    """A fitted model: its design, its objective, the optimizer's summary and the solution at the optimum."""
+    """A fitted model: its design, the engine's fit of its cross-products (optimizer summary and solution)."""
 
     formula: Formula
     design: Design
-    model: PlsModel
-    opt: OptSummary
-    sol: PlsSolution
-    theta_scaled: np.ndarray | None = None   # theta in the rescaled units, when scaling.py rescaled the fit
+    engine: EngineFit
+    _result: FitResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products the engine fitted (in its stored units)."""
+        return self.engine.cp
+
+    @property
+    def model(self):
+        """The objective, solve and deviance parts in original units (a PlsModel or ScaledModel)."""
+        return self.engine.model
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.engine.opt
+
+    @property
+    def sol(self) -> PlsSolution:
+        return self.engine.sol
+
+    @property
+    def theta_scaled(self) -> np.ndarray | None:
+        """theta in the rescaled units, when scaling.py rescaled the fit."""
+        return self.engine.theta_stored if self.engine.scaled else None
 
     @property
     def reml(self) -> bool:
@@ -37,8 +61,7 @@ class FittedModel:
 
     def vcov(self) -> np.ndarray:
         """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
-        RXinv = np.linalg.inv(self.sol.RX)
-        return self.sol.sigma ** 2 * RXinv @ RXinv.T
+        return self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX)
 
     def fitted(self) -> np.ndarray:
         """X beta + Z b for the fitting rows."""
@@ -70,15 +93,22 @@ class FittedModel:
         return -0.5 * self.sol.objective
 
     def result(self) -> FitResult:
-        """Assemble the FitResult that every renderer shows."""
-        return assemble(self)
+        """The FitResult that every renderer shows, assembled once (callers may extend it, e.g. with df)."""
+        if self._result is None:
+            self._result = assemble(self)
+        return self._result
 
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
-    model = PlsModel(design.X, design.y, design.blocks, reml=reml)
-    opt, sol, theta_scaled = optimize_and_solve(model, design.X, design.y, design.blocks)
-    return FittedModel(formula, design, model, opt, sol, theta_scaled)
+    return FittedModel(formula, design, engine_fit(crossproducts(design), reml))
+
+
+def crossproducts(design: Design) -> CrossProducts:
+    """The design's cross-products, in the units scaling.py chooses for it."""
+    units = choose_scaling(design.X, design.y, design.blocks)
+    return CrossProducts.from_rows(design.X, design.y, design.blocks,
+                                   (*design.fixed_names, design.response), units)
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data") -> FittedModel:
