@@ -16,6 +16,13 @@ from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.optimize import MAXEVAL, OptSummary, fit_theta, minimize_theta
 from lmmcli.engine.pls import PlsModel, PlsSolution
 
+# Tolerances for refits from a nearby optimum (the profile's ML refit, bootstrap replicates): absolute
+# only. A relative tolerance on the objective depends on its constant, which depends on y's units
+# (|f| = 1744 for sleepstudy's Reaction, 310 for Reaction standardized, 13011 for Reaction * 1e-9), so
+# with optimize.FIT_TOL's ftol_rel a refit's optimum moves with the units by ~1e-5; with these, by
+# ~1e-6 (the objective's rounding noise). Measured: no slower than FIT_TOL for refits from the optimum.
+REFIT_TOL = {"ftol_abs": 1e-12, "xtol_abs": 1e-10}
+
 
 class ScaledModel:
     """A PlsModel in stored units seen in the original ones: the same interface as PlsModel

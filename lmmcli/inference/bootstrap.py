@@ -17,6 +17,7 @@ import numpy as np
 from lmmcli.distributions import norm_ppf
 
 from lmmcli.engine.blas import set_threads, single_threaded
+from lmmcli.engine.fit import REFIT_TOL
 from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.pls import split_theta
 from lmmcli.errors import NumericalError
@@ -72,7 +73,7 @@ def simulate(setup: _Setup, rng) -> np.ndarray:
 def refit_stats(setup: _Setup, y, params) -> np.ndarray:
     """sds, correlations, sigma and beta of the model refitted to y (through engine.fit: scale-free)."""
     fit = engine_fit(setup.cp.with_response(y, setup.X, setup.blocks), setup.reml, start=setup.theta_stored,
-                     like=setup.inner)
+                     like=setup.inner, tol=REFIT_TOL)
     sol = fit.solution(cond_var=False)
     return np.concatenate([sdcor_of(setup.blocks, params, sol.theta, sol.sigma), sol.beta])
 

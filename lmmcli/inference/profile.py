@@ -22,6 +22,7 @@ import numpy as np
 
 from lmmcli.inference.backspline import back_spline, predict_back
 from lmmcli.distributions import chi2_ppf, norm_ppf
+from lmmcli.engine.fit import REFIT_TOL
 from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import minimize_theta
 from lmmcli.engine.pls import split_theta, unscaled_vcov
@@ -257,7 +258,7 @@ class Profiler:
         self.blocks = fm.blocks
         # the ML refit, from the fit's optimum; everything below works in the fit's stored units
         # (well-conditioned whatever the data's magnitudes) and reports in the original ones
-        self.ml = engine_fit(fm.cp, reml=False, start=fm.engine.theta_stored, like=fm.engine.inner)
+        self.ml = engine_fit(fm.cp, reml=False, start=fm.engine.theta_stored, like=fm.engine.inner, tol=REFIT_TOL)
         self.inner, self.units = self.ml.inner, fm.cp.units
         self.sol = self.ml.solution(cond_var=False)
         self.base = self.ml.opt_stored.fmin           # the ML deviance's minimum, in stored units
