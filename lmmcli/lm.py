@@ -19,9 +19,10 @@ from lmmcli.design.design import Design
 from lmmcli.distributions import f_sf, t_two_sided_p
 from lmmcli.errors import ModelSpecError
 from lmmcli.formula import Formula
+from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.pls import unscaled_vcov
-from lmmcli.fit import crossproducts
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import SCHEMA_VERSION, FixedEffect, report_dict
 
 
@@ -71,7 +72,9 @@ class OlsFit:
 
 def ols(design: Design) -> OlsFit:
     """Solve the least-squares problem through PlsModel (no theta); the ML objective is -2 logLik."""
-    sol = engine_fit(crossproducts(design), reml=False).solution(cond_var=False)
+    units = choose_scaling(design.X, design.y, [])
+    cp = CrossProducts.from_rows(design.X, design.y, [], (*design.fixed_names, design.response), units)
+    sol = engine_fit(cp, reml=False).solution(cond_var=False)
     return OlsFit(sol.beta, sol.RX, sol.pwrss, sol.objective)
 
 

@@ -70,18 +70,22 @@ def original_model(inner: PlsModel):
 class EngineFit:
     """The optimum of one CrossProducts: optimizer summary and solution in the original units."""
 
-    def __init__(self, inner: PlsModel, opt_stored: OptSummary):
+    def __init__(self, inner: PlsModel, opt_stored: OptSummary, shift: float = 0.0):
         self.inner = inner                        # the stored-units model the optimizer saw
         self.opt_stored = opt_stored              # its summary, in stored units
         self.model = original_model(inner)        # the same objective in original units
+        self.shift = shift                        # a constant the caller's likelihood adds (e.g. -log|W|)
         self._sols: dict[bool, PlsSolution] = {}
         u = inner.cp.units
-        if u is None:
+        offset = shift + (u.objective_offset(inner.n, inner.reml) if u is not None else 0.0)
+        if u is None and shift == 0.0:
             self.opt = opt_stored
         else:
-            self.opt = replace(opt_stored, theta0=u.theta_to_original(inner.blocks, opt_stored.theta0),
-                               theta=u.theta_to_original(inner.blocks, opt_stored.theta),
-                               fmin=opt_stored.fmin + u.objective_offset(inner.n, inner.reml))
+            theta0, theta = opt_stored.theta0, opt_stored.theta
+            if u is not None:
+                theta0, theta = (u.theta_to_original(inner.blocks, t) for t in (theta0, theta))
+            self.opt = replace(opt_stored, theta0=theta0, theta=theta, fmin=opt_stored.fmin + offset,
+                               runs=[replace(r, fmin=r.fmin + offset) for r in opt_stored.runs])
 
     @property
     def cp(self) -> CrossProducts:
@@ -113,22 +117,27 @@ class EngineFit:
                 return self._sols[True]
             sol = self.inner.solve(self.opt_stored.theta, cond_var)
             u = self.inner.cp.units
-            self._sols[cond_var] = sol if u is None else u.solution_to_original(sol, self.inner.blocks, self.inner.n)
+            if u is not None:
+                sol = u.solution_to_original(sol, self.inner.blocks, self.inner.n)
+            if self.shift:
+                sol = replace(sol, objective=sol.objective + self.shift)
+            self._sols[cond_var] = sol
         return self._sols[cond_var]
 
 
 def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, maxeval: int = MAXEVAL,
-        upper=None, like: PlsModel | None = None) -> EngineFit:
+        upper=None, like: PlsModel | None = None, shift: float = 0.0) -> EngineFit:
     """Optimise theta for a record, in its stored units.
 
     start: None for the full fit (optimize.fit_theta's start rule); else a local refit from start
     (theta in the record's units, e.g. EngineFit.theta_stored of a related fit) with BOBYQA's step,
     tolerances, evaluation limit and upper bounds as given. like: a model of the same random-effects
     design whose theta-independent structure the new model shares (profile points, bootstrap replicates).
+    shift: a constant added to the reported objective (the optimizer does not see it).
     """
     inner = PlsModel(cp, reml, getattr(like, "rest_part", None) if like is not None else None)
     if start is None:
         opt = fit_theta(inner)
     else:
         opt = minimize_theta(inner.objective, start, inner.lower, maxeval=maxeval, step=step, upper=upper, tol=tol)
-    return EngineFit(inner, opt)
+    return EngineFit(inner, opt, shift)

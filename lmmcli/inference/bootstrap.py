@@ -104,7 +104,8 @@ def _run_chunk(start: int, seeds) -> tuple[int, list[np.ndarray]]:
 
 def bootstrap(fm, nsim: int = 1000, seed: int | None = None, workers: int = 2, progress=None) -> BootSample:
     """nsim parametric-bootstrap refits of fm; progress(done, total) is called as replicates finish."""
-    setup = _Setup(fm.design.X, list(fm.blocks), fm.cp, fm.engine.inner, fm.reml, fm.sol.theta.copy(),
+    X, _y, blocks = fm.inputs()        # the rows as the engine fitted them (weights, offset applied)
+    setup = _Setup(X, list(blocks), fm.cp, fm.engine.inner, fm.reml, fm.sol.theta.copy(),
                    fm.engine.theta_stored.copy(), fm.sol.beta.copy(), fm.sol.sigma)
     params = var_params(fm.blocks)
     names = [prm.name for prm in params] + list(fm.design.fixed_names)
