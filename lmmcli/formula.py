@@ -12,7 +12,8 @@ from typing import NamedTuple, Union
 
 from lmmcli.errors import FormulaSyntaxError
 
-KNOWN_FUNCTIONS = ("I", "exp", "log", "scale", "sqrt")
+KNOWN_FUNCTIONS = ("I", "cbind", "exp", "log", "offset", "scale", "sqrt")
+FUNCTION_ARITY = {"cbind": 2}   # every other function takes one argument
 _FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS)
 _MAX_DEPTH = 100  # parenthesis nesting limit, so deep input cannot exhaust Python's stack
 
@@ -338,9 +339,10 @@ class _Parser:
             self.advance()
             args.append(self.arith())
         end = self.expect(")").end
-        if len(args) != 1:
-            raise FormulaSyntaxError(f"{name.text}() takes exactly one argument", self.text,
-                                     (name.start, end))
+        arity = FUNCTION_ARITY.get(name.text, 1)
+        if len(args) != arity:
+            raise FormulaSyntaxError(f"{name.text}() takes exactly {'one argument' if arity == 1 else f'{arity} arguments'}",
+                                     self.text, (name.start, end))
         return Call(name.text, tuple(args), (name.start, end))
 
     def arith(self):
@@ -540,10 +542,21 @@ def _response(parser: _Parser):
     if parser.at("~"):
         return None
     node = parser.model()
-    if not isinstance(node, (Name, Call)):
+    # arithmetic of columns (incidence/size) is a response too; a top-level '+' reads as a list of terms
+    arithmetic = isinstance(node, BinOp) and node.op != "+" and _is_arithmetic(node)
+    if not isinstance(node, (Name, Call)) and not arithmetic:
         raise FormulaSyntaxError("the response must be one column or a function of one",
                                  parser.text, node.span, "e.g. y ~ x or log(y) ~ x")
     return node
+
+
+def _is_arithmetic(node) -> bool:
+    """Whether an expression uses only names, numbers, calls and arithmetic operators."""
+    if isinstance(node, BinOp):
+        return node.op in _ARITH_OPS and _is_arithmetic(node.left) and _is_arithmetic(node.right)
+    if isinstance(node, UnaryOp):
+        return _is_arithmetic(node.operand)
+    return isinstance(node, (Name, Number, Call))
 
 
 def parse_formula(text: str) -> Formula:

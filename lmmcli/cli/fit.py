@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 
+from lmmcli.cli.glmm import FamilyOpt, LinkOpt, NagqOpt, WeightsOpt
 from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, FactorOpt, Format, FormulaArg, MlOpt, OutputOpt, RefOpt, StrictOpt, app, emit_report, load_data, parse_refs, progress_bar, read_and_fit, run_guarded, save_model)
 
 
@@ -32,11 +33,26 @@ def fit(
     strict: bool = StrictOpt,
     save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
                                         "`lmm predict --model FILE` (written atomically)"),
+    family: Optional[str] = FamilyOpt,
+    link: Optional[str] = LinkOpt,
+    nagq: int = NagqOpt,
+    weights: Optional[str] = WeightsOpt,
 ):
-    """Fit a linear mixed model and print lme4's summary (REML by default)."""
+    """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
 
     def body():
         from lmmcli.render import tables as render
+
+        if family is not None or link is not None or weights is not None or nagq != 1:
+            from lmmcli.cli.glmm import fit_glmm
+            from lmmcli.errors import UsageError
+
+            if family is None:
+                raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
+            if save is not None:
+                raise UsageError("--save is not available with --family yet")
+            return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
+                            level, format, output, strict)
 
         if ci is not None:
             from lmmcli.inference.confint import check_options

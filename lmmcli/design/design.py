@@ -128,6 +128,9 @@ class Evaluator:
 
     def _call(self, e: Call) -> np.ndarray:
         """log, exp, sqrt, I and scale."""
+        if e.func in ("cbind", "offset"):
+            raise ModelSpecError(f"{e.func}() is for generalized linear mixed models here",
+                                 hint="add --family binomial or --family poisson", span=e.span)
         if len(e.args) != 1:
             raise ModelSpecError(f"{e.func}() takes one argument", span=e.span)
         x = self.numeric(e.args[0])
@@ -305,8 +308,15 @@ def complete_rows(df, columns) -> np.ndarray:
     return np.flatnonzero(~bad)
 
 
-def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str = "the data") -> Design:
-    """Check, clean and encode the data for this formula (the design step of lmer)."""
+def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str = "the data",
+                 response=None, extra_columns=(), residual: bool = True) -> Design:
+    """Check, clean and encode the data for this formula (the design step of lmer).
+
+    response: a function of the Evaluator giving y, for responses that are not one numeric expression
+    (glmer's cbind(), factors); extra_columns: more columns whose missing values drop a row (weights);
+    residual: whether the model has a residual variance (glmer's binomial and Poisson models do not, so
+    they may have as many random effects, or levels, as rows).
+    """
     refs = dict(refs or {})
     df = as_frame(df)
     check_columns(formula, df, source)
@@ -314,8 +324,9 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
         if col not in df.columns:
             raise ModelSpecError(f"--ref names column '{col}', which is not in {source}")
     checks.check_formula_columns(formula)
-    checks.check_response(formula, df)
-    used = sorted(formula.columns())
+    if response is None:
+        checks.check_response(formula, df)
+    used = sorted(formula.columns() | set(extra_columns))
     rows = complete_rows(df, used)
     n_input = len(df)
     # infer_kind: a TRUE/FALSE column that had missing values is boolean again once they are gone
@@ -329,14 +340,14 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     ev = Evaluator(clean)
     if formula.response is None:
         raise ModelSpecError("the formula has no response (left of '~')", text=formula.text, span=(0, 1))
-    y = ev.numeric(formula.response)
+    y = ev.numeric(formula.response) if response is None else response(ev)
     names, X = model_columns(formula.fixed, formula.intercept, spec, ev)
     spec.scale_state = ev.scale_state
     checks.check_values(deparse(formula.response), y, names, X, rows)
     X, warnings = _drop_aliased(spec, names, X)
     blocks = [random_block(rt, spec, ev) for rt in formula.random]
     blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
-    warnings += checks.check_random_effects(blocks, rows)
+    warnings += checks.check_random_effects(blocks, rows, residual)
     dropped = n_input - len(clean)
     if dropped:
         warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")
