@@ -2,105 +2,117 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.glmm import FamilyOpt, LinkOpt, NagqOpt, WeightsOpt
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, FactorOpt, Format, FormulaArg, MlOpt, OutputOpt, RefOpt, StrictOpt, app, emit_report, load_data, parse_refs, progress_bar, read_and_fit, run_guarded, save_model)
+from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
+                            Strict, command)
+from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
-@app.command()
+def fit_shown(report, mixed: bool) -> Shown:
+    """A fit's report in every format: lme4's summary, its JSON document, broom.mixed's tidy() rows."""
+    from lmmcli.render import formats, tables
+
+    table = tables.fit_table if mixed else tables.lm_table
+    return Shown(f"lmm fit: {report.formula}", report.to_dict, lambda: formats.tidy_rows(report),
+                 lambda width, color: table(report, width=width, color=color), lines=lambda: [report.to_dict()],
+                 columns=formats.TIDY_COLUMNS)
+
+
+@command(examples=(
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --ci profile --df kenward-roger',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o tidy.csv     # broom.mixed tidy() rows',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (1|Subject)" --save model.json',
+))
 def fit(
-    data: str = DataArg,
-    formula: str = FormulaArg,
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
-    df: DfMethod = typer.Option(DfMethod.satterthwaite, "--df",
-                                help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), "
-                                     "kenward-roger (REML fits; adjusted standard errors), residual (n - p), none"),
-    ci: Optional[CiMethod] = typer.Option(None, "--ci", help="confidence intervals for the fixed effects and variance "
-                                          "parameters: wald, profile (lme4's confint default) or boot (parametric "
-                                          "bootstrap)"),
-    level: float = typer.Option(0.95, "--level", help="level of the --ci intervals"),
-    nsim: int = typer.Option(1000, "--nsim", help="--ci boot: number of bootstrap simulations"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="--ci boot: random seed (same seed, same intervals)"),
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
-    save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
-                                        "`lmm predict --model FILE` (written atomically)"),
-    family: Optional[str] = FamilyOpt,
-    link: Optional[str] = LinkOpt,
-    nagq: int = NagqOpt,
-    weights: Optional[str] = WeightsOpt,
+    data: DataArg,
+    formula: FormulaArg,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: FormatOpt = None,
+    df: Annotated[DfMethod, typer.Option(
+        "--df", help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), kenward-roger "
+                     "(REML fits; adjusted standard errors), residual (n - p), none")] = DfMethod.satterthwaite,
+    ci: Annotated[Optional[CiMethod], typer.Option(
+        "--ci", show_default=False, help="confidence intervals for the fixed effects and variance parameters: "
+        "wald, profile (lme4's confint default) or boot (parametric bootstrap)")] = None,
+    level: Annotated[float, typer.Option("--level", help="level of the --ci intervals")] = 0.95,
+    nsim: Annotated[int, typer.Option("--nsim", help="--ci boot: number of bootstrap simulations")] = 1000,
+    seed: Seed = None,
+    output: Output = None,
+    strict: Strict = False,
+    save: Annotated[Optional[Path], typer.Option(
+        "--save", metavar="FILE", show_default=False,
+        help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
+    from lmmcli.fit import analyze
 
-    def body():
-        from lmmcli.render import tables as render
+    fmt = choose_format(format, output, OutFormat.table)
+    if family is not None or link is not None or weights is not None or nagq != 1:
+        from lmmcli.cli.glmm import fit_glmm
+        from lmmcli.errors import UsageError
 
-        if family is not None or link is not None or weights is not None or nagq != 1:
-            from lmmcli.cli.glmm import fit_glmm
-            from lmmcli.errors import UsageError
-
-            if family is None:
-                raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
-            if save is not None:
-                raise UsageError("--save is not available with --family yet")
-            return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                            level, format, output, strict)
-
-        if ci is not None:
-            from lmmcli.inference.confint import check_options
-
-            check_options(ci.value, level, nsim)
-        fm, _ = read_and_fit(data, formula, ml, factor, ref)
+        if family is None:
+            raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
         if save is not None:
-            save_model(fm, save, data)
-        if not fm.blocks:
-            if ci is not None:
-                sys.stderr.write("note: --ci is for mixed models; this formula has no random terms, "
-                                 "so no intervals are computed\n")
-            from lmmcli.lm import fit_lm
+            raise UsageError("--save is not available with --family yet")
+        return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
+                        level, fmt, output, strict)
+    if ci is not None:
+        from lmmcli.inference.confint import check_options
 
-            return emit_report(fit_lm(fm.formula, fm.design), format, render.lm_table, output, data, strict)
-        from lmmcli.inference.summary import summarize
+        check_options(ci.value, level, nsim)
+    fm, _ = read_and_fit(data, formula, ml, factor, ref)
+    if save is not None:
+        save_model(fm, save, data)
+    with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
+        analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
+    for message in analysis.notes:
+        note(message)
+    write(fit_shown(analysis.report, analysis.mixed), fmt, output, inputs=(data,))
+    echo_warnings(analysis.report.warnings, strict)
 
-        with progress_bar("bootstrap", nsim) as progress:
-            result = summarize(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
-        emit_report(result, format, render.fit_table, output, data, strict)
 
-    run_guarded(body)
-
-
-@app.command()
+@command(examples=(
+    'lmm compare sleepstudy.csv "Reaction ~ Days + (1|Subject)" "Reaction ~ Days + (Days|Subject)"',
+    'lmm compare sleepstudy.csv "Reaction ~ 1 + (1|Subject)" "Reaction ~ Days + (1|Subject)" -f json',
+))
 def compare(
-    data: str = DataArg,
-    formulas: List[str] = typer.Argument(..., help="two or more lme4 formulas with the same response"),
-    ml: bool = MlOpt,
-    no_refit: bool = typer.Option(False, "--no-refit",
-                                  help="compare REML fits (lme4's refit = FALSE); only for models with the "
-                                       "same fixed effects, otherwise exit code 2"),
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: DataArg,
+    formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,
+                                                  help="two or more lme4 formulas with the same response")],
+    ml: Ml = False,
+    no_refit: Annotated[bool, typer.Option(
+        "--no-refit", help="compare REML fits (lme4's refit = FALSE); only for models with the same fixed "
+                           "effects, otherwise exit code 2")] = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: FormatOpt = None,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
+    from lmmcli.compare import compare as run_compare
+    from lmmcli.render import formats, tables
 
-    def body():
-        from lmmcli.render import tables as render
-        from lmmcli.compare import compare as run_compare
-
-        refs = parse_refs(ref)
-        df, source = load_data(data)
-        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
-                             source=source)
-        emit_report(result, format, render.compare_table, output, data, strict)
-
-    run_guarded(body)
+    fmt = choose_format(format, output, OutFormat.table)
+    refs = parse_refs(ref)
+    df, source = load_data(data)
+    result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
+                         source=source)
+    shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
+                  lambda width, color: tables.compare_table(result, width=width, color=color))
+    write(shown, fmt, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (FactorOpt, IntervalKind, LevelOpt, MlOpt, ModelOpt, OptDataArg, OptFormulaArg, OutputOpt, PredictFormat, RefOpt, RowsFormat, StrictOpt, app, echo_warnings, emit, load_data, model_state, run_guarded, terminal_width, use_color)
+from lmmcli.cli.app import (CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
+                            Output, Ref, Strict, app, command, command_settings, guarded)
+from lmmcli.cli.common import echo_warnings, load_data, model_state
+from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -39,102 +42,100 @@ def prediction_notes(p, to_json: bool) -> None:
         sys.stderr.write(f"note: {p.interval} intervals at level {p.level:g}: {p.interval_method}\n")
 
 
-def emit_predictions(p, format, output: Optional[Path], inputs) -> None:
-    """CSV (default) or JSON to stdout / -o FILE; -o FILE.parquet writes Parquet (atomically)."""
-    from lmmcli.render import tables as render
-    from lmmcli.io.read import PARQUET_EXT
+def predictions_shown(p) -> Shown:
+    """Predictions in every format: one row per input row; the interval method in the Parquet metadata."""
+    from lmmcli.render.tables import rows_table
 
-    if output is not None and output.suffix.lower() in PARQUET_EXT:
-        import pyarrow.parquet as pq
-
-        from lmmcli.io.write import atomic_write
-        from lmmcli.predict.predict import predictions_arrow
-
-        table = predictions_arrow(p)
-        atomic_write(str(output), lambda fh: pq.write_table(table, fh), inputs)
-        return
-    text = render.to_json(p.to_dict()) if format == PredictFormat.json else render.rows_to_csv(p.rows())
-    emit(text, output, inputs)
+    return Shown("lmm predict", p.to_dict, p.rows, lambda width, color: rows_table(p.rows(), "Predictions",
+                                                                                  width, color),
+                 metadata=p.header())
 
 
-@app.command()
+@command(examples=(
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --keep Subject',
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --newdata new.csv --interval prediction',
+    "lmm predict --model model.json --newdata new.csv -o predictions.parquet",
+))
 def predict(
-    data: Optional[str] = OptDataArg,
-    formula: Optional[str] = OptFormulaArg,
-    model: Optional[Path] = ModelOpt,
-    newdata: Optional[str] = typer.Option(None, "--newdata", help="rows to predict (default: the fitting data)"),
-    population: bool = typer.Option(False, "--population",
-                                    help="population-level predictions, random effects at 0 (lme4's re.form = NA)"),
-    interval: Optional[IntervalKind] = typer.Option(None, "--interval",
-                                                    help="confidence (for the mean) or prediction (a new observation)"),
-    level: float = LevelOpt,
-    keep: Optional[List[str]] = typer.Option(None, "--keep", help="carry this input column into the output (repeatable)"),
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: PredictFormat = typer.Option(PredictFormat.csv, "--format", "-f",
-                                         help="csv or json; -o FILE.parquet writes Parquet"),
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: OptDataArg = None,
+    formula: OptFormulaArg = None,
+    model: Model = None,
+    newdata: Annotated[Optional[str], typer.Option(
+        "--newdata", metavar="FILE", show_default=False, help="rows to predict (default: the fitting data)")] = None,
+    population: Annotated[bool, typer.Option(
+        "--population", help="population-level predictions, random effects at 0 (lme4's re.form = NA)")] = False,
+    interval: Annotated[Optional[IntervalKind], typer.Option(
+        "--interval", show_default=False, help="confidence (for the mean) or prediction (a new observation)")] = None,
+    level: Level = 0.95,
+    keep: Annotated[Optional[List[str]], typer.Option(
+        "--keep", metavar="COL", show_default=False, help="carry this input column into the output (repeatable)")] = None,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: CsvFormatOpt = None,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
+    from lmmcli.predict.predict import predict as run_predict
 
-    def body():
-        from lmmcli.predict.predict import predict as run_predict
-
-        state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
-        df, source, path = rows_to_predict(data, model, newdata, frame)
-        p = run_predict(state, df, population=population, interval=interval.value if interval else None,
-                        level=level, keep=tuple(keep or ()), source=source)
-        emit_predictions(p, format, output, inputs=(path,))
-        prediction_notes(p, format == PredictFormat.json and output is None)
-        echo_warnings(warnings, strict)
-
-    run_guarded(body)
+    fmt = choose_format(format, output, OutFormat.csv)
+    state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
+    df, source, path = rows_to_predict(data, model, newdata, frame)
+    p = run_predict(state, df, population=population, interval=interval.value if interval else None,
+                    level=level, keep=tuple(keep or ()), source=source)
+    write(predictions_shown(p), fmt, output, inputs=(path,))
+    prediction_notes(p, fmt == OutFormat.json and is_stdout(output))
+    echo_warnings(warnings, strict)
 
 
-def emit_effects(effects, format: RowsFormat, output: Optional[Path], inputs) -> None:
-    """A ranef.Effects report as a table, JSON or CSV."""
-    from lmmcli.render import tables as render
+RANEF_EXAMPLES = (
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o ranef.parquet',
+    "lmm ranef --model model.json --format csv --level 0.9",
+)
+COEF_EXAMPLES = (
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --format markdown',
+)
 
-    if format == RowsFormat.json:
-        text = render.to_json(effects.to_dict())
-    elif format == RowsFormat.csv:
-        text = render.rows_to_csv(effects.records())
-    else:
-        text = render.effects_table(effects.rows, effects.title, effects.level, width=terminal_width(),
-                                    color=use_color(output))
-    emit(text, output, inputs)
+
+def effects_shown(effects) -> Shown:
+    """ranef/coef rows in every format."""
+    from lmmcli.render.tables import effects_table
+
+    return Shown(effects.title, effects.to_dict, effects.records,
+                 lambda width, color: effects_table(effects.rows, effects.title, effects.level, width, color))
 
 
 def effects_command(kind: str):
     """The `lmm ranef` or `lmm coef` command: the same arguments and options, ranef.effects(kind)."""
 
-    def command(
-        data: Optional[str] = OptDataArg,
-        formula: Optional[str] = OptFormulaArg,
-        model: Optional[Path] = ModelOpt,
-        level: float = LevelOpt,
-        ml: bool = MlOpt,
-        factor: Optional[List[str]] = FactorOpt,
-        ref: Optional[List[str]] = RefOpt,
-        format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
-        output: Optional[Path] = OutputOpt,
-        strict: bool = StrictOpt,
+    def run(
+        data: OptDataArg = None,
+        formula: OptFormulaArg = None,
+        model: Model = None,
+        level: Level = 0.95,
+        ml: Ml = False,
+        factor: Factor = None,
+        ref: Ref = None,
+        format: FormatOpt = None,
+        output: Output = None,
+        strict: Strict = False,
     ):
-        def body():
-            from lmmcli.predict.ranef import effects
+        from lmmcli.predict.ranef import effects
 
-            state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
-            emit_effects(effects(state, kind, level), format, output, inputs=(data,))
-            echo_warnings(warnings, strict)
+        fmt = choose_format(format, output, OutFormat.table)
+        state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
+        write(effects_shown(effects(state, kind, level)), fmt, output, inputs=(data,))
+        echo_warnings(warnings, strict)
 
-        run_guarded(body)
-
-    return command
+    return guarded(run)
 
 
 app.command("ranef", help="Random effects: conditional modes, conditional sds and intervals "
-                          "(lme4's ranef(condVar = TRUE)).")(effects_command("ranef"))
+                          "(lme4's ranef(condVar = TRUE)).",
+            **command_settings(RANEF_EXAMPLES))(effects_command("ranef"))
 app.command("coef", help="Group-specific coefficients, fixed + random effects (lme4's coef()), "
-                         "with approximate intervals.")(effects_command("coef"))
+                         "with approximate intervals.",
+            **command_settings(COEF_EXAMPLES))(effects_command("coef"))

@@ -10,16 +10,16 @@ Poisson responses are non-negative counts. offset(expr) terms are summed into th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
 from lmmcli.design.levels import sorted_levels, value_labels
 from lmmcli.errors import DataError, ModelSpecError
-from lmmcli.formula import Call, Formula, Name, deparse, names_in
+from lmmcli.formula import Call, Formula, Name, deparse
 from lmmcli.glmm.family import Family
-from lmmcli.io.frame import as_frame
+from lmmcli.io.frame import as_frame, missing
 
 
 @dataclass
@@ -37,58 +37,31 @@ class GlmmDesign:
     warnings: list[str] = field(default_factory=list)
 
 
-def is_offset(term) -> bool:
-    return len(term.factors) == 1 and isinstance(term.factors[0], Call) and term.factors[0].func == "offset"
-
-
-def split_offsets(formula: Formula) -> tuple[Formula, list]:
-    """(the formula without its offset() terms, the offsets' argument expressions)."""
-    offsets = [t.factors[0].args[0] for t in formula.fixed if is_offset(t)]
-    return replace(formula, fixed=tuple(t for t in formula.fixed if not is_offset(t))), offsets
-
-
 def build_glmm_design(formula: Formula, df, family: Family, weights: str | None = None, factor_columns=(),
                       refs=None, source: str = "the data") -> GlmmDesign:
-    """Build the design of a GLMM: check the response for the family, evaluate weights and offsets."""
+    """Build the design of a GLMM: the response read for the family, prior weights times trials, offsets."""
     df = as_frame(df)
     if formula.response is None:
         raise ModelSpecError("the formula has no response (left of '~')", text=formula.text, span=(0, 1))
-    if weights is not None and weights not in df.columns:
-        raise ModelSpecError(f"--weights names column '{weights}', which is not in {source}")
-    fit_formula, offsets = split_offsets(formula)
-    extra = set().union(*(names_in(e) for e in offsets)) if offsets else set()
-    for name in sorted(extra):
-        if name not in df.columns:
-            raise ModelSpecError(f"column '{name}' is not in {source}", text=formula.text)
     got = {}
 
     def response(ev):
         y, trials, kind = _response(ev, formula.response, family)
-        got.update(y=y, trials=trials, kind=kind)
-        got["prior"] = ev.numeric(Name(weights)) if weights else np.ones(len(y))
-        got["offset"] = sum((ev.numeric(e) for e in offsets), np.zeros(len(y)))
+        got.update(trials=trials, kind=kind)
         return y
 
-    design = build_design(fit_formula, df, factor_columns, refs, source, response=response,
-                          extra_columns=sorted(extra | ({weights} if weights else set())), residual=False)
+    design = build_design(formula, df, factor_columns, refs, source, weights=weights, response=response,
+                          residual=False)
     if not design.blocks:
         raise ModelSpecError("the formula has no random-effects terms such as (1 | group)",
                              hint="a GLMM needs at least one; lmm does not fit plain GLMs")
-    prior = got["prior"]
-    _check_finite("the weights", prior)
-    _check_finite("the offset", got["offset"])
-    if np.any(prior < 0):
-        raise DataError("the weights must be non-negative")
-    wt = prior * got["trials"]
-    y = got["y"]
-    warns = _response_warnings(family, y, wt, got["kind"])
-    return GlmmDesign(design, family, y, wt, got["offset"], got["kind"], weights,
-                      [deparse(e) for e in offsets], warns)
-
-
-def _check_finite(what, v):
-    if not np.all(np.isfinite(v)):
-        raise DataError(f"{what} have undefined or infinite values")
+    n = design.n
+    prior = np.ones(n) if design.weights is None else design.weights
+    offset = np.zeros(n) if design.offset is None else design.offset
+    wt = prior * got["trials"][design.rows]
+    warns = _response_warnings(family, design.y, wt, got["kind"])
+    return GlmmDesign(design, family, design.y, wt, offset, got["kind"], weights,
+                      [deparse(e) for e in formula.offsets], warns)
 
 
 def _response(ev, resp, family: Family):
@@ -107,13 +80,15 @@ def _response(ev, resp, family: Family):
         if family.name != "binomial":
             raise DataError(f"the response '{resp.name}' is not numeric; a {family.name} response must be counts")
         col = ev.df[resp.name]
+        gone = missing(col)
         labels = value_labels(col)
-        levels = sorted_levels(col)
+        levels = sorted_levels(col[~gone])
         if len(levels) < 2:
-            raise DataError(f"the response '{resp.name}' has only one level ('{levels[0]}'); "
+            raise DataError(f"the response '{resp.name}' has only one level ('{levels[0] if levels else ''}'); "
                             "there is no variation to model")
         kind = "logical" if col.dtype == bool else "factor"
-        return (labels != levels[0]).astype(float), np.ones(len(labels)), kind
+        y = np.where(gone, np.nan, (labels != levels[0]).astype(float))
+        return y, np.ones(len(labels)), kind
     y = ev.numeric(resp)
     return y, np.ones(len(y)), "numeric"
 
