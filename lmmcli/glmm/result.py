@@ -117,9 +117,8 @@ def assemble(fm: GlmmFit) -> FitResult:
     extra = {"family": family.name, "link": family.link.name, "nagq": fm.nagq,
              "approximation": approximation(fm.nagq), "glmer_deviance": fm.glmer_deviance()}
     if fm.nagq > 1:
-        extra["deviance_note"] = (
-            f"logLik and deviance are complete; glmer prints deviance {fm.glmer_deviance():.4f} for nAGQ > 1, "
-            f"leaving out -2 * the saturated log-likelihood ({fm.model.const:.4f})")
+        extra["deviance_note"] = (f"glmer prints deviance {fm.glmer_deviance():.4f} = this one minus the "
+                                  f"saturated model's -2 logLik ({fm.model.const:.4f})")
     if family.name == "poisson":
         extra["overdispersion"] = overdispersion(fm, n - npar)
     return FitResult(

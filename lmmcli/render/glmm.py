@@ -12,7 +12,9 @@ from lmmcli.results import FitResult
 def _header(r: FitResult) -> Text:
     e = r.extra
     text = Text()
-    text.append(f"Generalized linear mixed model fit by maximum likelihood ({e['approximation']})\n", style="bold")
+    title = "Generalized linear mixed model fit by maximum likelihood"
+    sep = " " if len(title) + len(e["approximation"]) < 88 else "\n "    # keep lines under 100 characters
+    text.append(f"{title}{sep}({e['approximation']})\n", style="bold")
     text.append(f" Family: {e['family']}  ( {e['link']} )\n")
     text.append(f"Formula: {r.formula}\n")
     text.append(f"AIC {r.aic:.4f}   BIC {r.bic:.4f}   logLik {r.loglik:.4f}   "
@@ -38,8 +40,8 @@ def _overdispersion(r: FitResult) -> Text | None:
     od = r.extra.get("overdispersion")
     if not od:
         return None
-    return Text(f"Overdispersion: Pearson chi2 = {od['chisq']:.3f}, ratio = {fmt(od['ratio'])}, "
-                f"df = {od['df']}, p = {fmt_p(od['p_value'])} (performance::check_overdispersion)")
+    return Text(f"Overdispersion: ratio {fmt(od['ratio'])} = Pearson chi2 {od['chisq']:.3f} / {od['df']} df, "
+                f"p = {fmt_p(od['p_value'])} (as check_overdispersion)")
 
 
 def glmm_table(r: FitResult, width: int = 100, color: bool = False) -> str:
