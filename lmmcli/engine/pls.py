@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.engine import kernels as kern
-from lmmcli.engine.crossprod import CrossProducts, sparse_model_matrix
+from lmmcli.engine.crossprod import MAX_DENSE_REST, CrossProducts, sparse_model_matrix  # noqa: F401 (glmm uses MAX_DENSE_REST)
 from lmmcli.errors import NumericalError
 
 # scipy is imported where it is needed (the crossed/nested path and the solution), not here:
