@@ -139,7 +139,7 @@ class GlmmModel:
     # -- PIRLS ------------------------------------------------------------------------------------
     def linpred(self, theta_factor: Factor, beta, u):
         """eta = offset + X beta + Z Lambda u."""
-        return self.offset + self.X @ beta + self.system.Z @ self.system.lambda_n(theta_factor, u)
+        return self.offset + self.X @ beta + self.system.z_times(self.system.lambda_n(theta_factor, u))
 
     def pirls(self, theta, beta=None, u=None, joint: bool = False) -> PirlsState:
         """The conditional modes at theta (and beta, unless joint: then beta is updated too)."""
@@ -163,7 +163,7 @@ class GlmmModel:
         for it in range(1, PIRLS_MAXIT + 1):
             W, r = self.working(eta, mu)
             F = sysm.factor(W, theta)
-            c = sysm.lambda_t(F, (sysm.Zt @ (W * r))[:, None])[:, 0] - u
+            c = sysm.lambda_t(F, sysm.zt_times(W * r)[:, None])[:, 0] - u
             if joint:
                 du, dbeta, decrement, RXtRX = self._joint_step(F, W, r, c)
             else:
@@ -189,7 +189,7 @@ class GlmmModel:
         """The Fisher step for (u, beta) together, through the Schur complement of M."""
         sysm = self.system
         WX = self.X * W[:, None]
-        C = sysm.lambda_t(F, np.asarray(sysm.Zt @ WX))
+        C = sysm.lambda_t(F, sysm.zt_times(WX))
         sol = sysm.solve(F, np.column_stack([C, c]))
         P, pc = sol[:, :self.p], sol[:, self.p]
         RXtRX = self.X.T @ WX - C.T @ P
@@ -224,7 +224,7 @@ class GlmmModel:
         """RX' RX = X'WX - X'WZ Lambda M^{-1} Lambda'Z'WX at a state's weights (glmer's vcov without the Hessian)."""
         W, r = self.working(st.eta, st.mu)
         F = self.system.factor(W, st.theta)
-        c = self.system.lambda_t(F, (self.system.Zt @ (W * r))[:, None])[:, 0] - st.u
+        c = self.system.lambda_t(F, self.system.zt_times(W * r)[:, None])[:, 0] - st.u
         return self._joint_step(F, W, r, c)[3]
 
     # -- glmer's own Laplace objective -------------------------------------------------------------
@@ -248,8 +248,8 @@ class GlmmModel:
         for it in range(1, GLMER_MAXIT + 1):
             W, r = self.working(eta, mu)
             F = sysm.factor(W, theta)
-            u_new = sysm.solve(F, sysm.lambda_t(F, (sysm.Zt @ (W * (eta - xb + r)))[:, None]))[:, 0]
-            eta_new = xb + sysm.Z @ sysm.lambda_n(F, u_new)
+            u_new = sysm.solve(F, sysm.lambda_t(F, sysm.zt_times(W * (eta - xb + r))[:, None]))[:, 0]
+            eta_new = xb + sysm.z_times(sysm.lambda_n(F, u_new))
             mu_new, dev = self.mean(eta_new)
             pdev = dev + u_new @ u_new
             if np.isfinite(pdev) and abs((old - pdev) / pdev) < GLMER_TOL:
@@ -259,7 +259,7 @@ class GlmmModel:
                 if pdev <= old:
                     break
                 u_new = 0.5 * (u + u_new)
-                eta_new = xb + sysm.Z @ sysm.lambda_n(F, u_new)
+                eta_new = xb + sysm.z_times(sysm.lambda_n(F, u_new))
                 mu_new, dev = self.mean(eta_new)
                 pdev = dev + u_new @ u_new
             if mu_new is None or pdev > old:
