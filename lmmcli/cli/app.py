@@ -77,6 +77,33 @@ OutputOpt = typer.Option(None, "--output", "-o", help="write the output to this 
 StrictOpt = typer.Option(False, "--strict", help="exit with code 3 if the fit has any warning")
 
 
+# -- input dialect: --delimiter and --decimal, recorded by their callbacks for load_data ---------------
+_DIALECT = {"delimiter": None, "decimal": "."}
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "bar": "|", "pipe": "|"}
+
+
+def _delimiter(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        value = DELIMITER_NAMES.get(value.lower(), value)
+        if len(value) != 1 or value in "\r\n\"":
+            raise typer.BadParameter("give one character (or tab, comma, semicolon, bar)")
+    _DIALECT["delimiter"] = value
+    return value
+
+
+def _decimal(value: str) -> str:
+    if value not in (".", ","):
+        raise typer.BadParameter("the decimal mark is '.' or ','")
+    _DIALECT["decimal"] = value
+    return value
+
+
+DelimiterOpt = typer.Option(None, "--delimiter", callback=_delimiter,
+                            help="field delimiter of text data: , ; tab | or one character (default: sniffed)")
+DecimalOpt = typer.Option(".", "--decimal", callback=_decimal,
+                          help="decimal mark of numbers in text data: . or , (with --delimiter ';')")
+
+
 # -- errors --------------------------------------------------------------------------------------
 def _caret(text: str, span) -> str:
     """The formula with a caret line under span."""
@@ -164,12 +191,32 @@ def source_name(data: str) -> str:
 def load_data(data: str):
     """Read the data file; (data frame, its name for messages). An encoding fallback is noted on stderr."""
     from lmmcli.io.read import read_table
+    from lmmcli.io.text import Dialect
 
-    df = read_table(data)
+    df = read_table(data, dialect=Dialect(_DIALECT["delimiter"], _DIALECT["decimal"]))
     note = df.attrs.get("encoding_note")
     if note:
         sys.stderr.write(f"note: {note}\n")
+    for line in read_warnings(df, source_name(data)):
+        sys.stderr.write(line)
     return df, source_name(data)
+
+
+def read_warnings(df, name: str) -> list[str]:
+    """Lines for stderr about columns that did not read as they look: numbers made text by a few odd
+    values, columns of a type lmm cannot read (left out)."""
+    from lmmcli.io.text import decimal_commas
+
+    out = []
+    for col, odd in df.attrs.get("numeric_text", {}).items():
+        shown = ", ".join(f"'{v}'" for v in odd)
+        fix = "give --decimal , to read decimal commas" if decimal_commas(odd) else \
+            "write missing values as NA or leave them empty"
+        out.append(f"warning: column '{col}' of {name} looks numeric, but values such as {shown} are not "
+                   f"numbers, so it is read as text (a factor); {fix}\n")
+    for col, why in df.attrs.get("unreadable", {}).items():
+        out.append(f"note: column '{col}' of {name} has a type lmm cannot read ({why}); it is left out\n")
+    return out
 
 
 def emit_report(result, format: Format, table, output: Optional[Path], data: str, strict: bool) -> None:
@@ -213,6 +260,7 @@ def progress_bar(label: str, total: int):
 @app.callback()
 def root():
     """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""
+    _DIALECT.update(delimiter=None, decimal=".")
 
 
 # -- saved models, predictions, random effects (lmmcli.predict.predict, lmmcli.predict.ranef, lmmcli.predict.saved_model) -------

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, FactorOpt, Format, FormulaArg, MlOpt, OutputOpt, RefOpt, StrictOpt, app, emit_report, load_data, parse_refs, progress_bar, read_and_fit, run_guarded, save_model)
+from lmmcli.cli.app import (DecimalOpt, DelimiterOpt, CiMethod, DataArg, DfMethod, FactorOpt, Format, FormulaArg, MlOpt, OutputOpt, RefOpt, StrictOpt, app, emit_report, load_data, parse_refs, progress_bar, read_and_fit, run_guarded, save_model)
 
 
 @app.command()
@@ -30,6 +30,8 @@ def fit(
     seed: Optional[int] = typer.Option(None, "--seed", help="--ci boot: random seed (same seed, same intervals)"),
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
+    delimiter: Optional[str] = DelimiterOpt,   # read by load_data (callback)
+    decimal: str = DecimalOpt,
     save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
                                         "`lmm predict --model FILE` (written atomically)"),
 ):
@@ -74,6 +76,8 @@ def compare(
     format: Format = typer.Option(Format.table, "--format", "-f", help="table or json"),
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
+    delimiter: Optional[str] = DelimiterOpt,   # read by load_data (callback)
+    decimal: str = DecimalOpt,
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
 

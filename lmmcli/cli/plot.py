@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from lmmcli.cli.app import (DataArg, FactorOpt, FormulaArg, LevelOpt, MlOpt, RefOpt, StrictOpt, app, echo_warnings, read_and_fit, run_guarded, terminal_width, use_color)
+from lmmcli.cli.app import (DecimalOpt, DelimiterOpt, DataArg, FactorOpt, FormulaArg, LevelOpt, MlOpt, RefOpt, StrictOpt, app, echo_warnings, read_and_fit, run_guarded, terminal_width, use_color)
 
 
 # -- pictures and simulation (lmmcli.predict.plotdata, lmmcli.render.figures, lmmcli.render.terminal_plot, lmmcli.predict.simulate) -------
@@ -75,6 +75,8 @@ def plot(
     factor: Optional[List[str]] = FactorOpt,
     ref: Optional[List[str]] = RefOpt,
     strict: bool = StrictOpt,
+    delimiter: Optional[str] = DelimiterOpt,   # read by load_data (callback)
+    decimal: str = DecimalOpt,
 ):
     """Draw a fitted model: caterpillar plot, group trajectories or diagnostics (PNG or SVG; needs matplotlib)."""
     run_guarded(lambda: _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml,

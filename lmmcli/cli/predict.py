@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from lmmcli.cli.app import (FactorOpt, IntervalKind, LevelOpt, MlOpt, ModelOpt, OptDataArg, OptFormulaArg, OutputOpt, PredictFormat, RefOpt, RowsFormat, StrictOpt, app, echo_warnings, emit, load_data, model_state, run_guarded, terminal_width, use_color)
+from lmmcli.cli.app import (DecimalOpt, DelimiterOpt, FactorOpt, IntervalKind, LevelOpt, MlOpt, ModelOpt, OptDataArg, OptFormulaArg, OutputOpt, PredictFormat, RefOpt, RowsFormat, StrictOpt, app, echo_warnings, emit, load_data, model_state, run_guarded, terminal_width, use_color)
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -76,6 +76,8 @@ def predict(
                                          help="csv or json; -o FILE.parquet writes Parquet"),
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
+    delimiter: Optional[str] = DelimiterOpt,   # read by load_data (callback)
+    decimal: str = DecimalOpt,
 ):
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
 
@@ -121,6 +123,8 @@ def effects_command(kind: str):
         format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
         output: Optional[Path] = OutputOpt,
         strict: bool = StrictOpt,
+        delimiter: Optional[str] = DelimiterOpt,   # read by load_data (callback)
+        decimal: str = DecimalOpt,
     ):
         def body():
             from lmmcli.predict.ranef import effects

@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from lmmcli.cli.app import (FactorOpt, MlOpt, OptFormulaArg, OutputOpt, RefOpt, StrictOpt, app, echo_warnings, emit, read_and_fit, run_guarded)
+from lmmcli.cli.app import (DecimalOpt, DelimiterOpt, FactorOpt, MlOpt, OptFormulaArg, OutputOpt, RefOpt, StrictOpt, app, echo_warnings, emit, read_and_fit, run_guarded)
 
 
 def _write_csv(columns: dict, output: Optional[Path], inputs=()) -> None:
@@ -64,6 +64,8 @@ def simulate(
     ref: Optional[List[str]] = RefOpt,
     output: Optional[Path] = OutputOpt,
     strict: bool = StrictOpt,
+    delimiter: Optional[str] = DelimiterOpt,   # read by load_data (callback)
+    decimal: str = DecimalOpt,
 ):
     """Simulate data as CSV: from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
 
