@@ -343,3 +343,23 @@ def test_semicolon_and_decimal_comma_options(tmp_path, args):
 def test_bad_dialect_options_are_usage_errors(args, fragment):
     res = runner.invoke(app, ["fit", SLEEP, SF, *args])
     assert res.exit_code == 2 and fragment in res.stderr
+
+
+@pytest.mark.slow   # real signals to a real process: about 5-10 s each
+@pytest.mark.parametrize("signum, code, line", [(signal.SIGTERM, 143, "error: terminated"),
+                                                (signal.SIGHUP, 129, "error: hung up")])
+def test_sigterm_and_sighup_during_predict_clean_up(tmp_path, signum, code, line):
+    rng = np.random.default_rng(2)
+    n = 40000
+    pd.DataFrame({"y": rng.normal(size=n), "x": rng.normal(size=n), "g": rng.integers(0, 400, n),
+                  "h": rng.integers(0, 300, n)}).to_csv(tmp_path / "big.csv", index=False)
+    out = tmp_path / "out.csv"
+    p = _lmm("predict", str(tmp_path / "big.csv"), "y ~ x + (x|g) + (1|h)", "-o", str(out))
+    _wait_for_cpu(p.pid, seconds=2.5)
+    p.send_signal(signum)
+    _, err = p.communicate(timeout=60)
+    assert "Traceback" not in err.decode()
+    if p.returncode != 0:
+        assert p.returncode == code and err.decode().strip().endswith(line)
+        assert not out.exists()
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".part")] == []

@@ -139,3 +139,113 @@ def test_cli_never_overwrites_the_data_file(tmp_path):
     before = data.read_bytes()
     res = runner.invoke(app, ["fit", str(data), SF, "-o", str(data)])
     assert res.exit_code == 2 and data.read_bytes() == before and leftovers(tmp_path) == []
+
+
+# -- issue 13: outputs never replace inputs, each other, devices or FIFOs ---------------------------
+def _saved_model(tmp_path):
+    path = tmp_path / "m.json"
+    assert runner.invoke(app, ["fit", SLEEP, SF, "--save", str(path)]).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize("case", ["-o data", "-o newdata", "-o newdata link", "-o model", "-o = --save",
+                                  "-o = --save via ./", "--save data", "--save data hard link"])
+def test_outputs_naming_inputs_or_each_other_are_refused(tmp_path, case):
+    data, new = tmp_path / "train.csv", tmp_path / "new.csv"
+    data.write_bytes(open(SLEEP, "rb").read())
+    new.write_bytes(data.read_bytes())
+    model = _saved_model(tmp_path)
+    (tmp_path / "link.csv").symlink_to(new)
+    os.link(data, tmp_path / "hard.csv")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    t = str(tmp_path)
+    args = {
+        "-o data": ["predict", str(data), SF, "--newdata", str(new), "-o", str(data)],
+        "-o newdata": ["predict", str(data), SF, "--newdata", str(new), "-o", str(new)],
+        "-o newdata link": ["predict", str(data), SF, "--newdata", str(new), "-o", f"{t}/link.csv"],
+        "-o model": ["predict", "--model", str(model), "--newdata", str(new), "-o", str(model)],
+        "-o = --save": ["fit", str(data), SF, "-o", f"{t}/x.json", "--save", f"{t}/x.json"],
+        "-o = --save via ./": ["fit", str(data), SF, "-o", f"{t}/x.json", "--save", f"{t}/./x.json"],
+        "--save data": ["fit", str(data), SF, "--save", str(data)],
+        "--save data hard link": ["fit", str(data), SF, "--save", f"{t}/hard.csv"],
+    }[case]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.stderr
+    assert res.stderr.startswith("error: ") and ("refusing to overwrite" in res.stderr or "same file" in res.stderr)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_fifo_output_is_written_directly_not_renamed_over(tmp_path):
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    res = runner.invoke(app, ["predict", SLEEP, SF, "-o", str(fifo)])
+    reader.join(timeout=30)
+    assert res.exit_code == 0, res.stderr
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)     # still a FIFO
+    assert got[0].startswith(b"row,prediction")
+    assert leftovers(tmp_path) == []
+
+
+def test_device_output_is_written_directly(tmp_path, monkeypatch):
+    """A character device (here a stand-in path that stat() calls one) is opened and written, never replaced."""
+    import stat as stat_mod
+
+    target = tmp_path / "dev"
+    target.write_bytes(b"")
+    real_stat = os.stat
+    renames = []
+    monkeypatch.setattr(os, "replace", lambda *a: renames.append(a))
+
+    class FakeStat:
+        def __init__(self, st):
+            self._st = st
+
+        def __getattr__(self, name):
+            return self._st.st_mode & 0o7777 | stat_mod.S_IFCHR if name == "st_mode" else getattr(self._st, name)
+
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: FakeStat(real_stat(p, *a, **k))
+                        if str(p) == str(target) else real_stat(p, *a, **k))
+    write_text(str(target), "data\n")
+    assert renames == [] and target.read_text() == "data\n"
+
+
+def test_symlinked_output_keeps_the_link(tmp_path):
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    write_text(str(tmp_path / "link.json"), "x\n")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real.json").read_text() == "x\n"
+
+
+def test_too_long_output_name_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, ["fit", SLEEP, SF, "-o", str(tmp_path / ("a" * 300 + ".json"))])
+    assert res.exit_code == 2 and "the file name is 305 bytes" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_long_but_legal_output_name_is_written(tmp_path):
+    name = "b" * 250 + ".csv"
+    write_text(str(tmp_path / name), "x\n")
+    assert (tmp_path / name).read_text() == "x\n" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum, code, line", [(15, 143, "error: terminated"), (1, 129, "error: hung up")])
+def test_sigterm_and_sighup_while_writing_clean_up(tmp_path, monkeypatch, signum, code, line):
+    """The signal arrives while the output is being written: the .part file is removed, one line, 128 + signal."""
+    import lmmcli.io.write as write_mod
+
+    real = write_mod.atomic_write
+
+    def write_then_signal(path, write, inputs=()):
+        def writer(fh):
+            write(fh)
+            os.kill(os.getpid(), signum)
+        return real(path, writer, inputs)
+
+    monkeypatch.setattr(write_mod, "atomic_write", write_then_signal)
+    res = runner.invoke(app, ["predict", SLEEP, SF, "-o", str(tmp_path / "out.csv")])
+    assert res.exit_code == code and res.stderr.strip().endswith(line)
+    assert os.listdir(tmp_path) == []
