@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
+from lmmcli.errors import DataError
 from lmmcli.formula import Formula, parse_formula
 from lmmcli.engine.optimize import OptSummary
 from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
@@ -76,9 +77,21 @@ class FittedModel:
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
+    _check_residual_df(design, reml)
     model = PlsModel(design.X, design.y, design.blocks, reml=reml)
     opt, sol, theta_scaled = optimize_and_solve(model, design.X, design.y, design.blocks)
     return FittedModel(formula, design, model, opt, sol, theta_scaled)
+
+
+def _check_residual_df(design: Design, reml: bool) -> None:
+    """REML (and a model without random terms) needs n > p: its residual variance divides by n - p."""
+    n, p = design.n, design.X.shape[1]
+    if n <= p and (reml or not design.blocks):
+        what = "REML" if design.blocks else "a model without random terms"
+        raise DataError(f"{what} needs more observations than fixed effects, but there are {n} "
+                        f"observation{'s' if n != 1 else ''} and {p} fixed effect{'s' if p != 1 else ''} "
+                        "(no residual degrees of freedom)",
+                        hint="use fewer fixed effects" + (", or fit by ML (--ml)" if design.blocks else ""))
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data") -> FittedModel:

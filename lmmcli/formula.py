@@ -15,6 +15,8 @@ from lmmcli.errors import FormulaSyntaxError
 KNOWN_FUNCTIONS = ("I", "exp", "log", "scale", "sqrt")
 _FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS)
 _MAX_DEPTH = 100  # parenthesis nesting limit, so deep input cannot exhaust Python's stack
+_MAX_CHAIN = 200  # nesting limit of the parser's recursion (x^x^..., ----x, f(f(...))): the same reason
+MAX_TERMS = 10_000  # an interaction expansion ((a+b+...)^n, a*b*...) may cross at most this many term pairs
 
 Span = tuple[int, int]
 
@@ -262,6 +264,18 @@ class _Parser:
 
     def __init__(self, text: str, tokens: list[Token]):
         self.text, self.tokens, self.i = text, tokens, 0
+        self.depth = 0
+
+    def nested(self, parse, *args):
+        """parse(*args) one level deeper; too deep is a clear error, not a RecursionError."""
+        self.depth += 1
+        try:
+            if self.depth > _MAX_CHAIN:
+                self.fail(f"the formula nests too deeply here (more than {_MAX_CHAIN} levels of "
+                          "operators, signs or calls)", self.tok, "write a simpler formula")
+            return parse(*args)
+        finally:
+            self.depth -= 1
 
     @property
     def tok(self) -> Token:
@@ -303,7 +317,7 @@ class _Parser:
         while self.tok.kind == "op" and table.get(self.tok.text, (0,))[0] >= min_prec:
             op = self.advance().text
             prec, right_assoc = table[op]
-            right = self.climb(table, prec if right_assoc else prec + 1, primary)
+            right = self.nested(self.climb, table, prec if right_assoc else prec + 1, primary)
             left = BinOp(op, left, right, (left.span[0], right.span[1]))
         return left
 
@@ -333,10 +347,10 @@ class _Parser:
             self.fail(f"unknown function '{name.text}'", name,
                       _FUNCTION_HINT + f"; if '{name.text}' is a column, add an operator after it")
         self.advance()
-        args = [self.arith()]
+        args = [self.nested(self.arith)]
         while self.at(","):
             self.advance()
-            args.append(self.arith())
+            args.append(self.nested(self.arith))
         end = self.expect(")").end
         if len(args) != 1:
             raise FormulaSyntaxError(f"{name.text}() takes exactly one argument", self.text,
@@ -349,7 +363,7 @@ class _Parser:
 
     def unary(self, table: dict, min_prec: int, primary) -> UnaryOp:
         op = self.advance()
-        operand = self.climb(table, min_prec, primary)
+        operand = self.nested(self.climb, table, min_prec, primary)
         return UnaryOp(op.text, operand, (op.start, operand.span[1]))
 
     def arith_primary(self):
@@ -451,13 +465,28 @@ class _Expander:
         return _Terms([], node.value == 1)
 
     def add(self, node: BinOp) -> _Terms:
-        left = self.expand(node.left)
-        if node.op == "-" or isinstance(node.right, UnaryOp) and node.right.op == "-":
-            right = node.right.operand if node.op == "+" else node.right
-            return self.subtract(left, self.expand(right))
-        right = self.expand(node.right)
-        intercept = left.intercept if right.intercept is None else right.intercept
-        return _Terms(_unique(left.terms + right.terms), intercept, left.random + right.random)
+        """a + b - c ...: the left spine walked in a loop (1,000 terms are a 1,000-deep tree), keeping
+        the keys of the terms so far (linear, not quadratic, in the number of terms)."""
+        spine = []
+        while isinstance(node, BinOp) and node.op in ("+", "-"):
+            spine.append(node)
+            node = node.left
+        result = self.expand(node)
+        terms, keys = list(result.terms), {_key(t) for t in result.terms}
+        intercept, random = result.intercept, list(result.random)
+        for n in reversed(spine):
+            if n.op == "-" or isinstance(n.right, UnaryOp) and n.right.op == "-":
+                right = n.right.operand if n.op == "+" else n.right
+                left = self.subtract(_Terms(terms, intercept, random), self.expand(right))
+                terms, keys, intercept = left.terms, {_key(t) for t in left.terms}, left.intercept
+                continue
+            right = self.expand(n.right)
+            fresh = [t for t in _unique(right.terms) if _key(t) not in keys]
+            terms += fresh
+            keys.update(_key(t) for t in fresh)
+            intercept = intercept if right.intercept is None else right.intercept
+            random += right.random
+        return _Terms(terms, intercept, random)
 
     def subtract(self, left: _Terms, right: _Terms) -> _Terms:
         if right.random:
@@ -480,17 +509,34 @@ class _Expander:
         return result
 
     def product(self, node: BinOp) -> _Terms:
-        left = self.operand(node.left).terms
+        """a:b, a*b, a/b, (...)^n; a chain a*b*c... walked in a loop along its left spine."""
+        spine = []
+        while isinstance(node, BinOp) and node.op in (":", "*", "/", "^"):
+            spine.append(node)
+            node = node.left
+        terms = self.operand(node).terms
+        for n in reversed(spine):
+            terms = self.product_one(terms, n)
+        return _Terms(terms)
+
+    def product_one(self, left: list, node: BinOp) -> list:
         if node.op == "^":
-            return _Terms(self.power(left, node.right))
+            return self.power(left, node.right)
         right = self.operand(node.right).terms
+        self.check_size(len(left) * len(right), node)
         crossed = [a + b for a in left for b in right]
         if node.op == ":":
-            return _Terms(_unique(crossed))
+            return _unique(crossed)
         if node.op == "*":
-            return _Terms(_unique(left + right + crossed))
+            return _unique(left + right + crossed)
         outer = tuple(f for t in left for f in t)  # a/b: b nested in all of a's factors
-        return _Terms(_unique(left + [outer + b for b in right]))
+        return _unique(left + [outer + b for b in right])
+
+    def check_size(self, pairs: int, node) -> None:
+        """Refuse an expansion before building it when it would cross more than MAX_TERMS term pairs."""
+        if pairs > MAX_TERMS:
+            self.fail(f"this interaction expands to more than {MAX_TERMS:,} terms", node,
+                      "use fewer factors in the interaction, or a lower power")
 
     def power(self, terms: list, exponent) -> list:
         """(a+b+c)^n: all interactions up to order n."""
@@ -499,6 +545,7 @@ class _Expander:
             self.fail("the power in (...)^n must be a whole number of at least 1", exponent)
         result = terms
         for _ in range(min(int(exponent.value), 50) - 1):  # beyond the term count nothing changes
+            self.check_size(len(result) * len(terms), exponent)
             result = _unique(result + [a + b for a in result for b in terms])
         return result
 

@@ -363,3 +363,60 @@ def test_sigterm_and_sighup_during_predict_clean_up(tmp_path, signum, code, line
         assert p.returncode == code and err.decode().strip().endswith(line)
         assert not out.exists()
     assert [f for f in os.listdir(tmp_path) if f.endswith(".part")] == []
+
+
+# -- issue 13: tracebacks and hangs become one error line --------------------------------------------
+NP0 = "y,x,z,g\n1,1,4,a\n2,3,1,a\n3,2,5,b\n"
+CASES_13 = [
+    ("REML with n = p", NP0, ["fit", "{tmp}/d.csv", "y ~ x + z + (1|g)"], 1, "REML needs more observations"),
+    ("lm with n = p", "y,x\n1,1\n2,3\n", ["fit", "{tmp}/d.csv", "y ~ x"], 1, "no residual degrees of freedom"),
+    ("5,000 minus signs", None, ["fit", SLEEP, "Reaction ~ " + "-" * 5000 + "Days + (1|Subject)"], 1,
+     "nests too deeply"),
+    ("I(x^x^...)", None, ["fit", SLEEP, "Reaction ~ I(" + "^".join(["Days"] * 2000) + ") + (1|Subject)"], 1,
+     "nests too deeply"),
+    ("(a0+...+a19)^20", None, ["fit", SLEEP, "Reaction ~ (" + "+".join(f"a{i}" for i in range(20)) + ")^20"], 1,
+     "more than 10,000 terms"),
+    ("a0*...*a19", None, ["fit", SLEEP, "Reaction ~ " + "*".join(f"a{i}" for i in range(20)) + " + (1|g)"], 1,
+     "more than 10,000 terms"),
+    ("-o name of 300 characters", None, ["fit", SLEEP, SF, "-o", "{tmp}/" + "o" * 300 + ".json"], 2,
+     "longer than the 255"),
+    ("damaged gzip", gzip.compress(b"y,x,g\n1,2,a\n" * 50)[:-10], ["fit", "{tmp}/d.csv.gz", TOY], 1,
+     "cannot decompress d.csv.gz"),
+]
+
+
+@pytest.mark.parametrize("cid, content, args, code, fragment", CASES_13, ids=[c[0] for c in CASES_13])
+def test_bad_input_13(tmp_path, cid, content, args, code, fragment):
+    if content is not None:
+        name = "d.csv.gz" if isinstance(content, bytes) else "d.csv"
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    res = invoke(args, tmp_path)
+    assert res.exit_code == code, (res.stdout, res.stderr)
+    assert res.stdout == "" and fragment in res.stderr and "Traceback" not in res.stderr
+    assert res.stderr.startswith("error: ")
+    assert [ln for ln in res.stderr.splitlines()[1:] if not ln.startswith(("  ", "hint: "))] == []
+
+
+def test_1000_terms_fit():
+    res = runner.invoke(app, ["fit", SLEEP, "Reaction ~ " + " + ".join(["Days"] * 1000) + " + (1|Subject)"])
+    assert res.exit_code == 0 and "Days" in res.stdout
+
+
+def test_closed_stdin_is_one_error_line():
+    """`lmm fit - F <&-`: no standard input at all."""
+    p = subprocess.run([sys.executable, "-m", "lmmcli.cli", "fit", "-", SF], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=120, preexec_fn=lambda: os.close(0))
+    err = p.stderr.decode()
+    assert p.returncode == 1 and err.startswith("error: standard input is closed") and "Traceback" not in err
+
+
+def test_fifo_named_csv_does_not_hang(tmp_path):
+    fifo = tmp_path / "x.csv"
+    os.mkfifo(fifo)
+    p = subprocess.Popen([sys.executable, "-m", "lmmcli.cli", "fit", str(fifo), SF, "-f", "json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(fifo, "wb") as fh:            # one writer, once: a second open by lmm would wait forever
+        fh.write(open(SLEEP, "rb").read())
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err.decode()
+    assert b'"nobs": 180' in out
