@@ -64,13 +64,13 @@ def _column(col, t):
 
 
 def _beyond(col, limit: int) -> bool:
-    """Whether any value's magnitude exceeds limit."""
-    import pyarrow.compute as pc
+    """Whether any value's magnitude exceeds limit (judged in floats: pyarrow.compute costs 0.4 s to import)."""
+    import pyarrow as pa
 
     if len(col) == col.null_count:
         return False
-    lo, hi = pc.min_max(col).values()
-    return max(abs(lo.as_py()), abs(hi.as_py())) > limit
+    values = _chunks(col.cast(pa.float64(), safe=False), _numbers, np.float64)
+    return bool(np.nanmax(np.abs(values)) > limit)
 
 
 def _chunks(col, convert, dtype):

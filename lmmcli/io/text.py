@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from lmmcli.errors import DataError
 from lmmcli.io.arrow import EXACT_INTEGER, to_frame
 from lmmcli.io.frame import as_frame
@@ -246,10 +248,14 @@ def _arrow_read(src, lay: _Layout, newlines_in_values=False, as_text=()):
     if lay.encoding == "utf-8" and any(pa.types.is_binary(f.type) for f in table.schema):
         raise _Latin1()
     table = _blank_text(table, src, read, parse)
-    odd = [f.name for f in table.schema if not _r_type(pa, f.type) or _inexact_integers(table[f.name])]
+    odd = [f.name for f in table.schema if not _r_type(pa, f.type)]
     if odd and not as_text:
         return _arrow_read(src, lay, newlines_in_values, as_text=odd)
-    return to_frame(table)
+    frame = to_frame(table)
+    inexact = [c for c in frame.columns if _inexact_integers(frame[c])]
+    if inexact:
+        return _arrow_read(src, lay, newlines_in_values, as_text=tuple(as_text) + tuple(inexact))
+    return frame
 
 
 def _blank_text(table, src, read, parse):
@@ -269,20 +275,14 @@ def _blank_text(table, src, read, parse):
     return table
 
 
-def _inexact_integers(col) -> bool:
+def _inexact_integers(values) -> bool:
     """A float column of whole numbers some of which are beyond 2^53 (long IDs): floats would merge them."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if not pa.types.is_floating(col.type):
+    if values.dtype != np.float64:
         return False
-    col = col.filter(pc.is_finite(col))
-    if len(col) == col.null_count:
+    finite = values[np.isfinite(values)]
+    if not len(finite) or np.abs(finite).max() < EXACT_INTEGER:
         return False
-    lo, hi = pc.min_max(col).values()
-    if max(abs(lo.as_py()), abs(hi.as_py())) < EXACT_INTEGER:
-        return False
-    return bool(pc.all(pc.equal(pc.floor(col), col)).as_py())
+    return bool(np.all(finite == np.floor(finite)))
 
 
 def _r_type(pa, t) -> bool:
