@@ -249,3 +249,35 @@ def test_sigterm_and_sighup_while_writing_clean_up(tmp_path, monkeypatch, signum
     res = runner.invoke(app, ["predict", SLEEP, SF, "-o", str(tmp_path / "out.csv")])
     assert res.exit_code == code and res.stderr.strip().endswith(line)
     assert os.listdir(tmp_path) == []
+
+
+def _write_one(args):
+    path, k = args
+    write_text(path, f"{k}\n" * 200_000)     # 200,000 lines: large enough for writes to overlap
+    return k
+
+
+def test_twenty_parallel_writers_leave_one_whole_file(tmp_path):
+    import multiprocessing
+
+    target = str(tmp_path / "out.csv")
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        done = pool.map(_write_one, [(target, k) for k in range(20)])
+    assert sorted(done) == list(range(20))
+    lines = open(target).read().splitlines()
+    assert len(lines) == 200_000 and len(set(lines)) == 1     # one writer's whole content, not a mixture
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.slow   # 20 lmm processes at once: about a minute on 2 cores
+def test_twenty_parallel_lmm_runs_leave_one_valid_file(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "pred.csv"
+    procs = [subprocess.Popen([sys.executable, "-m", "lmmcli.cli", "predict", SLEEP, SF, "-o", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(20)]
+    assert all(p.wait(timeout=600) == 0 for p in procs)
+    text = out.read_text().splitlines()
+    assert text[0].startswith("row,prediction") and len(text) == 181
+    assert leftovers(tmp_path) == []
