@@ -34,10 +34,13 @@ def read_table(path: str, columns: set[str] | None = None, dialect: Dialect = Di
     if path == "-":
         return read_bytes(_stdin_bytes(), "standard input", "", columns, dialect)
     p = Path(path)
-    if not p.exists():
-        raise DataError(f"data file '{path}' does not exist")
-    if p.is_dir():
-        raise DataError(f"'{path}' is a directory, not a data file")
+    try:
+        if not p.exists():
+            raise DataError(f"data file '{path}' does not exist")
+        if p.is_dir():
+            raise DataError(f"'{path}' is a directory, not a data file")
+    except OSError as exc:      # a name too long for the file system, a loop of links
+        raise DataError(f"cannot read '{_short(path)}': {exc.strerror or exc}") from exc
     ext, compression = _extensions(p)
     if compression or not _regular(p):
         return read_bytes(_read_once(p), p.name, ext, columns, dialect)
@@ -87,6 +90,10 @@ def _stdin_bytes() -> bytes:
         return stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode("utf-8")
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read standard input: {getattr(exc, 'strerror', None) or exc}") from exc
+
+
+def _short(path: str) -> str:
+    return path if len(path) <= 80 else path[:60] + "..." + path[-12:]
 
 
 def _regular(p: Path) -> bool:

@@ -82,9 +82,12 @@ def load(path: str) -> ModelState:
     """Read a saved model; a newer, foreign, oversized, too deeply nested or malformed file is a DataError
     naming what is wrong."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"model file '{path}' does not exist")
-    size = p.stat().st_size
+    try:
+        if not p.is_file():
+            raise DataError(f"model file '{path}' does not exist")
+        size = p.stat().st_size
+    except OSError as exc:      # a name too long for the file system, a loop of links
+        raise DataError(f"cannot read model file '{path[:60]}...': {exc.strerror or exc}") from exc
     if size > MAX_BYTES:
         raise DataError(f"'{p.name}' is {size / 2**20:.0f} MB, larger than any saved lmm model "
                         f"(the limit is {MAX_BYTES >> 20} MB)")

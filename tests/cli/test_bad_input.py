@@ -380,6 +380,9 @@ CASES_13 = [
      "more than 10,000 terms"),
     ("-o name of 300 characters", None, ["fit", SLEEP, SF, "-o", "{tmp}/" + "o" * 300 + ".json"], 2,
      "longer than the 255"),
+    ("DATA name of 300 characters", None, ["fit", "{tmp}/" + "d" * 300 + ".csv", SF], 1, "File name too long"),
+    ("--model name of 300 characters", None, ["predict", "--model", "{tmp}/" + "m" * 300 + ".json", "--newdata",
+                                              SLEEP], 1, "File name too long"),
     ("damaged gzip", gzip.compress(b"y,x,g\n1,2,a\n" * 50)[:-10], ["fit", "{tmp}/d.csv.gz", TOY], 1,
      "cannot decompress d.csv.gz"),
 ]
