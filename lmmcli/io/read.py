@@ -43,7 +43,7 @@ def read_table(path: str, columns: set[str] | None = None, dialect: Dialect = Di
         raise DataError(f"cannot read '{_short(path)}': {exc.strerror or exc}") from exc
     ext, compression = _extensions(p)
     if compression or not _regular(p):
-        return read_bytes(_read_once(p), p.name, ext, columns, dialect)
+        return read_bytes(_read_once(p), p.name, ext, columns, dialect, compression)
     if ext in PARQUET_EXT:
         return _read_parquet(p, p.name, columns)
     if ext in ARROW_EXT:
@@ -55,9 +55,11 @@ def read_table(path: str, columns: set[str] | None = None, dialect: Dialect = Di
     raise DataError(f"cannot tell the format of '{path}' from its extension '{ext or '(none)'}'", hint=SUPPORTED)
 
 
-def read_bytes(raw: bytes, label: str, ext: str, columns=None, dialect: Dialect = Dialect()):
-    """A whole file's bytes: decompressed if compressed, then Parquet, Arrow or text by extension or content."""
-    kind = _compression_of(raw[:8])
+def read_bytes(raw: bytes, label: str, ext: str, columns=None, dialect: Dialect = Dialect(),
+               compression: str | None = None):
+    """A whole file's bytes: decompressed if compressed (by its first bytes, or as its extension says),
+    then Parquet, Arrow or text by extension or content."""
+    kind = _compression_of(raw[:8]) or compression
     if kind:
         raw = _decompress(raw, kind, label)
     if ext in PARQUET_EXT or (ext not in TEXT_EXT and raw.startswith(PARQUET_MAGIC)):

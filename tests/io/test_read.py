@@ -267,9 +267,16 @@ def test_compressed_files_and_stdin(tmp_path, monkeypatch, kind):
     assert frames_equal(read_table("-"), ref)
 
 
-def test_damaged_compressed_file(tmp_path):
-    with pytest.raises(DataError, match="cannot decompress d.csv.gz"):
-        read_bytes(tmp_path, _compress("gz", b"y,x\n1,2\n")[:-6], "d.csv.gz")
+@pytest.mark.parametrize("name, content", [
+    ("d.csv.gz", lambda: _compress("gz", b"y,x\n1,2\n")[:-6]),       # truncated
+    ("d.csv.gz", b"y,x\n1,2\n"),                                 # named compressed, but plain
+    ("d.csv.zst", b"garbage"),
+    ("d.csv.xz", lambda: _compress("xz", b"y,x\n1,2\n")[:-3]),
+    ("d.csv.bz2", b"BZh9 not really"),
+])
+def test_damaged_compressed_file(tmp_path, name, content):
+    with pytest.raises(DataError, match=f"cannot decompress {name}"):
+        read_bytes(tmp_path, content() if callable(content) else content, name)
 
 
 def test_arrow_ipc_feather_and_stdin_parquet(tmp_path, monkeypatch):
