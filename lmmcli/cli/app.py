@@ -141,7 +141,7 @@ def guarded(fn):
 
         try:
             with _signals_as_exceptions():
-                check_outputs({OUTPUT_OPTIONS[k]: kwargs.get(k) for k in OUTPUT_OPTIONS},
+                check_outputs({OUTPUT_OPTIONS[k]: kwargs[k] for k in OUTPUT_OPTIONS if k in kwargs},
                               {INPUT_OPTIONS[k]: kwargs.get(k) for k in INPUT_OPTIONS})
                 return fn(*args, **kwargs)
         except LmmError as exc:

@@ -126,11 +126,15 @@ def progress_bar(label: str, total: int, show: bool = True):
 
 # -- saved models ----------------------------------------------------------------------------------
 def save_model(fm, path: Path, data: str) -> None:
-    """Write the fitted model as versioned JSON (atomically)."""
+    """Write the fitted model as versioned JSON (atomically); '-' is standard output (the report then
+    goes to -o FILE: check_outputs refuses both on stdout)."""
     from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.predict.saved_model import dumps
 
+    if str(path) == "-":
+        sys.stdout.write(dumps(state_from_fit(fm)))
+        return
     write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
 
 

@@ -39,9 +39,13 @@ def _same_path(a: Path, b: Path) -> bool:
         return False
 
 
-def check_outputs(outputs: dict, inputs: dict) -> None:
-    """Refuse outputs (option name -> path) that name an input (option name -> path) or each other;
-    '-' (standard input/output) and None are not files."""
+def check_outputs(outputs: dict, inputs: dict, report: str = "-o/--output") -> None:
+    """Refuse outputs (option name -> path) that name an input (option name -> path) or each other, and
+    two outputs on standard output ('-'; the report option goes there when None)."""
+    on_stdout = [k for k, v in outputs.items() if (v is None and k == report) or str(v) == "-"]
+    if len(on_stdout) > 1:
+        raise UsageError(f"{' and '.join(on_stdout)} would both write to standard output",
+                         hint="give one of them a file name")
     outs = [(k, Path(v)) for k, v in outputs.items() if v is not None and str(v) != "-"]
     ins = [(k, Path(v)) for k, v in inputs.items() if v is not None and str(v) != "-"]
     for name, target in outs:
@@ -51,9 +55,16 @@ def check_outputs(outputs: dict, inputs: dict) -> None:
                                  hint="choose another output file name")
     for i, (name, target) in enumerate(outs):
         for other, path in outs[i + 1:]:
-            if _same_path(target, path):
+            if _same_path(target, path) and not _is_char_device(target):    # /dev/null twice is harmless
                 raise UsageError(f"{name} and {other} name the same file '{target}': one would replace the other",
                                  hint="give each output its own file name")
+
+
+def _is_char_device(p: Path) -> bool:
+    try:
+        return stat.S_ISCHR(p.stat().st_mode)
+    except OSError:
+        return False
 
 
 def check_target(path: str, inputs=()) -> Path:

@@ -281,3 +281,31 @@ def test_twenty_parallel_lmm_runs_leave_one_valid_file(tmp_path):
     text = out.read_text().splitlines()
     assert text[0].startswith("row,prediction") and len(text) == 181
     assert leftovers(tmp_path) == []
+
+
+def test_save_to_stdout_with_the_report_in_a_file(tmp_path):
+    import json as json_mod
+
+    res = runner.invoke(app, ["fit", SLEEP, SF, "--save", "-", "-o", str(tmp_path / "s.txt")])
+    assert res.exit_code == 0 and json_mod.loads(res.stdout)["format"] == "lmm-model"
+    assert (tmp_path / "s.txt").read_text().startswith("Linear mixed model")
+    assert not os.path.exists("-")
+
+
+@pytest.mark.parametrize("args", [["--save", "-"], ["--save", "-", "-o", "-"]])
+def test_two_outputs_on_stdout_are_refused(args):
+    res = runner.invoke(app, ["fit", SLEEP, SF, *args])
+    assert res.exit_code == 2 and "would both write to standard output" in res.stderr and res.stdout == ""
+
+
+def test_the_same_character_device_twice_is_allowed(tmp_path, monkeypatch):
+    import lmmcli.io.write as write_mod
+
+    from lmmcli.io.write import check_outputs
+
+    dev = tmp_path / "dev"
+    dev.write_text("")
+    with pytest.raises(UsageError, match="name the same file"):
+        check_outputs({"-o": str(dev), "--save": str(dev)}, {})
+    monkeypatch.setattr(write_mod, "_is_char_device", lambda p: True)
+    check_outputs({"-o": str(dev), "--save": str(dev)}, {})
