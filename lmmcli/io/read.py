@@ -177,11 +177,33 @@ def _read_parquet(src, label: str, columns):
         schema = pq.read_schema(src)
         # an index pandas stored as a column stays out (pandas would have made it the index, not a column)
         index = {c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str)}
-        table = pq.read_table(src, columns=_wanted(schema.names, columns, index))
+        wanted = _wanted(schema.names, columns, index)
+        try:
+            table, unreadable = pq.read_table(src, columns=wanted), {}
+        except Exception:   # one odd column must not make the others unreadable: read them one by one
+            table, unreadable = _parquet_by_column(pq, src, wanted)
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataError(f"cannot read Parquet file '{label}': {_first_line(exc)}",
                         hint="the file may be damaged or not Parquet at all") from exc
-    return _nonempty(to_frame(table), label)
+    df = to_frame(table)
+    if unreadable:
+        df.attrs["unreadable"] = {**unreadable, **df.attrs.get("unreadable", {})}
+    return _nonempty(df, label)
+
+
+def _parquet_by_column(pq, src, names):
+    """(table of the columns that read, {name: why} of those that did not); a damaged file still fails."""
+    import pyarrow as pa
+
+    good, unreadable = {}, {}
+    for name in names:
+        try:
+            good[name] = pq.read_table(src, columns=[name]).column(0)
+        except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+            unreadable[name] = _first_line(exc)
+    if not good:
+        raise ValueError(next(iter(unreadable.values()), "no readable columns"))
+    return pa.table(good), unreadable
 
 
 def _read_arrow(src, label: str, columns):

@@ -357,3 +357,20 @@ def test_long_integer_ids_with_missing_values_stay_exact(tmp_path):
 ])
 def test_numbers_made_text_by_a_few_values_are_flagged(tmp_path, text, flagged):
     assert read_bytes(tmp_path, text.encode()).attrs.get("numeric_text") == flagged
+
+
+def test_a_parquet_column_pyarrow_cannot_read_is_left_out(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"y": [1.0, 2.0], "bad": [1, 2], "g": ["a", "b"]}), tmp_path / "d.parquet")
+    real = pq.read_table
+
+    def fussy(src, columns=None, **kw):     # as pyarrow does for a type it does not implement
+        if columns is None or "bad" in columns:
+            raise pa.ArrowNotImplementedError("unsupported logical type in column 'bad'")
+        return real(src, columns=columns, **kw)
+
+    monkeypatch.setattr(pq, "read_table", fussy)
+    df = read_table(str(tmp_path / "d.parquet"))
+    assert df.columns == ["y", "g"] and "bad" in df.attrs["unreadable"]
