@@ -25,6 +25,7 @@ _FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIO
 CONSTANTS = {"pi"}      # names that are R's constants, not columns
 _MAX_DEPTH = 100  # parenthesis nesting limit, so deep input cannot exhaust Python's stack
 _MAX_CHAIN = 200  # nesting limit of the parser's recursion (x^x^..., ----x, f(f(...))): the same reason
+_MAX_GROUP_PARTS = 50  # columns in one grouping factor's a:b:... or a/b/... (each a/b part is a random term)
 MAX_TERMS = 10_000  # an interaction expansion ((a+b+...)^n, a*b*...) may cross at most this many term pairs
 
 Span = tuple[int, int]
@@ -413,11 +414,16 @@ class _Parser:
             self.fail(f"unknown function '{name.text}'", name,
                       _FUNCTION_HINT + f"; if '{name.text}' is a column, add an operator after it")
         self.advance()
+        first = self.i
         args = [self.nested(self.argument)]
         while self.at(","):
             self.advance()
             args.append(self.nested(self.argument))
         end = self.expect(")").end
+        if sum(t.kind == "op" for t in self.tokens[first:self.i]) > _MAX_CHAIN:
+            # the expression stays a tree that evaluation and deparse walk recursively: bound its size
+            raise FormulaSyntaxError(f"{name.text}(...) holds more than {_MAX_CHAIN} operators", self.text,
+                                     (name.start, end), "write a shorter expression")
         self.check_arguments(name.text, args, (name.start, end))
         return Call(name.text, tuple(args), (name.start, end))
 
@@ -677,11 +683,21 @@ class _Expander:
         if not isinstance(node, BinOp) or node.op not in (":", "/"):
             self.fail("a grouping factor must be a column name, or a:b or a/b of names", node,
                       "e.g. (1 | Subject), (1 | batch/cask)")
+        if _chain_length(node, (":", "/")) > _MAX_GROUP_PARTS:
+            self.fail(f"a grouping factor of more than {_MAX_GROUP_PARTS} parts (a:b:... or a/b/...)", node)
         left, right = self.groups(node.left), self.groups(node.right)
         if node.op == ":":
             return [(a + b, f"{la}:{_nested(lb)}") for a, la in left for b, lb in right]
         last, last_label = left[-1]
         return left + [(b + last, f"{lb}:{_nested(last_label)}") for b, lb in right]
+
+
+def _chain_length(node, ops) -> int:
+    """How many operators of ops a left-deep chain (a:b:c...) has along its left spine."""
+    n = 0
+    while isinstance(node, BinOp) and node.op in ops:
+        n, node = n + 1, node.left
+    return n
 
 
 def _nested(label: str) -> str:

@@ -298,6 +298,10 @@ DEEP = {
     "(a0+...+a19)^20": ("y ~ (" + "+".join(f"a{i}" for i in range(20)) + ")^20 + (1|g)", "more than 10,000 terms"),
     "a0*a1*...*a19": ("y ~ " + "*".join(f"a{i}" for i in range(20)) + " + (1|g)", "more than 10,000 terms"),
     "(a0+...+a99)^3": ("y ~ (" + "+".join(f"a{i}" for i in range(100)) + ")^3", "more than 10,000 terms"),
+    "I(x+x+...) 1,000": ("y ~ I(" + "+".join(["x"] * 1000) + ")", r"I\(...\) holds more than 200 operators"),
+    "I(y+0+0...) ~ x": ("I(y" + "+0" * 1000 + ") ~ x", "holds more than 200 operators"),
+    "(1|g:g:...) 500": ("y ~ x + (1|" + ":".join(["g"] * 500) + ")", "more than 50 parts"),
+    "(1|g/g/...) 500": ("y ~ x + (1|" + "/".join(["g"] * 500) + ")", "more than 50 parts"),
 }
 
 
