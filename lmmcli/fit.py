@@ -161,7 +161,7 @@ def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "
 # -- assembling the result -----------------------------------------------------------------------
 def _fixed_effects(fm: FittedModel) -> list[FixedEffect]:
     se = np.sqrt(np.diag(fm.vcov()))
-    return [FixedEffect(t, float(b), float(s), float(b / s) if s > 0 else float("nan"))
+    return [FixedEffect(t, float(b), float(s), float(b / s) if 0 < s < np.inf else float("nan"))
             for t, b, s in zip(fm.design.fixed_names, fm.sol.beta, se)]
 
 
@@ -208,7 +208,20 @@ def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     if singular:
         out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
                    "or a correlation as +/-1")
+    out += _overflow_warnings(fm)
     return out
+
+
+def _overflow_warnings(fm: FittedModel) -> list[str]:
+    """A coefficient whose variance is beyond floating point (a column scaled by 1e-200, say) has no usable
+    standard error, t value or df: say so rather than print t = 0, p = 1."""
+    var = np.diag(fm.vcov())
+    bad = [name for name, v in zip(fm.design.fixed_names, var) if not np.isfinite(v)]
+    if not bad:
+        return []
+    return [f"the variance of the estimate of {', '.join(map(repr, bad))} is beyond floating point (the "
+            "column's scale is extreme), so its standard error, t value and p-value are not available; "
+            "rescale the column (e.g. I(x * 1e200))"]
 
 
 def _optimizer_summary(opt: OptSummary) -> dict:

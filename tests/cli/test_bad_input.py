@@ -423,3 +423,18 @@ def test_fifo_named_csv_does_not_hang(tmp_path):
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err.decode()
     assert b'"nobs": 180' in out
+
+
+def test_a_predictor_times_1e_200_is_kept_and_its_overflowed_variance_is_said(tmp_path):
+    import json
+
+    df = pd.read_csv(SLEEP)
+    df["t"] = df["Days"] * 1e-200
+    df.to_csv(tmp_path / "tiny.csv", index=False)
+    res = runner.invoke(app, ["fit", str(tmp_path / "tiny.csv"), "Reaction ~ t + (1|Subject)", "-f", "json"])
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    t = next(fe for fe in out["fixed_effects"] if fe["term"] == "t")
+    assert t["estimate"] == pytest.approx(10.467285959595 * 1e200, rel=1e-6)     # not dropped as aliased
+    assert t["statistic"] is None and t["p_value"] is None                        # not t = 0, p = 1
+    assert any("beyond floating point" in w for w in out["warnings"])
