@@ -125,17 +125,23 @@ def progress_bar(label: str, total: int, show: bool = True):
 
 
 # -- saved models ----------------------------------------------------------------------------------
-def save_model(fm, path: Path, data: str) -> None:
-    """Write the fitted model as versioned JSON (atomically); '-' is standard output (the report then
-    goes to -o FILE: check_outputs refuses both on stdout)."""
+def save_model(fm, path: Path, data: str, frame=None) -> None:
+    """Write the fitted model as versioned JSON (atomically); with the fitting data frame, also the section
+    `lmm anova|emmeans --model` read. '-' is standard output (the report then goes to -o FILE:
+    check_outputs refuses both on stdout)."""
     from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.predict.saved_model import dumps
 
+    extra = {}
+    if frame is not None:
+        from lmmcli.predict.saved_analysis import analysis_section
+
+        extra = analysis_section(fm, frame)
     if str(path) == "-":
-        sys.stdout.write(dumps(state_from_fit(fm)))
+        sys.stdout.write(dumps(state_from_fit(fm), extra))
         return
-    write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
+    write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
 def model_state(data, formula, model, ml, factor, ref):

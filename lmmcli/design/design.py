@@ -334,10 +334,12 @@ def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
 
 
 def aliased_columns(X: np.ndarray) -> list[int]:
-    """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns).
-    Judged on unit-length columns, so the test is relative to each column's scale: 1e-200 * x is not
-    aliased (its squares would underflow to 0), and 1e300 * x does not overflow."""
-    X = _unit_columns(X)
+    """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns)."""
+    # each column over a power of two near its largest value: the test is scale-free, and X'X of
+    # columns of 1e200 would overflow (the division by a power of two is exact)
+    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
+    ok = (top > 0) & np.isfinite(top)
+    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
     XtX = X.T @ X
     p = X.shape[1]
     L = np.zeros((p, p))
@@ -352,17 +354,6 @@ def aliased_columns(X: np.ndarray) -> list[int]:
         L[j, j] = np.sqrt(d)
         keep.append(j)
     return drop
-
-
-def _unit_columns(X: np.ndarray) -> np.ndarray:
-    """X with each column divided by its length (computed on the column scaled by its largest entry, so
-    neither tiny nor huge values under- or overflow); an all-zero column stays zero."""
-    X = np.asarray(X, dtype=float)
-    peak = np.abs(X).max(axis=0) if X.size else np.zeros(X.shape[1])
-    peak = np.where(peak > 0, peak, 1.0)
-    scaled = X / peak
-    length = np.sqrt(np.einsum("ij,ij->j", scaled, scaled))
-    return scaled / np.where(length > 0, length, 1.0)
 
 
 

@@ -252,10 +252,26 @@ def _arrow_read(src, lay: _Layout, newlines_in_values=False, as_text=()):
     if odd and not as_text:
         return _arrow_read(src, lay, newlines_in_values, as_text=odd)
     frame = to_frame(table)
-    inexact = [c for c in frame.columns if _inexact_integers(frame[c])]
+    inexact = _written_as_digits(src, read, parse, [c for c in frame.columns if _inexact_integers(frame[c])])
     if inexact:
         return _arrow_read(src, lay, newlines_in_values, as_text=tuple(as_text) + tuple(inexact))
     return frame
+
+
+def _written_as_digits(src, read, parse, names) -> list[str]:
+    """Those columns whose every value is written as a plain integer (no '.', no exponent): IDs, to keep
+    as text; 2.5e+302 is a number, however whole its float."""
+    if not names:
+        return []
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    convert = pacsv.ConvertOptions(null_values=NA_STRINGS, strings_can_be_null=True, include_columns=names,
+                                   column_types={n: pa.string() for n in names})
+    raw = pacsv.read_csv(_rewound(src), read, parse, convert)
+    digits = r"^\s*[-+]?[0-9]+\s*$"
+    return [n for n in names if pc.all(pc.match_substring_regex(raw.column(n), digits)).as_py() is not False]
 
 
 def _blank_text(table, src, read, parse):

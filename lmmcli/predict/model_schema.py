@@ -120,7 +120,8 @@ SPEC = record({
     "refs": dict_of(text),
     "fixed_names": list_of(text),
     "aliased": list_of(text),
-}, optional=("aliased",))
+    "contrasts": dict_of(text),
+}, optional=("aliased", "contrasts"))
 
 TERM = record({
     "index": integer, "group": text, "terms": list_of(text), "levels": list_of(text), "correlated": boolean,
@@ -149,7 +150,8 @@ DOCUMENT = record({
     "format": text, "schema_version": integer, "lmm_version": text, "formula": text,
     "method": one_of("REML", "ML"), "spec": SPEC, "theta": NUMBERS, "beta": NUMBERS, "vcov": MATRIX,
     "sigma": nonnegative, "random_terms": list_of(TERM), "summary": SUMMARY,
-})
+    "analysis": record({}, open_=True),     # lmm anova/emmeans --model: saved_analysis.py checks its contents
+}, optional=("analysis",))
 
 
 def validate(doc) -> None:

@@ -374,3 +374,16 @@ def test_a_parquet_column_pyarrow_cannot_read_is_left_out(tmp_path, monkeypatch)
     monkeypatch.setattr(pq, "read_table", fussy)
     df = read_table(str(tmp_path / "d.parquet"))
     assert df.columns == ["y", "g"] and "bad" in df.attrs["unreadable"]
+
+
+@pytest.mark.parametrize("values, kind", [
+    (["1234567890123456789012", "1234567890123456789013"], "str"),     # IDs beyond int64: their text
+    (["2.4956e+302", "1e300"], "f"),                                   # whole as floats, but numbers
+    (["6.02e23", "1.2e24"], "f"),
+    (["100000000000000000000000.0", "3"], "f"),
+])
+def test_whole_numbers_beyond_2_53_are_text_only_when_written_as_digits(tmp_path, values, kind):
+    df = read_bytes(tmp_path, ("v\n" + "\n".join(values) + "\n").encode())
+    assert _kind(df["v"]) == kind
+    if kind == "str":
+        assert df["v"].tolist() == values
