@@ -74,10 +74,8 @@ def fit(
 
         if family is None:
             raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
-        if save is not None:
-            raise UsageError("--save is not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                        level, fmt, output, strict)
+                        level, fmt, output, strict, save)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
