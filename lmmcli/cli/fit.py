@@ -115,16 +115,27 @@ def compare(
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
+    from lmmcli.cli.glmm import glmm_options
     from lmmcli.compare import compare as run_compare
     from lmmcli.render import formats, tables
 
     fmt = choose_format(format, output, OutFormat.table)
     refs = parse_refs(ref)
+    options = glmm_options(family, link, nagq, weights)
     df, source = load_data(data)
-    result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
-                         source=source)
+    if options is not None:
+        from lmmcli.glmm.compare import compare_glmms
+
+        result = compare_glmms(formulas, df, factors=tuple(factor or ()), refs=refs, source=source, **options)
+    else:
+        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
+                             source=source)
     shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
                   lambda width, color: tables.compare_table(result, width=width, color=color))
     write(shown, fmt, output, inputs=(data,))

@@ -88,3 +88,15 @@ def test_predict_response_scale_and_population_and_saved_model(tmp_path):
 def test_type_is_for_glmms():
     r = run("predict", CBPP, "incidence ~ period + (1 | herd)", "--type", "response")
     assert r.exit_code == 2
+
+
+def test_compare_glmms_as_anova():
+    exp = json.loads((REF / "expected" / "compare_cbpp.json").read_text())
+    r = run("compare", CBPP, "cbind(incidence, size - incidence) ~ 1 + (1 | herd)", FORMULA, "--family", "binomial",
+            "--factor", "period", "-f", "json")
+    assert r.exit_code == 0, r.output
+    models = json.loads(r.stdout)["models"]
+    for m, ll, npar in zip(models, exp["logLik"], exp["npar"]):
+        assert abs(m["loglik"] - ll) < 1e-4 and m["npar"] == npar
+    assert abs(models[1]["chisq"] - exp["Chisq"][1]) < 2e-4
+    assert abs(models[1]["p_value"] / exp["p"][1] - 1) < 1e-3
