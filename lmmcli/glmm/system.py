@@ -25,6 +25,19 @@ from lmmcli.engine.pls import MAX_DENSE_REST, split_theta
 from lmmcli.errors import ModelSpecError
 
 
+SMALL_DENSE = 300     # below this size a triangular solve by np.linalg.solve beats importing scipy.linalg
+
+
+def _tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """L^{-1} R (or L^{-T} R) for a lower-triangular L."""
+    A = L.T if transpose else L
+    if len(L) <= SMALL_DENSE:
+        return np.linalg.solve(A, R)
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(L, R, lower=True, trans="T" if transpose else "N", check_finite=False)
+
+
 class PairSums:
     """sum_i W_i a_i b_i into fixed slots: the slot of each (row, pair) and the product a_i b_i, formed once."""
 
@@ -232,11 +245,9 @@ class WeightedSystem:
         y1 = kern.fsolve(F.L11, R[:self.q1].reshape(self.l1, self.p1, m))
         if not self.rest:
             return kern.bsolve(F.L11, y1).reshape(self.q1, m)
-        from scipy.linalg import solve_triangular
-
         y1f = y1.reshape(self.q1, m)
-        y2 = solve_triangular(F.L22, R[self.q1:] - F.L21 @ y1f, lower=True, check_finite=False)
-        x2 = solve_triangular(F.L22, y2, lower=True, trans="T", check_finite=False)
+        y2 = _tri_solve(F.L22, R[self.q1:] - F.L21 @ y1f)
+        x2 = _tri_solve(F.L22, y2, transpose=True)
         r1 = (y1f - F.L21.T @ x2).reshape(self.l1, self.p1, m)
         x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
         return np.vstack([x1, x2])
