@@ -113,9 +113,12 @@ class Family:
         deviance instead; a negative eta of the sqrt link is allowed, as in glmer's PIRLS (mu = eta^2)."""
         return bool(np.all(np.isfinite(eta)))
 
-    def loglik_kernel(self, y, mu):
-        """The part of each row's log-likelihood (per unit of prior weight) that depends on mu."""
+    def loglik_kernel(self, y, mu, binary: bool = False):
+        """The part of each row's log-likelihood (per unit of prior weight) that depends on mu;
+        binary: y is 0/1, so one log per row is enough."""
         if self.name == "binomial":
+            if binary:
+                return np.log(np.where(y > 0.5, mu, 1.0 - mu))
             return y * np.log(mu) + (1.0 - y) * np.log1p(-mu)
         return y * np.log(mu) - mu
 
@@ -128,9 +131,9 @@ class Family:
                 return a + b
             return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0) - y
 
-    def dev_resids(self, y, mu, wt, sat):
-        """R's family$dev.resids, from the saturated part `sat` formed once."""
-        return 2.0 * wt * (sat - self.loglik_kernel(y, mu))
+    def dev_resids(self, y, mu, wt, sat, binary: bool = False):
+        """R's family$dev.resids, from the saturated part `sat` formed once (0 for 0/1 outcomes)."""
+        return 2.0 * wt * (sat - self.loglik_kernel(y, mu, binary))
 
     def log_constant(self, y, wt) -> float:
         """sum of the log-likelihood's terms free of mu: log choose(n, k) (binomial), -log y! (poisson).

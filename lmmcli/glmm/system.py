@@ -114,12 +114,15 @@ class WeightedSystem:
 
     # -- formed once ----------------------------------------------------------------------------
     def _first_pairs(self, blk):
-        """Slots of the first block's per-level Z_g' W Z_g (upper triangle, then mirrored)."""
+        """The first block's per-level sums: one bincount by level per pair (i <= j) of its columns,
+        of W times the (fixed) product z_i z_j -- None for an intercept's product, which is W itself."""
         p = self.p1
         self.first_ij = [(i, j) for i in range(p) for j in range(i, p)]
-        slots = [blk.codes * (p * p) + i * p + j for i, j in self.first_ij]
-        self.first_sums = PairSums(slots, [blk.Z[:, i] * blk.Z[:, j] for i, j in self.first_ij])
-        self.first_slot_index = self.first_sums.unique
+        self.first_codes = blk.codes
+        self.first_products = []
+        for i, j in self.first_ij:
+            prod = blk.Z[:, i] * blk.Z[:, j]
+            self.first_products.append(None if bool(np.all(prod == 1.0)) else prod)
 
     def _rest_pairs(self, first):
         """Slots of A22 = Zr' W Zr (lower triangle, dense) and A21 = Zr' W Z1 (sparse, fixed pattern)."""
@@ -150,13 +153,10 @@ class WeightedSystem:
     # -- per PIRLS step ----------------------------------------------------------------------------
     def first_cross(self, W) -> np.ndarray:
         """(l1, p1, p1): Z_g' W Z_g per level of the first block."""
-        p = self.p1
-        flat = np.zeros(self.l1 * p * p)
-        flat[self.first_slot_index] = self.first_sums(W)
-        A = flat.reshape(self.l1, p, p)
-        for i, j in self.first_ij:
-            if i != j:
-                A[:, j, i] = A[:, i, j]
+        A = np.empty((self.l1, self.p1, self.p1))
+        for (i, j), prod in zip(self.first_ij, self.first_products):
+            A[:, i, j] = A[:, j, i] = np.bincount(self.first_codes, weights=W if prod is None else W * prod,
+                                                  minlength=self.l1)
         return A
 
     def rest_cross(self, W):
