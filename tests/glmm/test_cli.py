@@ -100,3 +100,14 @@ def test_compare_glmms_as_anova():
         assert abs(m["loglik"] - ll) < 1e-4 and m["npar"] == npar
     assert abs(models[1]["chisq"] - exp["Chisq"][1]) < 2e-4
     assert abs(models[1]["p_value"] / exp["p"][1] - 1) < 1e-3
+
+
+def test_plot_ranef_and_resid_for_a_glmm(tmp_path):
+    r = run("plot", "ranef", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "--terminal")
+    assert r.exit_code == 0, r.output
+    assert "herd: (Intercept)" in r.stdout and "0.9703" in r.stdout     # herd 14's mode, as glmer
+    out = tmp_path / "resid.png"
+    r = run("plot", "resid", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 1000
+    assert run("plot", "fitted", CBPP, FORMULA, "--family", "binomial", "-o", str(out)).exit_code == 2
