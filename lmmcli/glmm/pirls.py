@@ -97,12 +97,13 @@ class GlmmModel:
     def working(self, eta, mu):
         """(W, r): Fisher weights wt * mu_eta^2 / V(mu) and working residuals (y - mu) / mu_eta."""
         link = self.family.link.name
-        if link == "log":              # mu_eta = max(exp(eta), eps) = mu: no second exp
-            mu_eta = mu
-        elif link == "logit":          # mu_eta = mu (1 - mu), and eps beyond R's thresholds
-            mu_eta = np.where(np.abs(eta) > THRESH, EPS, mu * (1.0 - mu))
-        else:
-            mu_eta = self.family.link.mu_eta(eta)
+        if link == "log":              # mu_eta = max(exp(eta), eps) = mu = V(mu): W = wt mu
+            return self.wt * mu, (self.y - mu) / mu
+        if link == "logit":            # mu_eta = mu (1 - mu) = V(mu), and eps beyond R's thresholds
+            V = mu * (1.0 - mu)
+            mu_eta = np.where(np.abs(eta) > THRESH, EPS, V)
+            return self.wt * (mu_eta * mu_eta / V), (self.y - mu) / mu_eta
+        mu_eta = self.family.link.mu_eta(eta)
         W = self.wt * mu_eta * mu_eta / self.family.variance(mu)
         return W, (self.y - mu) / mu_eta
 
