@@ -34,7 +34,7 @@ one <- function(cs) {
        theta = unname(getME(m, "theta")), varcorr = vc,
        glmer_deviance = unname(s$AICtab[["deviance"]]), glmer_loglik = as.numeric(logLik(m)),
        AIC = unname(s$AICtab[["AIC"]]), BIC = unname(s$AICtab[["BIC"]]), df_resid = df.residual(m),
-       saturated_m2loglik = const, loglik_complete = as.numeric(logLik(m)) - (if (cs$nagq != "1") const / 2 else 0),
+       saturated_m2loglik = const, loglik_complete = as.numeric(logLik(m)) - (if (as.integer(cs$nagq) > 1) const / 2 else 0),
        npar = attr(logLik(m), "df"), nobs = nobs(m), ngroups = as.list(ngrps(m)),
        is_singular = isSingular(m), converged = is.null(m@optinfo$conv$lme4$messages),
        messages = m@optinfo$conv$lme4$messages,
