@@ -2,30 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
 from lmmcli.formula import Formula, parse_formula
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import EngineFit
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
-from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
+from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
+from lmmcli.errors import NumericalError
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
-from lmmcli.engine.scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 
 
 @dataclass
 class FittedModel:
-    """A fitted model: its design, its objective, the optimizer's summary and the solution at the optimum."""
+    """A fitted model: its design, the engine's fit of its cross-products (optimizer summary and solution)."""
 
     formula: Formula
     design: Design
-    model: PlsModel
-    opt: OptSummary
-    sol: PlsSolution
-    theta_scaled: np.ndarray | None = None   # theta in the rescaled units, when scaling.py rescaled the fit
+    engine: EngineFit
+    _result: FitResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products the engine fitted (in its stored units)."""
+        return self.engine.cp
+
+    @property
+    def model(self):
+        """The objective, solve and deviance parts in original units (a PlsModel or ScaledModel)."""
+        return self.engine.model
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.engine.opt
+
+    @property
+    def sol(self) -> PlsSolution:
+        return self.engine.sol
+
+    @property
+    def theta_scaled(self) -> np.ndarray | None:
+        """theta in the rescaled units, when scaling.py rescaled the fit."""
+        return self.engine.theta_stored if self.engine.scaled else None
 
     @property
     def reml(self) -> bool:
@@ -37,8 +62,7 @@ class FittedModel:
 
     def vcov(self) -> np.ndarray:
         """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
-        RXinv = np.linalg.inv(self.sol.RX)
-        return self.sol.sigma ** 2 * RXinv @ RXinv.T
+        return self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX)
 
     def fitted(self) -> np.ndarray:
         """X beta + Z b (+ the offset) for the fitting rows."""
@@ -47,6 +71,10 @@ class FittedModel:
     def offset(self) -> np.ndarray | float:
         """The offset() terms' sum for the fitting rows (0 without)."""
         return 0.0 if self.design.offset is None else self.design.offset
+
+    def inputs(self):
+        """(X, y, blocks) of the rows as the engine fitted them (see engine_inputs)."""
+        return engine_inputs(self.design)
 
     def z_times_b(self) -> np.ndarray:
         """Z b, block by block, without forming Z."""
@@ -74,8 +102,10 @@ class FittedModel:
         return -0.5 * self.sol.objective
 
     def result(self) -> FitResult:
-        """Assemble the FitResult that every renderer shows."""
-        return assemble(self)
+        """The FitResult that every renderer shows, assembled once (callers may extend it, e.g. with df)."""
+        if self._result is None:
+            self._result = assemble(self)
+        return self._result
 
 
 def engine_inputs(design: Design):
@@ -96,14 +126,48 @@ def log_det_weights(design: Design) -> float:
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
+    # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
+    fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
+    fm = FittedModel(formula, design, fit)
+    check_representable(fm)
+    return fm
+
+
+def _representable(fm: FittedModel) -> bool:
+    """Whether sigma^2, Var(beta) and the random-effect covariances are finite, and Var(beta_j) > 0."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        s2 = np.float64(fm.sol.sigma) ** 2
+        if not (np.isfinite(s2) and (s2 > 0 or fm.sol.sigma == 0)):
+            return False
+        V = fm.vcov()
+        covs = fm.covariances()
+    nonzero = (np.diag(V) > 0) | (np.asarray(fm.sol.beta) == 0)
+    return bool(np.all(np.isfinite(V)) and np.all(nonzero) and all(np.all(np.isfinite(C)) for C in covs))
+
+
+def check_representable(fm: FittedModel) -> None:
+    """Refuse, as one clear error, a fit whose variances do not fit in double precision.
+
+    The engine fits any finite data (it works in rescaled units), but the answer's variances are the
+    squares of the data's scales: a response of 1e300 has a residual variance of ~1e600 (overflow),
+    a covariate of 1e200 gives coefficient variances of ~1e-400 (underflow to 0).
+    """
+    if _representable(fm):
+        return
+    d = fm.design
+    cols = [(d.response, d.y)] + [(n, d.X[:, j]) for j, n in enumerate(d.fixed_names) if n != "(Intercept)"]
+    name, v = max(cols, key=lambda c: abs(np.log10(max(np.max(np.abs(c[1])), 1e-308))) if len(c[1]) else 0.0)
+    top = float(np.max(np.abs(v))) if len(v) else float("nan")
+    raise NumericalError(f"the fit's variances cannot be represented in double precision: '{name}' has "
+                         f"values of magnitude {top:.3g}, whose squares overflow or underflow",
+                         hint=f"rescale '{name}' (e.g. divide or multiply it by a power of ten) and refit")
+
+
+def crossproducts(design: Design) -> CrossProducts:
+    """The cross-products of the design's engine inputs, in the units scaling.py chooses for them."""
     X, y, blocks = engine_inputs(design)
-    model = PlsModel(X, y, blocks, reml=reml)
-    opt, sol, theta_scaled = optimize_and_solve(model, X, y, blocks)
-    ldw = log_det_weights(design)
-    if ldw:   # the weighted model's criterion: the engine's value for the sqrt(w)-scaled rows - log|W|
-        sol = replace(sol, objective=sol.objective - ldw)
-        opt = replace(opt, fmin=opt.fmin - ldw)
-    return FittedModel(formula, design, model, opt, sol, theta_scaled)
+    units = choose_scaling(X, y, blocks)
+    return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",
