@@ -75,7 +75,7 @@ def fit(
         if family is None:
             raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                        level, fmt, output, strict, save)
+                        level, fmt, output, strict, save, nsim, seed)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 

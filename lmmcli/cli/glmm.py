@@ -67,15 +67,15 @@ def glmm_shown(report) -> Shown:
 
 def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: int, weights: Optional[str],
              factor, ref, ci: Optional[str], level: float, fmt: OutFormat, output: Optional[Path],
-             strict: bool, save: Optional[Path] = None) -> None:
-    """Fit the GLMM and write its summary (and the model with --save); --ci wald only (so far)."""
+             strict: bool, save: Optional[Path] = None, nsim: int = 1000, seed: Optional[int] = None) -> None:
+    """Fit the GLMM and write its summary (and the model with --save); --ci wald or boot."""
     from lmmcli import glmm
     from lmmcli.errors import UsageError
     from lmmcli.formula import parse_formula
     from lmmcli.glmm.result import assemble, attach_wald
 
-    if ci is not None and ci != "wald":
-        raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald")
+    if ci is not None and ci not in ("wald", "boot"):
+        raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald or --ci boot")
     parse_formula(formula)
     refs = parse_refs(ref)
     df, source = load_data(data)
@@ -87,8 +87,14 @@ def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: in
         from lmmcli.predict.saved_model import dumps
 
         write_text(str(save), dumps(state_from_glmm(fm)), inputs=(data,))
-    if ci is not None:
+    if ci == "wald":
         attach_wald(report, level)
+    elif ci == "boot":
+        from lmmcli.cli.common import progress_bar
+        from lmmcli.glmm.bootstrap import attach_boot
+
+        with progress_bar("bootstrap", nsim) as progress:
+            attach_boot(report, fm, level, nsim, seed, progress)
     write(glmm_shown(report), fmt, output, inputs=(data,))
     echo_warnings(report.warnings, strict)
 
