@@ -196,6 +196,8 @@ class GlmmModel:
         beta = np.zeros(self.p) if joint else np.asarray(beta, dtype=float)
         eta = (self.eta0 if start is None else start).copy()
         mu, _ = self.mean(eta)
+        if mu is None:
+            raise NumericalError("PIRLS cannot start: the linear predictor is not finite")
         u = np.zeros(self.q)
         old, converged, RXtRX = np.inf, False, None
         for it in range(1, GLMER_MAXIT + 1):
