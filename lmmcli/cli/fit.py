@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
+from lmmcli.cli.app import (Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
                             Strict, command)
 from lmmcli.cli.by import fit_by_command
 from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
@@ -50,6 +50,8 @@ def fit(
     seed: Seed = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
@@ -117,6 +119,8 @@ def compare(
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
     from lmmcli.compare import compare as run_compare
