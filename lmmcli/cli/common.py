@@ -150,11 +150,17 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
     write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref):
+def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
-    fit's warnings, so --strict means the same with --model as without."""
+    fit's warnings, so --strict means the same with --model as without. glmm: the --family, --link,
+    --nagq and --weights options (lmmcli.cli.glmm.glmm_options), for a GLMM."""
     from lmmcli.errors import UsageError
+
+    if glmm and model is None:
+        from lmmcli.cli.glmm import glmm_state
+
+        return glmm_state(data, formula, factor, ref, **glmm)
 
     if model is not None:
         if formula is not None or ml or factor or ref:

@@ -11,6 +11,7 @@ import typer
 
 from lmmcli.cli.app import Decimal, Delimiter, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit, terminal_width, use_color
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 
 
 class PlotKind(str, Enum):
@@ -31,7 +32,8 @@ def _plot_figure(kind: PlotKind, fm, result, df, level: float, x, highlight: int
     return plot.diagnostics_figure(plotdata.diagnostics(fm))
 
 
-def _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict):
+def _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict,
+                  glmm=None):
     """Check the options before fitting, fit, then draw to the file or the terminal."""
     from lmmcli.errors import UsageError
 
@@ -43,6 +45,8 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
         from lmmcli.render.figures import image_format
 
         image_format(str(output))
+    if glmm is not None:
+        return _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm)
     fm, df = read_and_fit(data, formula, ml, factor, ref)
     result = fm.result()
     if terminal:
@@ -55,6 +59,33 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
         from lmmcli.render.figures import save
 
         save(_plot_figure(kind, fm, result, df, level, x, highlight, seed), str(output), seed, inputs=(data,))
+    echo_warnings(result.warnings, strict)
+
+
+def _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm):
+    """plot ranef|resid for a GLMM (caterpillar of the conditional modes; Pearson residual diagnostics)."""
+    from lmmcli import glmm as glmm_lib
+    from lmmcli.cli.common import load_data, parse_refs
+    from lmmcli.errors import UsageError
+    from lmmcli.glmm.result import assemble, diagnostics
+    from lmmcli.predict.plotdata import caterpillar
+
+    if kind == PlotKind.fitted:
+        raise UsageError("plot fitted is not available with --family yet; use ranef or resid")
+    df, source = load_data(data)
+    fm = glmm_lib.glmer(formula, df, glmm["family"], glmm["link"], glmm["nagq"], glmm["weights"],
+                        tuple(factor or ()), parse_refs(ref), source)
+    result = assemble(fm)
+    if terminal:
+        from lmmcli.render.terminal_plot import caterpillar_text
+
+        sys.stdout.write(caterpillar_text(caterpillar(result, level), width=terminal_width(), color=use_color(output)))
+    else:
+        from lmmcli.render import figures as plot
+
+        fig = (plot.caterpillar_figure(caterpillar(result, level)) if kind == PlotKind.ranef
+               else plot.diagnostics_figure(diagnostics(fm)))
+        plot.save(fig, str(output), 0, inputs=(data,))
     echo_warnings(result.warnings, strict)
 
 
@@ -85,8 +116,13 @@ def plot(
     factor: Factor = None,
     ref: Ref = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
 ):
     """Draw a fitted model: caterpillar plot, group trajectories or diagnostics (PNG or SVG; needs matplotlib)."""
-    _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict)
+    _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict,
+                  glmm_options(family, link, nagq, weights))
