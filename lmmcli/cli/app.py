@@ -85,6 +85,7 @@ Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
 
 # -- input dialect: --delimiter and --decimal, recorded by their callbacks for common.load_data -------
 DIALECT = {"delimiter": None, "decimal": "."}
+DATA_WARNINGS: list = []    # warnings about the data as read (a numeric-looking text column): --strict counts them
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "bar": "|", "pipe": "|"}
 
 
@@ -231,3 +232,4 @@ def root(
 ):
     """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""
     DIALECT.update(delimiter=None, decimal=".")
+    DATA_WARNINGS.clear()

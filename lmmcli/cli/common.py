@@ -32,10 +32,12 @@ def note(message: str) -> None:
 
 
 def echo_warnings(warnings, strict: bool) -> None:
-    """Warnings go to stderr too; under --strict any warning ends the run with code 3."""
+    """Warnings go to stderr too; under --strict any warning (the data's included) ends the run with code 3."""
+    from lmmcli.cli.app import DATA_WARNINGS
+
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
-    if strict and warnings:
+    if strict and (warnings or DATA_WARNINGS):
         raise typer.Exit(EXIT_STRICT)
 
 
@@ -54,8 +56,12 @@ def load_data(data: str):
     encoding_note = df.attrs.get("encoding_note")
     if encoding_note:
         note(encoding_note)
+    from lmmcli.cli.app import DATA_WARNINGS
+
     for line in read_warnings(df, source_name(data)):
         sys.stderr.write(line)
+        if line.startswith("warning:"):
+            DATA_WARNINGS.append(line)
     return df, source_name(data)
 
 
