@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmmcli.cli.app import CiMethod, DataArg, DfMethod, Factor, FormulaArg, Level, Ml, Ref, Seed, Strict, command
-from lmmcli.cli.common import echo_warnings, note, read_and_fit
+from lmmcli.cli.common import echo_warnings, note, read_and_fit, source_name
 
 
 def versions() -> dict:
@@ -89,6 +89,6 @@ def report(
         note(message)
     figs = report_figures(fm, frame, fm.result(), level, x, None, seed or 0)
     command_line = "lmm report " + shlex.join(ctx.meta.get("lmm.args", []))
-    page = report_html(analysis.report, analysis.mixed, figs, command_line, versions(), Path(data).name)
+    page = report_html(analysis.report, analysis.mixed, figs, command_line, versions(), source_name(data))
     write_text(str(output), page, inputs=(data,))
     echo_warnings(analysis.report.warnings, strict)
