@@ -76,6 +76,8 @@ def fit(
             raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
         if save is not None:
             raise UsageError("--save is not available with --family yet")
+        if by is not None or jobs is not None:
+            raise UsageError("--by and --jobs are not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
                         level, fmt, output, strict)
     if ci is not None:
