@@ -160,3 +160,9 @@ def test_analysis_commands_write_real_parquet(command, tmp_path):
     res = run(*command, "-o", str(out))
     assert res.exit_code == 0, res.stderr
     assert pq.read_table(out).num_rows >= 1
+
+
+def test_parquet_to_a_pipe():
+    res = runner.invoke(app, [*COMMANDS["ranef"], "-f", "parquet"])
+    assert res.exit_code == 0 and res.stdout_bytes[:4] == b"PAR1"
+    assert pq.read_table(io.BytesIO(res.stdout_bytes)).num_rows == 36
