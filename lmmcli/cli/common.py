@@ -46,13 +46,34 @@ def source_name(data: str) -> str:
 
 def load_data(data: str):
     """Read the data file; (data frame, its name for messages). An encoding fallback is noted on stderr."""
+    from lmmcli.cli.app import DIALECT
     from lmmcli.io.read import read_table
+    from lmmcli.io.text import Dialect
 
-    df = read_table(data)
+    df = read_table(data, dialect=Dialect(DIALECT["delimiter"], DIALECT["decimal"]))
     encoding_note = df.attrs.get("encoding_note")
     if encoding_note:
         note(encoding_note)
+    for line in read_warnings(df, source_name(data)):
+        sys.stderr.write(line)
     return df, source_name(data)
+
+
+def read_warnings(df, name: str) -> list[str]:
+    """Lines for stderr about columns that did not read as they look: numbers made text by a few odd
+    values, columns of a type lmm cannot read (left out)."""
+    from lmmcli.io.text import decimal_commas
+
+    out = []
+    for col, odd in df.attrs.get("numeric_text", {}).items():
+        shown = ", ".join(f"'{v}'" for v in odd)
+        fix = "give --decimal , to read decimal commas" if decimal_commas(odd) else \
+            "write missing values as NA or leave them empty"
+        out.append(f"warning: column '{col}' of {name} looks numeric, but values such as {shown} are not "
+                   f"numbers, so it is read as text (a factor); {fix}\n")
+    for col, why in df.attrs.get("unreadable", {}).items():
+        out.append(f"note: column '{col}' of {name} has a type lmm cannot read ({why}); it is left out\n")
+    return out
 
 
 def read_and_fit(data: str, formula: str, ml: bool, factor, ref):
@@ -106,7 +127,8 @@ def progress_bar(label: str, total: int, show: bool = True):
 # -- saved models ----------------------------------------------------------------------------------
 def save_model(fm, path: Path, data: str, frame=None) -> None:
     """Write the fitted model as versioned JSON (atomically); with the fitting data frame, also the section
-    `lmm anova|emmeans --model` read."""
+    `lmm anova|emmeans --model` read. '-' is standard output (the report then goes to -o FILE:
+    check_outputs refuses both on stdout)."""
     from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.predict.saved_model import dumps
@@ -116,14 +138,23 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
         from lmmcli.predict.saved_analysis import analysis_section
 
         extra = analysis_section(fm, frame)
+    if str(path) == "-":
+        sys.stdout.write(dumps(state_from_fit(fm), extra))
+        return
     write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref):
+def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
-    fit's warnings, so --strict means the same with --model as without."""
+    fit's warnings, so --strict means the same with --model as without. glmm: the --family, --link,
+    --nagq and --weights options (lmmcli.cli.glmm.glmm_options), for a GLMM."""
     from lmmcli.errors import UsageError
+
+    if glmm and model is None:
+        from lmmcli.cli.glmm import glmm_state
+
+        return glmm_state(data, formula, factor, ref, **glmm)
 
     if model is not None:
         if formula is not None or ml or factor or ref:

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
+from lmmcli.cli.app import (Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
                             Strict, command)
 from lmmcli.cli.by import fit_by_command
 from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
@@ -50,6 +50,8 @@ def fit(
     seed: Seed = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
@@ -74,12 +76,10 @@ def fit(
 
         if family is None:
             raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
-        if save is not None:
-            raise UsageError("--save is not available with --family yet")
         if by is not None or jobs is not None:
             raise UsageError("--by and --jobs are not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                        level, fmt, output, strict)
+                        level, fmt, output, strict, save, nsim, seed)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
@@ -119,16 +119,29 @@ def compare(
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
+    from lmmcli.cli.glmm import glmm_options
     from lmmcli.compare import compare as run_compare
     from lmmcli.render import formats, tables
 
     fmt = choose_format(format, output, OutFormat.table)
     refs = parse_refs(ref)
+    options = glmm_options(family, link, nagq, weights)
     df, source = load_data(data)
-    result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
-                         source=source)
+    if options is not None:
+        from lmmcli.glmm.compare import compare_glmms
+
+        result = compare_glmms(formulas, df, factors=tuple(factor or ()), refs=refs, source=source, **options)
+    else:
+        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
+                             source=source)
     shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
                   lambda width, color: tables.compare_table(result, width=width, color=color))
     write(shown, fmt, output, inputs=(data,))

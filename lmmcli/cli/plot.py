@@ -10,8 +10,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
+from lmmcli.cli.app import Decimal, Delimiter, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit, terminal_width, use_color
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 
 
 class PlotKind(str, Enum):
@@ -70,6 +71,33 @@ def check_options(d: Drawing, output, terminal: bool) -> None:
         image_format(str(output))
 
 
+def _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm):
+    """plot ranef|resid for a GLMM (caterpillar of the conditional modes; Pearson residual diagnostics)."""
+    from lmmcli import glmm as glmm_lib
+    from lmmcli.cli.common import load_data, parse_refs
+    from lmmcli.errors import UsageError
+    from lmmcli.glmm.result import assemble, diagnostics
+    from lmmcli.predict.plotdata import caterpillar
+
+    if kind == PlotKind.fitted:
+        raise UsageError("plot fitted is not available with --family yet; use ranef or resid")
+    df, source = load_data(data)
+    fm = glmm_lib.glmer(formula, df, glmm["family"], glmm["link"], glmm["nagq"], glmm["weights"],
+                        tuple(factor or ()), parse_refs(ref), source)
+    result = assemble(fm)
+    if terminal:
+        from lmmcli.render.terminal_plot import caterpillar_text
+
+        sys.stdout.write(caterpillar_text(caterpillar(result, level), width=terminal_width(), color=use_color(output)))
+    else:
+        from lmmcli.render import figures as plot
+
+        fig = (plot.caterpillar_figure(caterpillar(result, level)) if kind == PlotKind.ranef
+               else plot.diagnostics_figure(diagnostics(fm)))
+        plot.save(fig, str(output), 0, inputs=(data,))
+    echo_warnings(result.warnings, strict)
+
+
 @command(examples=(
     'lmm plot ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o ranef.png',
     'lmm plot fitted sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --groups 308,309 -o fitted.svg',
@@ -107,6 +135,12 @@ def plot(
     factor: Factor = None,
     ref: Ref = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Draw a fitted model: caterpillar plot, group trajectories, random-effect densities or diagnostics (PNG,
     SVG or PDF; needs matplotlib)."""
@@ -116,6 +150,11 @@ def plot(
     check_options(d, output, terminal)
     if any(v is not None and v <= 0 for v in (width, height)):
         raise UsageError("--width and --height are inches, greater than 0")
+    glmm = glmm_options(family, link, nagq, weights)
+    if glmm is not None:
+        if kind == PlotKind.density or d.groups or width or height:
+            raise UsageError("--family plots ranef or resid, without --groups, --width or --height (so far)")
+        return _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm)
     fm, df = read_and_fit(data, formula, ml, factor, ref)
     result = fm.result()
     if terminal:
