@@ -70,7 +70,8 @@ Factor = Annotated[Optional[List[str]], typer.Option("--factor", metavar="COL", 
 Ref = Annotated[Optional[List[str]], typer.Option("--ref", metavar="COL=LEVEL", show_default=False,
                                                   help="reference level of a factor (repeatable)")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
-                                                help="write the output to this file (atomically)")]
+                                                help="write the output to this file (atomically); its extension "
+                                                     "chooses the format; '-' is standard output")]
 Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 if the fit has any warning")]
 Level = Annotated[float, typer.Option("--level", help="level of the intervals")]
 Model = Annotated[Optional[Path], typer.Option("--model", metavar="FILE", show_default=False,

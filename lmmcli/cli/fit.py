@@ -76,6 +76,8 @@ def fit(
 
         if family is None:
             raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
+        if by is not None or jobs is not None:
+            raise UsageError("--by and --jobs are not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
                         level, fmt, output, strict, save, nsim, seed)
     if ci is not None:
