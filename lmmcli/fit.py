@@ -51,6 +51,12 @@ class FittedModel:
             out += np.einsum("ij,ij->i", blk.Z, b[blk.codes])
         return out
 
+    def residual_quantiles(self) -> dict[str, float]:
+        """Min, quartiles and max of the scaled residuals (y - fitted) / sigma."""
+        r = (self.design.y - self.fitted()) / self.sol.sigma
+        q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+        return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
+
     def covariances(self) -> list[np.ndarray]:
         """Each random term's covariance matrix, sigma^2 T T'."""
         Ts = split_theta(self.blocks, self.sol.theta)
@@ -64,7 +70,7 @@ class FittedModel:
         return bool(np.any((lower == 0) & (theta < tol)))
 
     def npar(self) -> int:
-        return len(self.sol.theta) + self.design.X.shape[1] + 1
+        return len(self.sol.theta) + len(self.sol.beta) + 1
 
     def loglik(self) -> float:
         return -0.5 * self.sol.objective
@@ -123,9 +129,7 @@ def _random_effects(fm: FittedModel) -> list[RandomEffect]:
 
 
 def _scaled_residuals(fm: FittedModel) -> dict[str, float]:
-    r = (fm.design.y - fm.fitted()) / fm.sol.sigma
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
-    return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
+    return fm.residual_quantiles()
 
 
 def _warnings(fm: FittedModel, singular: bool) -> list[str]:
@@ -140,7 +144,7 @@ def _warnings(fm: FittedModel, singular: bool) -> list[str]:
 
 def assemble(fm: FittedModel) -> FitResult:
     """The FitResult of a fitted model (lme4's summary)."""
-    n, p = fm.design.n, fm.design.X.shape[1]
+    n, p = fm.design.n, len(fm.sol.beta)
     npar, ll = fm.npar(), fm.loglik()
     singular = fm.is_singular()
     vcs, cors = _variance_components(fm)

@@ -75,6 +75,12 @@ FactorOpt = typer.Option(None, "--factor", help="treat this numeric column as a 
 RefOpt = typer.Option(None, "--ref", help="reference level of a factor, COL=LEVEL (repeatable)")
 OutputOpt = typer.Option(None, "--output", "-o", help="write the output to this file (atomically)")
 StrictOpt = typer.Option(False, "--strict", help="exit with code 3 if the fit has any warning")
+EngineOpt = typer.Option("auto", "--engine", help="who reads and aggregates the rows: memory, duckdb (data bigger "
+                         "than memory; globs, directories of parts), spark, or auto (memory when the data fits "
+                         "comfortably, else duckdb)")
+ThreadsOpt = typer.Option(None, "--threads", help="--engine duckdb: number of threads")
+MemoryLimitOpt = typer.Option(None, "--memory-limit", help="--engine duckdb: memory limit, e.g. 2GB (spills to disk)")
+SparkMasterOpt = typer.Option(None, "--spark-master", help="--engine spark: the Spark master (default local[*])")
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -144,16 +150,39 @@ def echo_warnings(warnings, strict: bool) -> None:
         raise typer.Exit(EXIT_STRICT)
 
 
-def read_and_fit(data: str, formula: str, ml: bool, factor, ref):
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None):
     """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
-    and --ref are checked before the data is read, so their mistakes are reported first."""
+    and --ref are checked before the data is read, so their mistakes are reported first. With an
+    aggregation engine (engine: aggregate.choose.EngineOptions) the rows are never loaded: the frame is None."""
     from lmmcli.fit import fit
     from lmmcli.formula import parse_formula
 
     parsed = parse_formula(formula)
     refs = parse_refs(ref)
+    if engine is not None:
+        from lmmcli.aggregate.choose import choose_engine, make_runner
+
+        name = choose_engine(data, engine.engine)
+        if name != "memory":
+            from lmmcli.fit_scale import fit_source
+
+            runner = make_runner(name, data, engine)
+            try:
+                return fit_source(parsed.text, runner, reml=not ml, factors=tuple(factor or ()), refs=refs,
+                                  source=source_name(data)), None
+            finally:
+                runner.close()
     df, source = load_data(data)
-    return fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source), df
+    fm = fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source)
+    fm.engine = "memory"
+    return fm, df
+
+
+def engine_options(engine: str, threads, memory_limit, spark_master):
+    """The shared engine options as one value for read_and_fit."""
+    from lmmcli.aggregate.choose import EngineOptions
+
+    return EngineOptions(engine, threads, memory_limit, spark_master)
 
 
 def source_name(data: str) -> str:

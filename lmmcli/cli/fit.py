@@ -8,7 +8,7 @@ from typing import List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, FactorOpt, Format, FormulaArg, MlOpt, OutputOpt, RefOpt, StrictOpt, app, emit_report, load_data, parse_refs, progress_bar, read_and_fit, run_guarded, save_model)
+from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, EngineOpt, FactorOpt, Format, FormulaArg, MemoryLimitOpt, MlOpt, OutputOpt, RefOpt, SparkMasterOpt, StrictOpt, ThreadsOpt, app, emit_report, engine_options, load_data, parse_refs, progress_bar, read_and_fit, run_guarded, save_model)
 
 
 @app.command()
@@ -32,6 +32,10 @@ def fit(
     strict: bool = StrictOpt,
     save: Optional[Path] = typer.Option(None, "--save", help="also save the fitted model as JSON, for "
                                         "`lmm predict --model FILE` (written atomically)"),
+    engine: str = EngineOpt,
+    threads: Optional[int] = ThreadsOpt,
+    memory_limit: Optional[str] = MemoryLimitOpt,
+    spark_master: Optional[str] = SparkMasterOpt,
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
 
@@ -42,7 +46,8 @@ def fit(
             from lmmcli.inference.confint import check_options
 
             check_options(ci.value, level, nsim)
-        fm, _ = read_and_fit(data, formula, ml, factor, ref)
+        fm, _ = read_and_fit(data, formula, ml, factor, ref, engine_options(engine, threads, memory_limit,
+                                                                            spark_master))
         if save is not None:
             save_model(fm, save, data)
         if not fm.blocks:
@@ -56,6 +61,7 @@ def fit(
 
         with progress_bar("bootstrap", nsim) as progress:
             result = summarize(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
+        result.extra["engine"] = fm.engine
         emit_report(result, format, render.fit_table, output, data, strict)
 
     run_guarded(body)

@@ -252,8 +252,12 @@ def model_columns(terms, intercept: bool, spec: ModelSpec, ev: Evaluator):
 
 def aliased_columns(X: np.ndarray) -> list[int]:
     """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns)."""
-    XtX = X.T @ X
-    p = X.shape[1]
+    return aliased_from_gram(X.T @ X)
+
+
+def aliased_from_gram(XtX: np.ndarray) -> list[int]:
+    """aliased_columns from X'X alone (what an aggregated fit has)."""
+    p = XtX.shape[1]
     L = np.zeros((p, p))
     keep, drop = [], []
     for j in range(p):

@@ -202,7 +202,7 @@ def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
         Vadj, df = kenward_roger(fm)
         return FixedInference(method, np.sqrt(np.diag(Vadj)), df, Vadj)
     V = fm.vcov()
-    n, p = fm.design.X.shape
+    n, p = fm.design.n, len(fm.sol.beta)
     if method == "satterthwaite":
         df = satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, V) if p else np.zeros(0)
     else:
