@@ -161,3 +161,35 @@ def assemble(fm: FittedModel) -> FitResult:
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
         scaled_residuals=_scaled_residuals(fm),
     )
+
+
+# -- the report of a formula: lmer's summary, or lm's when there is no random term ---------------
+CI_WITHOUT_RANDOM_NOTE = "--ci is for mixed models; this formula has no random terms, so no intervals are computed"
+
+
+@dataclass
+class Analysis:
+    """What `lmm fit` reports: the fitted model, its report (FitResult, or lm.LmResult for a formula
+    without random terms) and notes on how it was made."""
+
+    fitted: FittedModel
+    report: object
+    notes: list[str]
+
+    @property
+    def mixed(self) -> bool:
+        return bool(self.fitted.blocks)
+
+
+def analyze(fm: FittedModel, df_method: str = "satterthwaite", ci: str | None = None, level: float = 0.95,
+            nsim: int = 1000, seed: int | None = None, progress=None) -> Analysis:
+    """lmer + lmerTest's summary of a mixed model (with intervals when ci is given), or summary(lm())
+    when the formula has no random terms; progress(done, total) follows a bootstrap."""
+    if not fm.blocks:
+        from lmmcli.lm import fit_lm
+
+        notes = [CI_WITHOUT_RANDOM_NOTE] if ci is not None else []
+        return Analysis(fm, fit_lm(fm.formula, fm.design), notes)
+    from lmmcli.inference.summary import summarize
+
+    return Analysis(fm, summarize(fm, df_method, ci, level, nsim, seed, progress), [])

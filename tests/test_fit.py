@@ -120,3 +120,17 @@ def test_json_document_is_complete(fits):
         assert key in d
     assert d["variance_components"][-1]["group"] == "Residual"
     assert set(d["fixed_effects"][0]) >= {"term", "estimate", "std_error", "statistic"}
+
+
+# -- analyze: the library, not the CLI, decides lmer or lm -----------------------------------------
+def test_analyze_reports_lm_without_random_terms_and_lmer_with(sleepstudy):
+    from lmmcli.fit import analyze, fit
+    from lmmcli.lm import LmResult
+    from lmmcli.results import FitResult
+
+    plain = analyze(fit("Reaction ~ Days", sleepstudy), ci="wald")
+    assert isinstance(plain.report, LmResult) and not plain.mixed
+    assert plain.notes and plain.notes[0].startswith("--ci is for mixed models")
+    mixed = analyze(fit("Reaction ~ Days + (1|Subject)", sleepstudy))
+    assert isinstance(mixed.report, FitResult) and mixed.mixed and mixed.notes == []
+    assert mixed.report.to_dict()["df_method"] == "satterthwaite"

@@ -23,6 +23,6 @@ def main() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app()
-    except KeyboardInterrupt:  # Ctrl-C while typer builds the command, outside run_guarded: no traceback
+    except KeyboardInterrupt:  # Ctrl-C while typer builds the command, outside the command guard: no traceback
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import (DataArg, FactorOpt, FormulaArg, LevelOpt, MlOpt, RefOpt, StrictOpt, app, echo_warnings, read_and_fit, run_guarded, terminal_width, use_color)
+from lmmcli.cli.app import DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
+from lmmcli.cli.common import echo_warnings, read_and_fit, terminal_width, use_color
 
 
-# -- pictures and simulation (lmmcli.predict.plotdata, lmmcli.render.figures, lmmcli.render.terminal_plot, lmmcli.predict.simulate) -------
 class PlotKind(str, Enum):
     ranef = "ranef"
     fitted = "fitted"
@@ -58,24 +58,29 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
     echo_warnings(result.warnings, strict)
 
 
-@app.command()
+@command()
 def plot(
-    kind: PlotKind = typer.Argument(..., help="ranef (caterpillar of the random effects), fitted (each group's "
-                                    "data and predicted line) or resid (residual and QQ diagnostics)"),
-    data: str = DataArg,
-    formula: str = FormulaArg,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="image file, .png or .svg (written atomically)"),
-    terminal: bool = typer.Option(False, "--terminal", help="ranef only: draw the caterpillar as text on stdout"),
-    level: float = LevelOpt,
-    x: Optional[str] = typer.Option(None, "--x", help="fitted: the predictor on the x axis (default: the first "
-                                    "numeric one in the formula)"),
-    highlight: int = typer.Option(6, "--highlight", help="fitted: how many groups (a seeded sample) to draw in bold"),
-    seed: int = typer.Option(0, "--seed", help="seed of the sample of bold groups; same seed, same file"),
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    strict: bool = StrictOpt,
+    kind: Annotated[PlotKind, typer.Argument(
+        show_default=False, help="ranef (caterpillar of the random effects), fitted (each group's data and "
+                                 "predicted line) or resid (residual and QQ diagnostics)")],
+    data: DataArg,
+    formula: FormulaArg,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", metavar="FILE", show_default=False,
+        help="image file, .png or .svg (written atomically)")] = None,
+    terminal: Annotated[bool, typer.Option(
+        "--terminal", help="ranef only: draw the caterpillar as text on stdout")] = False,
+    level: Level = 0.95,
+    x: Annotated[Optional[str], typer.Option(
+        "--x", metavar="COL", show_default=False,
+        help="fitted: the predictor on the x axis (default: the first numeric one in the formula)")] = None,
+    highlight: Annotated[int, typer.Option(
+        "--highlight", help="fitted: how many groups (a seeded sample) to draw in bold")] = 6,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the sample of bold groups; same seed, same file")] = 0,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    strict: Strict = False,
 ):
     """Draw a fitted model: caterpillar plot, group trajectories or diagnostics (PNG or SVG; needs matplotlib)."""
-    run_guarded(lambda: _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml,
-                                      factor, ref, strict))
+    _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict)

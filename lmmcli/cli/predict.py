@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (FactorOpt, IntervalKind, LevelOpt, MlOpt, ModelOpt, OptDataArg, OptFormulaArg, OutputOpt, PredictFormat, RefOpt, RowsFormat, StrictOpt, app, echo_warnings, emit, load_data, model_state, run_guarded, terminal_width, use_color)
+from lmmcli.cli.app import (Factor, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg, Output, PredictFormat,
+                            Ref, RowsFormat, Strict, app, command, guarded)
+from lmmcli.cli.common import echo_warnings, emit, load_data, model_state, terminal_width, use_color
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -57,40 +59,38 @@ def emit_predictions(p, format, output: Optional[Path], inputs) -> None:
     emit(text, output, inputs)
 
 
-@app.command()
+@command()
 def predict(
-    data: Optional[str] = OptDataArg,
-    formula: Optional[str] = OptFormulaArg,
-    model: Optional[Path] = ModelOpt,
-    newdata: Optional[str] = typer.Option(None, "--newdata", help="rows to predict (default: the fitting data)"),
-    population: bool = typer.Option(False, "--population",
-                                    help="population-level predictions, random effects at 0 (lme4's re.form = NA)"),
-    interval: Optional[IntervalKind] = typer.Option(None, "--interval",
-                                                    help="confidence (for the mean) or prediction (a new observation)"),
-    level: float = LevelOpt,
-    keep: Optional[List[str]] = typer.Option(None, "--keep", help="carry this input column into the output (repeatable)"),
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    format: PredictFormat = typer.Option(PredictFormat.csv, "--format", "-f",
-                                         help="csv or json; -o FILE.parquet writes Parquet"),
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: OptDataArg = None,
+    formula: OptFormulaArg = None,
+    model: Model = None,
+    newdata: Annotated[Optional[str], typer.Option(
+        "--newdata", metavar="FILE", show_default=False, help="rows to predict (default: the fitting data)")] = None,
+    population: Annotated[bool, typer.Option(
+        "--population", help="population-level predictions, random effects at 0 (lme4's re.form = NA)")] = False,
+    interval: Annotated[Optional[IntervalKind], typer.Option(
+        "--interval", show_default=False, help="confidence (for the mean) or prediction (a new observation)")] = None,
+    level: Level = 0.95,
+    keep: Annotated[Optional[List[str]], typer.Option(
+        "--keep", metavar="COL", show_default=False, help="carry this input column into the output (repeatable)")] = None,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Annotated[PredictFormat, typer.Option(
+        "--format", "-f", help="csv or json; -o FILE.parquet writes Parquet")] = PredictFormat.csv,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
+    from lmmcli.predict.predict import predict as run_predict
 
-    def body():
-        from lmmcli.predict.predict import predict as run_predict
-
-        state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
-        df, source, path = rows_to_predict(data, model, newdata, frame)
-        p = run_predict(state, df, population=population, interval=interval.value if interval else None,
-                        level=level, keep=tuple(keep or ()), source=source)
-        emit_predictions(p, format, output, inputs=(path,))
-        prediction_notes(p, format == PredictFormat.json and output is None)
-        echo_warnings(warnings, strict)
-
-    run_guarded(body)
+    state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
+    df, source, path = rows_to_predict(data, model, newdata, frame)
+    p = run_predict(state, df, population=population, interval=interval.value if interval else None,
+                    level=level, keep=tuple(keep or ()), source=source)
+    emit_predictions(p, format, output, inputs=(path,))
+    prediction_notes(p, format == PredictFormat.json and output is None)
+    echo_warnings(warnings, strict)
 
 
 def emit_effects(effects, format: RowsFormat, output: Optional[Path], inputs) -> None:
@@ -111,27 +111,24 @@ def effects_command(kind: str):
     """The `lmm ranef` or `lmm coef` command: the same arguments and options, ranef.effects(kind)."""
 
     def command(
-        data: Optional[str] = OptDataArg,
-        formula: Optional[str] = OptFormulaArg,
-        model: Optional[Path] = ModelOpt,
-        level: float = LevelOpt,
-        ml: bool = MlOpt,
-        factor: Optional[List[str]] = FactorOpt,
-        ref: Optional[List[str]] = RefOpt,
-        format: RowsFormat = typer.Option(RowsFormat.table, "--format", "-f", help="table, json or csv"),
-        output: Optional[Path] = OutputOpt,
-        strict: bool = StrictOpt,
+        data: OptDataArg = None,
+        formula: OptFormulaArg = None,
+        model: Model = None,
+        level: Level = 0.95,
+        ml: Ml = False,
+        factor: Factor = None,
+        ref: Ref = None,
+        format: Annotated[RowsFormat, typer.Option("--format", "-f", help="table, json or csv")] = RowsFormat.table,
+        output: Output = None,
+        strict: Strict = False,
     ):
-        def body():
-            from lmmcli.predict.ranef import effects
+        from lmmcli.predict.ranef import effects
 
-            state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
-            emit_effects(effects(state, kind, level), format, output, inputs=(data,))
-            echo_warnings(warnings, strict)
+        state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
+        emit_effects(effects(state, kind, level), format, output, inputs=(data,))
+        echo_warnings(warnings, strict)
 
-        run_guarded(body)
-
-    return command
+    return guarded(command)
 
 
 app.command("ranef", help="Random effects: conditional modes, conditional sds and intervals "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import (FactorOpt, MlOpt, OptFormulaArg, OutputOpt, RefOpt, StrictOpt, app, echo_warnings, emit, read_and_fit, run_guarded)
+from lmmcli.cli.app import Factor, Ml, OptFormulaArg, Output, Ref, Seed, Strict, command
+from lmmcli.cli.common import echo_warnings, emit, read_and_fit
 
 
 def _write_csv(columns: dict, output: Optional[Path], inputs=()) -> None:
@@ -43,42 +44,45 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, outp
     echo_warnings(fm.result().warnings, strict)
 
 
-@app.command()
+@command()
 def simulate(
-    data: Optional[str] = typer.Argument(None, help="with FORMULA: simulate new responses from this fitted model"),
-    formula: Optional[str] = OptFormulaArg,
-    nsim: int = typer.Option(1, "--nsim", help="from a model: number of simulated responses (sim_1..sim_N)"),
-    use_u: bool = typer.Option(False, "--use-u", help="from a model: keep the fitted random effects "
-                               "(lme4's use.u = TRUE) instead of drawing new ones"),
-    groups: Optional[int] = typer.Option(None, "--groups", help="from a specification: number of groups"),
-    per_group: Optional[int] = typer.Option(None, "--per-group", help="rows per group"),
-    fixed: str = typer.Option("2 + 0.5*x", "--fixed", help="fixed part: intercept + coefficient*name terms; "
-                              "each name is a standard normal predictor"),
-    sd_group: Optional[float] = typer.Option(None, "--sd-group", help="sd of the random intercepts"),
-    sd_resid: Optional[float] = typer.Option(None, "--sd-resid", help="sd of the residuals"),
-    sd_slope: float = typer.Option(0.0, "--sd-slope", help="sd of random slopes on the first predictor"),
-    cor: float = typer.Option(0.0, "--cor", help="correlation of random intercepts and slopes"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (same seed, same data)"),
-    ml: bool = MlOpt,
-    factor: Optional[List[str]] = FactorOpt,
-    ref: Optional[List[str]] = RefOpt,
-    output: Optional[Path] = OutputOpt,
-    strict: bool = StrictOpt,
+    data: Annotated[Optional[str], typer.Argument(
+        metavar="[DATA]", show_default=False, help="with FORMULA: simulate new responses from this fitted model")] = None,
+    formula: OptFormulaArg = None,
+    nsim: Annotated[int, typer.Option(
+        "--nsim", help="from a model: number of simulated responses (sim_1..sim_N)")] = 1,
+    use_u: Annotated[bool, typer.Option(
+        "--use-u", help="from a model: keep the fitted random effects (lme4's use.u = TRUE) instead of drawing "
+                        "new ones")] = False,
+    groups: Annotated[Optional[int], typer.Option(
+        "--groups", show_default=False, help="from a specification: number of groups")] = None,
+    per_group: Annotated[Optional[int], typer.Option("--per-group", show_default=False, help="rows per group")] = None,
+    fixed: Annotated[str, typer.Option(
+        "--fixed", help="fixed part: intercept + coefficient*name terms; each name is a standard normal "
+                        "predictor")] = "2 + 0.5*x",
+    sd_group: Annotated[Optional[float], typer.Option(
+        "--sd-group", show_default=False, help="sd of the random intercepts")] = None,
+    sd_resid: Annotated[Optional[float], typer.Option(
+        "--sd-resid", show_default=False, help="sd of the residuals")] = None,
+    sd_slope: Annotated[float, typer.Option("--sd-slope", help="sd of random slopes on the first predictor")] = 0.0,
+    cor: Annotated[float, typer.Option("--cor", help="correlation of random intercepts and slopes")] = 0.0,
+    seed: Seed = None,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    output: Output = None,
+    strict: Strict = False,
 ):
     """Simulate data as CSV: from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
+    from lmmcli.errors import UsageError
 
-    def body():
-        from lmmcli.errors import UsageError
-
-        spec_given = any(v is not None for v in (groups, per_group, sd_group, sd_resid)) or sd_slope or cor
-        if data is not None and spec_given:
-            raise UsageError("simulate either from DATA FORMULA or from --groups/--per-group/--sd-* options, not both")
-        if spec_given and (ml or factor or ref or use_u or nsim != 1):
-            # these only mean something for a fitted model; silently ignoring them would mislead
-            raise UsageError("--nsim, --use-u, --ml, --factor and --ref are for simulating from DATA FORMULA, "
-                             "not from a specification")
-        if data is None:
-            return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output)
-        _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict)
-
-    run_guarded(body)
+    spec_given = any(v is not None for v in (groups, per_group, sd_group, sd_resid)) or sd_slope or cor
+    if data is not None and spec_given:
+        raise UsageError("simulate either from DATA FORMULA or from --groups/--per-group/--sd-* options, not both")
+    if spec_given and (ml or factor or ref or use_u or nsim != 1):
+        # these only mean something for a fitted model; silently ignoring them would mislead
+        raise UsageError("--nsim, --use-u, --ml, --factor and --ref are for simulating from DATA FORMULA, "
+                         "not from a specification")
+    if data is None:
+        return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output)
+    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict)

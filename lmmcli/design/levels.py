@@ -1,10 +1,14 @@
 """Factor levels and their labels as R orders and prints them (308 not 308.0, TRUE/FALSE, numbers in
-numeric order), and the codes of grouping factors and of their interactions (a:b)."""
+numeric order), and the codes of grouping factors and of their interactions (a:b).
+
+Labels round-trip: an integral number prints as an integer, any other number as its shortest repr, so
+two distinct values never share a label (R's 15 significant digits merge 16-digit IDs)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from lmmcli.errors import DataError
 from lmmcli.io.frame import as_frame, column_array, missing
 
 
@@ -17,8 +21,23 @@ def value_labels(values) -> np.ndarray:
     if kind in "iu":
         return v.astype(str).astype(object)
     if kind == "f":
-        return np.array(["%.15g" % x for x in v.tolist()], dtype=object)
-    return np.array([str(x) for x in v.tolist()], dtype=object)
+        return np.array([number_label(x) for x in v.tolist()], dtype=object)
+    return np.array([number_label(x) if isinstance(x, float) else str(x) for x in v.tolist()], dtype=object)
+
+
+EXACT_INTEGER = 2.0 ** 53     # every integer up to here is exactly a float
+
+
+def number_label(x: float) -> str:
+    """A float's label that reads back as the same float: 308 (not 308.0), 0.1, 1e-200, Inf."""
+    if x != x:
+        return "NA"
+    if x in (float("inf"), float("-inf")):
+        return "Inf" if x > 0 else "-Inf"
+    if x.is_integer() and abs(x) < EXACT_INTEGER:
+        return str(int(x))
+    text = repr(x)
+    return text[:-2] if text.endswith(".0") else text
 
 
 def sorted_levels(values) -> tuple[str, ...]:
@@ -64,7 +83,23 @@ def group_codes(df, group: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]
             u, inv = np.unique(combo, return_inverse=True)
             labels = np.array([f"{labels[k // len(lab)]}:{lab[k % len(lab)]}" for k in u], dtype=object)
             codes = inv.astype(np.int64)
+    _check_distinct(group, labels)
     return codes, tuple(labels)
+
+
+def _check_distinct(group, labels) -> None:
+    """Two levels that print alike would be merged by every report and prediction: refuse them
+    (an interaction's ':' can join two different pairs into one label: "a:b" + "c" and "a" + "b:c")."""
+    if len(set(labels)) == len(labels):
+        return
+    seen, dup = set(), None
+    for lab in labels:
+        if lab in seen:
+            dup = lab
+            break
+        seen.add(lab)
+    raise DataError(f"two levels of the grouping factor {':'.join(group)} are both labelled '{dup}'",
+                    hint="rename the levels so that each has its own label")
 
 
 def _factorize(v: np.ndarray, order=None):

@@ -15,6 +15,8 @@ q x q pieces are block-diagonal (sparse); with several they are dense, up to MAX
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -137,14 +139,33 @@ def adjusted_vcov(Phi, P, Q, Wc) -> np.ndarray:
     return Phi + 2 * Phi @ U @ Phi
 
 
-def contrast_df(L, Phi, P, Wc) -> float:
-    """pbkrtest's Lb_ddf: the Kenward-Roger denominator df of the test of L beta = 0 (L one row)."""
+def a1_a2(L, Phi, P, Wc) -> tuple[float, float]:
+    """Kenward & Roger's A1 and A2 for the test of L beta = 0 (pbkrtest's .KR_adjust)."""
     L = np.atleast_2d(L)
     Theta = L.T @ np.linalg.solve(L @ Phi @ L.T, L)
     u = [Theta @ Phi @ Pr @ Phi for Pr in P]
     A1 = sum(Wc[i, j] * np.trace(u[i]) * np.trace(u[j]) for i in range(len(P)) for j in range(len(P)))
     A2 = sum(Wc[i, j] * np.sum(u[i] * u[j].T) for i in range(len(P)) for j in range(len(P)))
-    return _ddf(A1, A2, np.linalg.matrix_rank(L))
+    return float(A1), float(A2)
+
+
+def contrast_df(L, Phi, P, Wc) -> float:
+    """pbkrtest's Lb_ddf: the Kenward-Roger denominator df of the test of L beta = 0 (L one row)."""
+    A1, A2 = a1_a2(L, Phi, P, Wc)
+    return _ddf(A1, A2, np.linalg.matrix_rank(np.atleast_2d(L)))
+
+
+def f_test(L, beta, Phi, P, Wc, Vadj) -> dict:
+    """pbkrtest's KRmodcomp of L beta = 0: q, the denominator df, the F scaling, and the Wald F with the
+    adjusted covariance before (FstatU) and after (F) scaling."""
+    L = np.atleast_2d(L)
+    q = int(np.linalg.matrix_rank(L))
+    A1, A2 = a1_a2(L, Phi, P, Wc)
+    ddf = _ddf(A1, A2, q)
+    scaling = 1.0 if abs(ddf - 2) < 1e-2 else ddf * (1 - A2 / q) / (ddf - 2)
+    Lb = L @ beta
+    FstatU = float(Lb @ np.linalg.solve(L @ Vadj @ L.T, Lb)) / q
+    return {"ndf": q, "ddf": ddf, "scaling": scaling, "FstatU": FstatU, "F": scaling * FstatU}
 
 
 def _ddf(A1: float, A2: float, q: int) -> float:
@@ -173,6 +194,33 @@ def check_feasible(fm) -> None:
             hint="use --df satterthwaite (the default)")
 
 
+@dataclass
+class KRPieces:
+    """What every Kenward-Roger test of the model needs: Phi = Var(beta), pbkrtest's P and W, Phi_A."""
+
+    Phi: np.ndarray
+    P: list
+    Wc: np.ndarray
+    Vadj: np.ndarray
+
+    def df(self, L) -> float:
+        """The df of the t test of one contrast L beta."""
+        return contrast_df(L, self.Phi, self.P, self.Wc)
+
+    def f_test(self, L, beta) -> dict:
+        """KRmodcomp's F test of L beta = 0."""
+        return f_test(L, beta, self.Phi, self.P, self.Wc, self.Vadj)
+
+
+def kr_pieces(fm) -> KRPieces:
+    """Phi, P, W and the adjusted covariance of a REML fit with random terms."""
+    check_feasible(fm)
+    Phi = fm.vcov()
+    P, Q, K = _pqk(_Pieces(fm))
+    Wc = _information_inverse(P, Q, K, Phi)
+    return KRPieces(Phi, P, Wc, adjusted_vcov(Phi, P, Q, Wc))
+
+
 def kenward_roger(fm) -> tuple[np.ndarray, np.ndarray]:
     """(adjusted covariance of beta, df of each coefficient), as lmerTest's summary(ddf = "Kenward-Roger")."""
     check_feasible(fm)
@@ -180,8 +228,5 @@ def kenward_roger(fm) -> tuple[np.ndarray, np.ndarray]:
     p = Phi.shape[0]
     if not fm.blocks:
         return Phi, np.full(p, float(fm.design.n - p))
-    P, Q, K = _pqk(_Pieces(fm))
-    Wc = _information_inverse(P, Q, K, Phi)
-    Vadj = adjusted_vcov(Phi, P, Q, Wc)
-    df = np.array([contrast_df(np.eye(p)[j], Phi, P, Wc) for j in range(p)])
-    return Vadj, df
+    kr = kr_pieces(fm)
+    return kr.Vadj, np.array([kr.df(np.eye(p)[j]) for j in range(p)])

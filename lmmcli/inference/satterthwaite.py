@@ -170,17 +170,34 @@ def vcov_gradients(model, theta, sigma, solve=None) -> list[np.ndarray]:
     return [sigma ** 2 * G for G in grads] + [2.0 * sigma * U]
 
 
+@dataclass
+class VarparPieces:
+    """lmerTest's vcov_beta, vcov_varpar (A) and Jac_list (grads): what the Satterthwaite df of any
+    contrast needs."""
+
+    vcov: np.ndarray
+    A: np.ndarray
+    grads: list
+
+    def df(self, L) -> float:
+        """contest1D's df of the contrast L beta (L one row): 2 (L V L')^2 / (g' A g), g_i = L dV_i L'."""
+        L = np.ravel(np.asarray(L, dtype=float))
+        g = np.array([L @ G @ L for G in self.grads])
+        denom = g @ self.A @ g
+        return float(2.0 * (L @ self.vcov @ L) ** 2 / denom) if denom > 0 else float("inf")
+
+
+def varpar_pieces(model, theta, sigma, vcov: np.ndarray) -> VarparPieces:
+    """A and the gradients of Var(beta) at (theta, sigma), sharing one memo of solves."""
+    solve = Solves(model)
+    return VarparPieces(vcov, varpar_covariance(model, theta, sigma, solve),
+                        vcov_gradients(model, theta, sigma, solve))
+
+
 def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
     """Satterthwaite df of each single coefficient, lmerTest's contest1D."""
-    solve = Solves(model)
-    A = varpar_covariance(model, theta, sigma, solve)
-    grads = vcov_gradients(model, theta, sigma, solve)
-    df = np.empty(vcov.shape[0])
-    for j in range(len(df)):
-        g = np.array([G[j, j] for G in grads])
-        denom = g @ A @ g
-        df[j] = 2.0 * vcov[j, j] ** 2 / denom if denom > 0 else np.inf
-    return df
+    pieces = varpar_pieces(model, theta, sigma, vcov)
+    return np.array([pieces.df(np.eye(vcov.shape[0])[j]) for j in range(vcov.shape[0])])
 
 
 # -- the entry points -----------------------------------------------------------------------------

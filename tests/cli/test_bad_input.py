@@ -285,3 +285,30 @@ def test_sigint_while_fitting_gives_no_traceback(tmp_path):
         assert p.returncode == 130 and err.decode().strip().endswith("error: interrupted")
         assert not out.exists()
     assert [f for f in os.listdir(tmp_path) if f.endswith(".part")] == []
+
+
+# -- issue 13: nothing silently wrong --------------------------------------------------------------
+def _long_ids_csv(path):
+    """20 groups with 16-digit IDs; one missing ID makes the column floating point."""
+    rng = np.random.default_rng(1)
+    g = np.repeat(1234567890123400.0 + np.arange(20), 10)
+    x = np.tile(np.arange(10.0), 20)
+    df = pd.DataFrame({"y": rng.normal(size=200) + np.repeat(rng.normal(size=20), 10) + x, "x": x, "g": g})
+    df.loc[5, "g"] = np.nan
+    df.to_csv(path, index=False)
+
+
+def test_long_numeric_ids_stay_distinct_in_fit_ranef_and_predict(tmp_path):
+    import json
+
+    _long_ids_csv(tmp_path / "ids.csv")
+    args = [str(tmp_path / "ids.csv"), "y ~ x + (1|g)"]
+    fit = json.loads(runner.invoke(app, ["fit", *args, "-f", "json"]).stdout)
+    assert fit["ngroups"] == {"g": 20}
+    ranef = runner.invoke(app, ["ranef", *args, "-f", "csv"]).stdout.splitlines()
+    levels = [line.split(",")[1] for line in ranef[1:]]
+    assert len(levels) == 20 and len(set(levels)) == 20 and "1234567890123419" in levels
+    pred = json.loads(runner.invoke(app, ["predict", *args, "-f", "json"]).stdout)["predictions"]
+    assert [p["new_level"] for p in pred].count(False) == 199
+    fitted = json.loads(runner.invoke(app, ["predict", *args, "-f", "json", "--newdata", args[0]]).stdout)
+    assert fitted["predictions"] == pred

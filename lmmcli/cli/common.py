@@ -1,0 +1,180 @@
+"""What the commands share after parsing: reading DATA, fitting DATA FORMULA, a saved model, writing to stdout
+or -o, warnings and notes on stderr, the terminal's width and colour, the progress bar."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from lmmcli.cli.app import EXIT_STRICT
+
+
+def parse_refs(refs: Optional[List[str]]) -> dict:
+    """--ref COL=LEVEL options as a dict."""
+    from lmmcli.errors import UsageError
+
+    out = {}
+    for item in refs or []:
+        col, sep, level = item.partition("=")
+        if not sep or not col:
+            raise UsageError(f"--ref expects COL=LEVEL, got '{item}'")
+        out[col] = level
+    return out
+
+
+def emit(text: str, output: Optional[Path], inputs=()) -> None:
+    """Write text to stdout, or atomically to the output file."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from lmmcli.io.write import write_text
+
+    write_text(str(output), text, inputs)
+
+
+def note(message: str) -> None:
+    """A note for the user on stderr (never mixed into the output)."""
+    sys.stderr.write(f"note: {message}\n")
+
+
+def echo_warnings(warnings, strict: bool) -> None:
+    """Warnings go to stderr too; under --strict any warning ends the run with code 3."""
+    for w in warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    if strict and warnings:
+        raise typer.Exit(EXIT_STRICT)
+
+
+def source_name(data: str) -> str:
+    """How messages name the data: the file's name, or 'standard input' for '-'."""
+    return "standard input" if data == "-" else Path(data).name
+
+
+def load_data(data: str):
+    """Read the data file; (data frame, its name for messages). An encoding fallback is noted on stderr."""
+    from lmmcli.io.read import read_table
+
+    df = read_table(data)
+    encoding_note = df.attrs.get("encoding_note")
+    if encoding_note:
+        note(encoding_note)
+    return df, source_name(data)
+
+
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None):
+    """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
+    and --ref are checked before the data is read, so their mistakes are reported first. With an
+    aggregation engine (engine: aggregate.choose.EngineOptions) the rows are never loaded: the frame is None."""
+    import lmmcli.fit
+    from lmmcli.formula import parse_formula
+
+    parsed = parse_formula(formula)
+    refs = parse_refs(ref)
+    if engine is not None:
+        from lmmcli.aggregate.choose import choose_engine, make_runner
+
+        name = choose_engine(data, engine.engine)
+        if name != "memory":
+            from lmmcli.fit_scale import fit_source
+
+            runner = make_runner(name, data, engine)
+            try:
+                return fit_source(parsed.text, runner, reml=not ml, factors=tuple(factor or ()), refs=refs,
+                                  source=source_name(data)), None
+            finally:
+                runner.close()
+    df, source = load_data(data)
+    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source)
+    fm.engine = "memory"
+    return fm, df
+
+
+def engine_options(engine: str, threads, memory_limit, spark_master):
+    """The shared engine options as one value for read_and_fit."""
+    from lmmcli.aggregate.choose import EngineOptions
+
+    return EngineOptions(engine, threads, memory_limit, spark_master)
+
+
+def use_color(output: Optional[Path]) -> bool:
+    """Colour only for a terminal on stdout, never in files or pipes."""
+    return output is None and sys.stdout.isatty()
+
+
+def terminal_width() -> int:
+    """The terminal's width when printing to one, else a fixed 100 columns for files and pipes."""
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
+
+
+def emit_report(result, format, table, output: Optional[Path], data: str, strict: bool) -> None:
+    """A result (FitResult, LmResult, CompareResult) as JSON or as table(result, width, color); then its
+    warnings on stderr."""
+    from lmmcli.render import tables as render
+
+    if format.value == "json":
+        text = render.to_json(result.to_dict())
+    else:
+        text = table(result, width=terminal_width(), color=use_color(output))
+    emit(text, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def _bar(label: str, total: int):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
+
+
+def progress_bar(label: str, total: int, show: bool = True):
+    """A context giving a progress callback(done, total) drawn on stderr (rich), or None: only when show is
+    true and stderr is a terminal."""
+    if show and stderr_is_terminal():
+        return _bar(label, total)
+    return nullcontext(None)
+
+
+# -- saved models ----------------------------------------------------------------------------------
+def save_model(fm, path: Path, data: str) -> None:
+    """Write the fitted model as versioned JSON (atomically)."""
+    from lmmcli.io.write import write_text
+    from lmmcli.predict.predict import state_from_fit
+    from lmmcli.predict.saved_model import dumps
+
+    write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
+
+
+def model_state(data, formula, model, ml, factor, ref):
+    """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
+    model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
+    fit's warnings, so --strict means the same with --model as without."""
+    from lmmcli.errors import UsageError
+
+    if model is not None:
+        if formula is not None or ml or factor or ref:
+            raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        from lmmcli.predict.saved_model import load
+
+        state, frame = load(str(model)), None
+    else:
+        if data is None or formula is None:
+            raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+        from lmmcli.predict.predict import state_from_fit
+
+        fm, df = read_and_fit(data, formula, ml, factor, ref)
+        state, frame = state_from_fit(fm), (df, source_name(data), data)
+    return state, state.summary.get("warnings", []), frame

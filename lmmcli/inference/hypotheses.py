@@ -1,0 +1,189 @@
+"""The hypothesis (contrast) matrices of lmerTest's anova(): one L per fixed term, for types 1, 2 and 3.
+
+Each term's L has one row per degree of freedom and one column per column of X; the F test of the
+term is the test of L beta = 0 (anova.py). How lmerTest builds them (Kuznetsova, Brockhoff &
+Christensen 2017, JSS 82(13), section 4; its get_contrasts_type1/2/3):
+
+    type 1  sequential: the rows of t(D) for the term's columns, D the unit lower-triangular factor of
+            Doolittle's LU decomposition of X'X (each term adjusted for the terms before it).
+    type 2  marginal for terms no other term contains; otherwise Doolittle on X'X with the term and the
+            terms containing it moved last (the term adjusted for every term that does not contain it).
+    type 3  from the over-parameterised design rdX (an intercept and every level of every factor in
+            every term, R's ~ 0 + term per term): L0 = t(ginv(X) rdX) expresses each rdX column in X's
+            columns; then, highest-order terms first, a term's columns of L0 are replaced by their
+            residuals on the columns of the terms containing it (least squares over rdX's columns),
+            and L is L0's rows for X's own columns. For treatment contrasts this is not the naive test
+            of the term's coefficients: a main effect is tested averaged over the levels of the
+            factors it interacts with, as in SAS.
+
+Containment (lmerTest's term_contain): A is contained in B when A's variables are a proper subset of
+B's and both have the same numeric (covariate) variables, so x is not contained in A:x.
+R's zapsmall (round to 7 significant digits of the largest entry) is applied where lmerTest applies it,
+because it decides which entries are exactly 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmmcli.design.design import Evaluator, term_columns
+from lmmcli.formula import deparse
+from lmmcli.io.frame import as_frame, infer_kind
+
+TYPES = ("1", "2", "3")
+DOOLITTLE_EPS = 1e-6      # lmerTest's doolittle(): entries below this (absolute) are set to 0
+ROW_TOL = 1e-8            # lmerTest drops rows of a type-3 L whose absolute sum is below this
+
+
+@dataclass(frozen=True)
+class Term:
+    """One fixed term: its label (R's term label), its variables, the numeric ones, its columns of X."""
+
+    label: str
+    variables: frozenset
+    numerics: frozenset
+    columns: tuple[int, ...]
+
+    @property
+    def order(self) -> int:
+        return len(self.variables)
+
+
+@dataclass
+class TermLayout:
+    """X's columns grouped by term, the names of X's columns, and rdX (type 3's full-dummy design)."""
+
+    names: list[str]
+    terms: list[Term]
+    intercept: bool
+    rdX: np.ndarray
+    rd_names: list[str]
+
+
+def fitting_frame(design, df):
+    """The rows of the data the design was fitted to, with the column kinds build_design gave them."""
+    used = sorted(design.spec.formula.columns())
+    picked = as_frame(df).select(used).take(design.rows)
+    return picked.with_columns({c: infer_kind(picked[c]) for c in used})
+
+
+def term_layout(design, df) -> TermLayout:
+    """The term of each of X's columns (R's assign) and the over-parameterised rdX, from the fitting rows."""
+    spec, formula = design.spec, design.spec.formula
+    ev = Evaluator(fitting_frame(design, df), spec.scale_state)
+    present = {frozenset(deparse(f) for f in t.factors) for t in formula.fixed}
+    if formula.intercept:
+        present.add(frozenset())
+    index = {name: j for j, name in enumerate(design.fixed_names)}
+    terms, rd_cols, rd_names = [], [], []
+    if formula.intercept:
+        rd_cols.append(np.ones(design.n))
+        rd_names.append("(Intercept)")
+    for t in formula.fixed:
+        labels = [deparse(f) for f in t.factors]
+        names = [nm for nm, _ in term_columns(t, present, spec, ev)]
+        numerics = frozenset(lb for lb in labels if spec.variables[lb].kind == "numeric")
+        terms.append(Term(t.label, frozenset(labels), numerics, tuple(index[nm] for nm in names if nm in index)))
+        for nm, v in term_columns(t, set(), spec, ev):
+            rd_names.append(nm)
+            rd_cols.append(np.ones(design.n) if v is None else v)
+    rdX = np.column_stack(rd_cols) if rd_cols else np.zeros((design.n, 0))
+    return TermLayout(list(design.fixed_names), terms, formula.intercept, rdX, rd_names)
+
+
+def containment(terms: list[Term]) -> dict[str, list[str]]:
+    """For each term, the terms that contain it (lmerTest's containment)."""
+    def contains(a: Term, b: Term) -> bool:
+        return a.variables < b.variables and a.numerics == b.numerics
+    return {a.label: [b.label for b in terms if contains(a, b)] for a in terms}
+
+
+def missing_cells(layout: TermLayout) -> list[str]:
+    """rdX columns that are all zero: combinations of levels never observed (type 3 then needs care)."""
+    return [nm for nm, col in zip(layout.rd_names, layout.rdX.T) if not np.any(col != 0)]
+
+
+# -- R's numerical helpers ------------------------------------------------------------------------
+def zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
+    """R's zapsmall: round to `digits` significant digits of the largest absolute entry."""
+    x = np.asarray(x, dtype=float)
+    mx = np.max(np.abs(x)) if x.size else 0.0
+    places = max(0, digits - int(np.ceil(np.log10(mx)))) if mx > 0 else digits
+    return np.round(x, places)
+
+
+def doolittle(x: np.ndarray, eps: float = DOOLITTLE_EPS) -> np.ndarray:
+    """The unit lower-triangular L of Doolittle's LU decomposition without pivoting (lmerTest's doolittle):
+    a pivot below eps gives a zero column, and entries below eps are set to 0."""
+    n = x.shape[0]
+    L, U = np.eye(n), np.zeros((n, n))
+    for i in range(n):
+        U[i, :] = x[i, :] - L[i, :i] @ U[:i, :]
+        if i + 1 < n:
+            col = x[i + 1:, i] - L[i + 1:, :i] @ U[:i, i]
+            L[i + 1:, i] = 0.0 if abs(U[i, i]) < eps else col / U[i, i]
+    L[np.abs(L) < eps] = 0.0
+    return L
+
+
+# -- the three types ---------------------------------------------------------------------------
+def type1(X: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
+    """Sequential hypotheses: rows of t(doolittle(X'X)) for each term's columns."""
+    p = X.shape[1]
+    Lt = np.eye(1) if p == 1 else doolittle(X.T @ X).T
+    return {t.label: Lt[list(t.columns), :] for t in terms}
+
+
+def type2(X: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
+    """lmerTest's type 2 ('unfolded'): marginal for uncontained terms, Doolittle with the term last otherwise."""
+    if X.shape[1] <= 1 or len(terms) <= 1:
+        return type1(X, terms)
+    contained = containment(terms)
+    by_label = {t.label: t for t in terms}
+    out = {}
+    for t in terms:
+        if not contained[t.label]:
+            out[t.label] = np.eye(X.shape[1])[list(t.columns), :]
+            continue
+        last = [j for u in [t.label] + contained[t.label] for j in by_label[u].columns]
+        order = [j for j in range(X.shape[1]) if j not in set(last)] + last
+        Lt = doolittle(X[:, order].T @ X[:, order]).T
+        rows = [k for k, j in enumerate(order) if j in set(t.columns)]
+        back = np.argsort(order)          # columns back in X's order
+        out[t.label] = Lt[np.ix_(rows, back)]
+    return out
+
+
+def type3(X: np.ndarray, layout: TermLayout) -> dict[str, np.ndarray]:
+    """lmerTest's type 3 for treatment contrasts (see the module docstring)."""
+    terms = layout.terms
+    if X.shape[1] <= 1 or len(terms) <= 1:
+        return type1(X, terms)
+    L = zapsmall((np.linalg.pinv(X) @ layout.rdX).T)          # rows: rdX columns; columns: X columns
+    contained = containment(terms)
+    by_label = {t.label: t for t in terms}
+    for t in sorted(terms, key=lambda t: -t.order):            # stable: highest order first
+        if not contained[t.label] or not t.columns:
+            continue
+        basis = L[:, [j for u in contained[t.label] for j in by_label[u].columns]]
+        own = L[:, list(t.columns)]
+        coef = np.linalg.lstsq(basis, own, rcond=None)[0]
+        L[:, list(t.columns)] = zapsmall(own - basis @ coef)
+    rd_index = {nm: i for i, nm in enumerate(layout.rd_names)}
+    L = L[[rd_index[nm] for nm in layout.names], :]
+    out = {}
+    for t in terms:
+        Lt = L[:, list(t.columns)].T
+        out[t.label] = Lt[np.sum(np.abs(Lt), axis=1) > ROW_TOL, :]
+    return out
+
+
+def hypotheses(X: np.ndarray, layout: TermLayout, type_: str) -> dict[str, np.ndarray]:
+    """{term label: L} for anova type '1', '2' or '3'."""
+    if type_ == "1":
+        return type1(X, layout.terms)
+    if type_ == "2":
+        return type2(X, layout.terms)
+    return type3(X, layout)

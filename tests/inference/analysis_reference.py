@@ -1,0 +1,37 @@
+"""The stored lmerTest/emmeans reference cases of tests/reference/analysis/ (see make_reference.R there),
+and one fit per case shared by the tests that use them."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+from lmmcli.fit import fit
+from lmmcli.io.read import read_table
+
+BASE = Path(__file__).resolve().parent.parent / "reference" / "analysis"
+CASES = sorted(p.stem for p in (BASE / "expected").glob("*.json"))
+
+
+@functools.lru_cache(maxsize=None)
+def expected(case: str) -> dict:
+    return json.loads((BASE / "expected" / f"{case}.json").read_text())
+
+
+@functools.lru_cache(maxsize=None)
+def data(name: str):
+    return read_table(str(BASE / "data" / name))
+
+
+@functools.lru_cache(maxsize=None)
+def fitted(case: str):
+    """(FittedModel, data) of a case, fitted as R fitted it."""
+    ref = expected(case)
+    df = data(ref["data"])
+    return fit(ref["formula"], df, reml=ref["reml"], factors=tuple(ref["factors"])), df
+
+
+def rel(a: float, b: float) -> float:
+    """Relative difference of a from the reference b."""
+    return abs(a - b) / max(abs(b), 1e-300)
