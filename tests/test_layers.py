@@ -24,7 +24,7 @@ LAYERS = [
     {"aggregate"},
     {"inference"},
     {"predict"},
-    {"fit", "fit_scale", "lm", "compare", "glmm", "analysis"},
+    {"fit", "fit_scale", "predict_stream", "lm", "compare", "glmm", "analysis"},
     {"render"},
     {"cli"},
 ]

@@ -113,6 +113,12 @@ class DuckDBRunner:
                 sys.stderr.write(f"\raggregating {self.src.label} with duckdb: {pct:5.1f}%")
                 sys.stderr.flush()
 
+    def batches(self, columns, rows: int = 1 << 20):
+        """The rows of these columns (raw values, R's names) in input order, as pyarrow RecordBatches."""
+        self.con.execute("SET preserve_insertion_order = true")
+        cols = ", ".join(DUCKDB.ident(c) for c in columns)
+        yield from self.con.sql(f"SELECT {cols} FROM {VIEW}").to_arrow_reader(rows)
+
     def register(self, name: str, columns: dict) -> None:
         """A table of numpy columns, queryable by name."""
         import pyarrow as pa

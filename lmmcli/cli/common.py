@@ -158,7 +158,7 @@ def save_model(fm, path: Path, data: str) -> None:
     write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref):
+def model_state(data, formula, model, ml, factor, ref, engine=None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
     fit's warnings, so --strict means the same with --model as without."""
@@ -175,6 +175,6 @@ def model_state(data, formula, model, ml, factor, ref):
             raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
         from lmmcli.predict.predict import state_from_fit
 
-        fm, df = read_and_fit(data, formula, ml, factor, ref)
-        state, frame = state_from_fit(fm), (df, source_name(data), data)
+        fm, df = read_and_fit(data, formula, ml, factor, ref, engine)
+        state, frame = state_from_fit(fm), (None if df is None else (df, source_name(data), data))
     return state, state.summary.get("warnings", []), frame

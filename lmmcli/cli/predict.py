@@ -8,9 +8,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Factor, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg, Output, PredictFormat,
-                            Ref, RowsFormat, Strict, app, command, guarded)
-from lmmcli.cli.common import echo_warnings, emit, load_data, model_state, terminal_width, use_color
+from lmmcli.cli.app import (Engine, Factor, IntervalKind, Level, MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg,
+                            Output, PredictFormat, Ref, RowsFormat, SparkMaster, Strict, Threads, app, command, guarded)
+from lmmcli.cli.common import (echo_warnings, emit, engine_options, load_data, model_state, source_name,
+                               terminal_width, use_color)
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -80,17 +81,65 @@ def predict(
         "--format", "-f", help="csv or json; -o FILE.parquet writes Parquet")] = PredictFormat.csv,
     output: Output = None,
     strict: Strict = False,
+    engine: Engine = "auto",
+    threads: Threads = None,
+    memory_limit: MemoryLimit = None,
+    spark_master: SparkMaster = None,
 ):
-    """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
+    """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order.
+    With --engine duckdb the rows are streamed: read, predicted and written batch by batch."""
+    from lmmcli.aggregate.choose import choose_engine
     from lmmcli.predict.predict import predict as run_predict
 
-    state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
+    eng = engine_options(engine, threads, memory_limit, spark_master)
+    state, warnings, frame = model_state(data, formula, model, ml, factor, ref, eng)
+    rows_path = newdata or data
+    if frame is None and rows_path is not None and choose_engine(rows_path, engine) != "memory":
+        stream_predictions(state, rows_path, eng, population, interval.value if interval else None, level,
+                           tuple(keep or ()), format, output)
+        return echo_warnings(warnings, strict)
     df, source, path = rows_to_predict(data, model, newdata, frame)
     p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                     level=level, keep=tuple(keep or ()), source=source)
     emit_predictions(p, format, output, inputs=(path,))
     prediction_notes(p, format == PredictFormat.json and output is None)
     echo_warnings(warnings, strict)
+
+
+def stream_predictions(state, path: str, eng, population, interval, level, keep, format, output) -> None:
+    """Predict the rows of PATH batch by batch through DuckDB, writing CSV (stdout or -o) or -o FILE.parquet."""
+    from lmmcli.aggregate.choose import make_runner
+    from lmmcli.errors import UsageError
+    from lmmcli.io.read import PARQUET_EXT
+    from lmmcli.io.write import atomic_write
+    from lmmcli.predict.predict import needed_columns
+    from lmmcli import predict_stream
+    from lmmcli.predict_stream import prediction_batches, write_tables
+
+    if format == PredictFormat.json:
+        raise UsageError("streamed predictions are written as CSV or Parquet, not JSON",
+                         hint="use -f csv, or -o FILE.parquet")
+    runner = make_runner("duckdb", path, eng)
+    try:
+        need_z = not population or interval == "prediction"
+        cols = needed_columns(state.spec, population, need_z)
+        cols += [k for k in keep if k not in cols]
+        counts: dict = {}
+        tables = prediction_batches(state, runner.batches(cols, predict_stream.BATCH_ROWS), population, interval, level, keep,
+                                    source_name(path), counts)
+        parquet = output is not None and output.suffix.lower() in PARQUET_EXT
+        if output is None:
+            write_tables(tables, sys.stdout.buffer, parquet=False)
+        else:
+            atomic_write(str(output), lambda fh: write_tables(tables, fh, parquet), (path,))
+    finally:
+        runner.close()
+    if counts.get("n_missing"):
+        sys.stderr.write(f"note: {counts['n_missing']} row(s) have missing values in columns the prediction "
+                         "needs; their prediction is empty (null)\n")
+    if counts.get("n_new_level"):
+        sys.stderr.write(f"note: {counts['n_new_level']} row(s) have group levels not seen in fitting; they get "
+                         "the population value for those terms (new_level = true)\n")
 
 
 def emit_effects(effects, format: RowsFormat, output: Optional[Path], inputs) -> None:
@@ -118,14 +167,30 @@ def effects_command(kind: str):
         ml: Ml = False,
         factor: Factor = None,
         ref: Ref = None,
-        format: Annotated[RowsFormat, typer.Option("--format", "-f", help="table, json or csv")] = RowsFormat.table,
+        format: Annotated[RowsFormat, typer.Option("--format", "-f", help="table, json or csv; -o FILE.parquet "
+                                                   "writes Parquet (ranef)")] = RowsFormat.table,
         output: Output = None,
         strict: Strict = False,
+        engine: Engine = "auto",
+        threads: Threads = None,
+        memory_limit: MemoryLimit = None,
+        spark_master: SparkMaster = None,
     ):
+        from lmmcli.io.read import PARQUET_EXT
         from lmmcli.predict.ranef import effects
 
-        state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
-        emit_effects(effects(state, kind, level), format, output, inputs=(data,))
+        eng = engine_options(engine, threads, memory_limit, spark_master)
+        state, warnings, _ = model_state(data, formula, model, ml, factor, ref, eng)
+        if kind == "ranef" and output is not None and output.suffix.lower() in PARQUET_EXT:
+            import pyarrow.parquet as pq
+
+            from lmmcli.io.write import atomic_write
+            from lmmcli.predict_stream import ranef_table
+
+            table = ranef_table(state, level)
+            atomic_write(str(output), lambda fh: pq.write_table(table, fh), (data,) if data else ())
+        else:
+            emit_effects(effects(state, kind, level), format, output, inputs=(data,))
         echo_warnings(warnings, strict)
 
     return guarded(command)
