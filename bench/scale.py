@@ -51,13 +51,15 @@ def generate(kind: str, rows: int, groups, out: Path, single: bool = False) -> P
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    target = out / "all.parquet" if single else out
+    if any(out.glob("*.parquet")):          # kept from an earlier run (--keep): the same seed, the same rows
+        return target
     rng = np.random.default_rng(SEED + rows)
     if kind == "slope":
         b = rng.multivariate_normal([0, 0], [[1.0, 0.15], [0.15, 0.25]], size=groups)
     else:
         bu, bi = 0.5 * rng.standard_normal(groups[0]), 0.7 * rng.standard_normal(groups[1])
     out.mkdir(parents=True, exist_ok=True)
-    target = out / "all.parquet" if single else out
     writer, done, part = None, 0, 0
     while done < rows:
         n = min(CHUNK, rows - done)
@@ -74,9 +76,12 @@ def generate(kind: str, rows: int, groups, out: Path, single: bool = False) -> P
     return target
 
 
-def run_fit(data: Path, formula: str, engine: str, extra=()) -> dict:
-    """One `lmm fit DATA FORMULA --engine ENGINE -f json`: wall s, peak MB, objective, estimates."""
-    cmd = [LMM, "fit", str(data), formula, "--engine", engine, "-f", "json", "--df", "none", *extra]
+def run_fit(data: Path, formula: str, engine: str, extra=(), as_json: bool = True) -> dict:
+    """One `lmm fit DATA FORMULA --engine ENGINE` (JSON, or the table when as_json is False: with 1e6
+    levels the JSON's random-effects list is most of the time and memory): wall s, peak MB, objective,
+    estimates."""
+    fmt = ["-f", "json", "--df", "none"] if as_json else []
+    cmd = [LMM, "fit", str(data), formula, "--engine", engine, *fmt, *extra]
     with tempfile.TemporaryFile(mode="w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -87,6 +92,10 @@ def run_fit(data: Path, formula: str, engine: str, extra=()) -> dict:
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             return {"engine": engine, "error": err.read()[-1500:], "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024}
+    if not as_json:
+        line = next(l for l in out.splitlines() if l.startswith(("REML criterion", "AIC")))
+        return {"engine": engine, "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024.0,
+                "objective": float(line.split(":")[1]) if ":" in line else None, "summary": out}
     r = json.loads(out)
     return {"engine": r.get("engine"), "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024.0,
             "objective": r["reml_criterion"] if r["reml_criterion"] is not None else r["deviance"],
@@ -131,7 +140,8 @@ def main(argv=None) -> int:
         data = generate(kind, rows, groups, where, single)
         gen_s = time.perf_counter() - t0
         size = sum(f.stat().st_size for f in where.rglob("*.parquet")) / 1e9
-        runs = [run_fit(data, formula, e, ["--threads", str(args.threads)] if e == "duckdb" else []) for e in engines]
+        runs = [run_fit(data, formula, e, ["--threads", str(args.threads)] if e == "duckdb" else [],
+                        as_json=rows <= 10**7) for e in engines]
         row = {"case": name, "rows": rows, "groups": groups, "formula": formula, "parquet_gb": size,
                "generate_s": gen_s, "target": target, "runs": runs}
         if len(runs) == 2:

@@ -135,3 +135,13 @@ def fit_source(text: str, runner, reml: bool = True, factors=(), refs=None, sour
     if residuals:
         fm.residuals = residual_quantiles(runner, fm)
     return fm
+
+
+def check_supported(ci: str | None, df_method: str) -> None:
+    """Refuse what needs the rows of an aggregated fit, before any work is done on it."""
+    if ci == "boot":
+        raise ModelSpecError("--ci boot simulates new responses row by row, which an aggregated fit does not hold",
+                             hint="use --ci profile or --ci wald, or --engine memory")
+    if df_method == "kenward-roger":
+        raise ModelSpecError("--df kenward-roger needs the model's rows, which an aggregated fit does not hold",
+                             hint="use --df satterthwaite, or --engine memory")

@@ -24,7 +24,8 @@ def residual_expr(plan, d: sql.Dialect, beta, b_tables) -> str:
     parts = [y]
     for j, bj in enumerate(beta):
         if bj != 0.0:
-            parts.append(f"- {float(bj)!r} * (s{j} + {float(plan.pilot[j])!r})")
+            col = sql._s(plan, j)
+            parts.append(f"- {float(bj)!r}" + (f" * ({col} + {float(plan.pilot[j])!r})" if col else ""))
     for k, table in b_tables:
         for a in range(len(plan.terms[k].exprs)):
             z = sql._z(plan, k, a)

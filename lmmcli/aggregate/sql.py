@@ -89,6 +89,8 @@ def model_select(plan: Plan, d: Dialect) -> str:
     for k, t in enumerate(plan.terms):
         cols += [f"{render(e, d)} AS z{k}_{a}" for a, e in enumerate(t.exprs) if e != ONE]
     for j, e in enumerate(plan.xy):
+        if e == ONE:
+            continue      # the intercept: a product with it is the other factor alone
         shift = float(plan.pilot[j]) if len(plan.pilot) else 0.0
         s = render(e, d) if shift == 0.0 else f"({render(e, d)} - {shift!r})"
         cols.append(f"{s} AS s{j}")
@@ -100,25 +102,35 @@ def _z(plan: Plan, k: int, a: int) -> str | None:
     return None if plan.terms[k].exprs[a] == ONE else f"z{k}_{a}"
 
 
+def _s(plan: Plan, j: int) -> str | None:
+    """[X y] column j in the model select, or None for the intercept (a column of ones)."""
+    return None if plan.xy[j] == ONE else f"s{j}"
+
+
 def _sum(*factors) -> str:
     """SUM of a product of model columns (None factors are ones; no factors: a count)."""
     fs = [f for f in factors if f is not None]
     return "CAST(COUNT(*) AS DOUBLE)" if not fs else f"SUM({' * '.join(fs)})"
 
 
-def term_aggregates(plan: Plan, k: int, with_global: bool) -> list[tuple[str, str]]:
-    """(alias, SQL) of term k's per-level sums: count, Z'Z, sum Z, Z's; with_global adds the [X y]
-    cross-products, sums, minima and maxima (one term's levels partition the rows, so any term carries
-    the global sums)."""
+def term_aggregates(plan: Plan, k: int) -> list[tuple[str, str]]:
+    """(alias, SQL) of term k's per-level sums: count, Z'Z, sum Z, Z's."""
     p, m = len(plan.terms[k].exprs), plan.m
     out = [("n", "COUNT(*)")]
     out += [(f"zz_{a}_{b}", _sum(_z(plan, k, a), _z(plan, k, b))) for a in range(p) for b in range(a + 1)]
     out += [(f"z_{a}", _sum(_z(plan, k, a))) for a in range(p)]
-    out += [(f"zs_{a}_{j}", _sum(_z(plan, k, a), f"s{j}")) for a in range(p) for j in range(m)]
-    if with_global:
-        out += [(f"ss_{i}_{j}", _sum(f"s{i}", f"s{j}")) for i in range(m) for j in range(i + 1)]
-        out += [(f"s_{j}", _sum(f"s{j}")) for j in range(m)]
-        out += [(f"mn_{j}", f"MIN(s{j})") for j in range(m)] + [(f"mx_{j}", f"MAX(s{j})") for j in range(m)]
+    out += [(f"zs_{a}_{j}", _sum(_z(plan, k, a), _s(plan, j))) for a in range(p) for j in range(m)]
+    return out
+
+
+def global_aggregates(plan: Plan) -> list[tuple[str, str]]:
+    """(alias, SQL) of the [X y] cross-products, sums, minima and maxima over all complete rows."""
+    m = plan.m
+    out = [("n", "COUNT(*)")]
+    out += [(f"ss_{i}_{j}", _sum(_s(plan, i), _s(plan, j))) for i in range(m) for j in range(i + 1)]
+    out += [(f"s_{j}", _sum(_s(plan, j))) for j in range(m)]
+    ext = [(_s(plan, j) or "CAST(1.0 AS DOUBLE)") for j in range(m)]
+    out += [(f"mn_{j}", f"MIN({e})") for j, e in enumerate(ext)] + [(f"mx_{j}", f"MAX({e})") for j, e in enumerate(ext)]
     return out
 
 
@@ -137,18 +149,38 @@ def group_keys(plan: Plan, terms) -> list[str]:
     return out
 
 
-def grouped(plan: Plan, d: Dialect, keys: list[str], aggs: list[tuple[str, str]]) -> str:
-    """SELECT keys, aggregates FROM the model select GROUP BY keys."""
-    sel = ", ".join(keys + [f"{sql} AS {name}" for name, sql in aggs])
-    return f"SELECT {sel} FROM ({model_select(plan, d)}) AS m GROUP BY {', '.join(keys)}"
+@dataclass(frozen=True)
+class Query:
+    """A GROUP BY over the model select; each distinct aggregate is computed once (same alias map)."""
+
+    sql: str
+    aliases: dict            # alias -> the alias of the column that holds its value
+
+    def expand(self, res: dict) -> dict:
+        return {**res, **{a: res[b] for a, b in self.aliases.items()}}
 
 
-def term_query(plan: Plan, d: Dialect, k: int) -> str:
-    return grouped(plan, d, group_keys(plan, [k]), term_aggregates(plan, k, with_global=(k == 0)))
+def grouped(plan: Plan, d: Dialect, keys: list[str], aggs: list[tuple[str, str]]) -> Query:
+    """SELECT keys, aggregates FROM the model select GROUP BY keys (no GROUP BY for no keys)."""
+    first: dict[str, str] = {}
+    aliases = {}
+    for name, sql in aggs:
+        aliases[name] = first.setdefault(sql, name)
+    sel = ", ".join(keys + [f"{sql} AS {name}" for sql, name in first.items()])
+    group = f" GROUP BY {', '.join(keys)}" if keys else ""
+    return Query(f"SELECT {sel} FROM ({model_select(plan, d)}) AS m{group}", aliases)
 
 
-def pair_query(plan: Plan, d: Dialect, k: int, l: int) -> str:
+def term_query(plan: Plan, d: Dialect, k: int) -> Query:
+    return grouped(plan, d, group_keys(plan, [k]), term_aggregates(plan, k))
+
+
+def pair_query(plan: Plan, d: Dialect, k: int, l: int) -> Query:
     return grouped(plan, d, group_keys(plan, [k, l]), pair_aggregates(plan, k, l))
+
+
+def global_query(plan: Plan, d: Dialect) -> Query:
+    return grouped(plan, d, [], global_aggregates(plan))
 
 
 # -- the small queries a plan is learned from ---------------------------------------------------------

@@ -118,10 +118,15 @@ def aggregate(runner, formula: Formula, factor_columns=(), refs=None, source: st
     plan = learn_plan(runner, formula, factor_columns, refs, source)
     d = runner.dialect
     n_input = int(runner.run(sql.count_query())["n"][0])
-    results = [runner.run(sql.term_query(plan, d, k)) for k in range(len(plan.terms))]
-    pairs = {(k, l): runner.run(sql.pair_query(plan, d, k, l))
+    totals = _run(runner, sql.global_query(plan, d))
+    results = [_run(runner, sql.term_query(plan, d, k)) for k in range(len(plan.terms))]
+    pairs = {(k, l): _run(runner, sql.pair_query(plan, d, k, l))
              for k in range(len(plan.terms)) for l in range(k + 1, len(plan.terms))}
-    return assemble(plan, results, pairs, n_input, source)
+    return assemble(plan, totals, results, pairs, n_input, source)
+
+
+def _run(runner, q: sql.Query) -> dict:
+    return q.expand(runner.run(q.sql))
 
 
 def _levels(plan: Plan, k: int, res: dict):
@@ -195,12 +200,13 @@ class _Term:
     res: dict
 
 
-def assemble(plan: Plan, results: list[dict], pairs: dict, n_input: int, source: str) -> Aggregated:
-    """CrossProducts from the GROUP BY results (term k's per-level sums, pairs' level-pair sums)."""
+def assemble(plan: Plan, totals: dict, results: list[dict], pairs: dict, n_input: int, source: str) -> Aggregated:
+    """CrossProducts from the GROUP BY results (the global sums, term k's per-level sums, pairs'
+    level-pair sums)."""
     m, pilot = plan.m, plan.pilot
-    if len(results[0]["n"]) == 0:
+    if len(results[0]["n"]) == 0 or int(totals["n"][0]) == 0:
         raise DataError("no rows are left after dropping rows with missing values in the model's columns")
-    n, XyXy, col_sum, col_min, col_max, S, T = _globals(results[0], m, pilot)
+    n, XyXy, col_sum, col_min, col_max, S, T = _globals(totals, m, pilot)
     _check_values(plan, XyXy, col_min, col_max)
     terms = []
     for k, (t, res) in enumerate(zip(plan.terms, results)):

@@ -51,6 +51,10 @@ def fit(
 
         check_options(ci.value, level, nsim)
     fm, _ = read_and_fit(data, formula, ml, factor, ref, engine_options(engine, threads, memory_limit, spark_master))
+    if fm.engine != "memory":
+        from lmmcli.fit_scale import check_supported
+
+        check_supported(ci.value if ci else None, df.value)
     if save is not None:
         save_model(fm, save, data)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:

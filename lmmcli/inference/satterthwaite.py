@@ -49,7 +49,9 @@ class Solves:
         theta = np.asarray(theta, dtype=float) + 0.0     # + 0.0 turns -0.0 into 0.0 for the key
         key = theta.tobytes()
         if key not in self._cache:
-            self._cache[key] = self.model.solve(theta, cond_var=False)
+            # kept without the random effects: the deviance and RX are all that is read, and at 1e6
+            # levels each solution's b and u are 32 MB (a Hessian has dozens of points)
+            self._cache[key] = dataclasses.replace(self.model.solve(theta, cond_var=False), b=[], u=[])
         return self._cache[key]
 
     @property
