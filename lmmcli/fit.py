@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
 from lmmcli.formula import Formula, parse_formula
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import EngineFit
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
-from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
+from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
-from lmmcli.engine.scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 
 
 @dataclass
 class FittedModel:
-    """A fitted model: its design, its objective, the optimizer's summary and the solution at the optimum."""
+    """A fitted model: its design, the engine's fit of its cross-products (optimizer summary and solution)."""
 
     formula: Formula
     design: Design
-    model: PlsModel
-    opt: OptSummary
-    sol: PlsSolution
-    theta_scaled: np.ndarray | None = None   # theta in the rescaled units, when scaling.py rescaled the fit
+    engine: EngineFit
+    _result: FitResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products the engine fitted (in its stored units)."""
+        return self.engine.cp
+
+    @property
+    def model(self):
+        """The objective, solve and deviance parts in original units (a PlsModel or ScaledModel)."""
+        return self.engine.model
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.engine.opt
+
+    @property
+    def sol(self) -> PlsSolution:
+        return self.engine.sol
+
+    @property
+    def theta_scaled(self) -> np.ndarray | None:
+        """theta in the rescaled units, when scaling.py rescaled the fit."""
+        return self.engine.theta_stored if self.engine.scaled else None
 
     @property
     def reml(self) -> bool:
@@ -37,12 +61,19 @@ class FittedModel:
 
     def vcov(self) -> np.ndarray:
         """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
-        RXinv = np.linalg.inv(self.sol.RX)
-        return self.sol.sigma ** 2 * RXinv @ RXinv.T
+        return self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX)
 
     def fitted(self) -> np.ndarray:
-        """X beta + Z b for the fitting rows."""
-        return self.design.X @ self.sol.beta + self.z_times_b()
+        """X beta + Z b (+ the offset) for the fitting rows."""
+        return self.design.X @ self.sol.beta + self.z_times_b() + self.offset()
+
+    def offset(self) -> np.ndarray | float:
+        """The offset() terms' sum for the fitting rows (0 without)."""
+        return 0.0 if self.design.offset is None else self.design.offset
+
+    def inputs(self):
+        """(X, y, blocks) of the rows as the engine fitted them (see engine_inputs)."""
+        return engine_inputs(self.design)
 
     def z_times_b(self) -> np.ndarray:
         """Z b, block by block, without forming Z."""
@@ -52,10 +83,8 @@ class FittedModel:
         return out
 
     def residual_quantiles(self) -> dict[str, float]:
-        """Min, quartiles and max of the scaled residuals (y - fitted) / sigma."""
-        r = (self.design.y - self.fitted()) / self.sol.sigma
-        q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
-        return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
+        """Min, quartiles and max of the scaled residuals (an aggregated fit computes them in a second pass)."""
+        return _scaled_residuals(self)
 
     def covariances(self) -> list[np.ndarray]:
         """Each random term's covariance matrix, sigma^2 T T'."""
@@ -76,21 +105,47 @@ class FittedModel:
         return -0.5 * self.sol.objective
 
     def result(self) -> FitResult:
-        """Assemble the FitResult that every renderer shows."""
-        return assemble(self)
+        """The FitResult that every renderer shows, assembled once (callers may extend it, e.g. with df)."""
+        if self._result is None:
+            self._result = assemble(self)
+        return self._result
+
+
+def engine_inputs(design: Design):
+    """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
+    X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
+    y = design.y if design.offset is None else design.y - design.offset
+    if design.weights is None:
+        return design.X, y, design.blocks
+    sw = np.sqrt(design.weights)
+    blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in design.blocks]
+    return design.X * sw[:, None], y * sw, blocks
+
+
+def log_det_weights(design: Design) -> float:
+    """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
+    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
 
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
-    model = PlsModel(design.X, design.y, design.blocks, reml=reml)
-    opt, sol, theta_scaled = optimize_and_solve(model, design.X, design.y, design.blocks)
-    return FittedModel(formula, design, model, opt, sol, theta_scaled)
+    # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
+    fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
+    return FittedModel(formula, design, fit)
 
 
-def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data") -> FittedModel:
+def crossproducts(design: Design) -> CrossProducts:
+    """The cross-products of the design's engine inputs, in the units scaling.py chooses for them."""
+    X, y, blocks = engine_inputs(design)
+    units = choose_scaling(X, y, blocks)
+    return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
+
+
+def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",
+        weights: str | None = None, contrasts: dict | None = None) -> FittedModel:
     """lmer(): parse the formula, build the design from the data frame, fit."""
     formula = parse_formula(text)
-    design = build_design(formula, df, factors, refs, source)
+    design = build_design(formula, df, factors, refs, source, weights=weights, contrasts=contrasts)
     return fit_design(formula, design, reml)
 
 
@@ -106,13 +161,14 @@ def _variance_components(fm: FittedModel):
     vcs, cors = [], []
     for blk, C in zip(fm.blocks, fm.covariances()):
         sd = np.sqrt(np.diag(C))
+        name = blk.name or blk.group      # lme4's VarCorr name: Subject, Subject.1, ...
         for i, term in enumerate(blk.terms):
-            vcs.append(VarianceComponent(blk.group, term, float(C[i, i]), float(sd[i])))
+            vcs.append(VarianceComponent(name, term, float(C[i, i]), float(sd[i])))
         if blk.correlated:
             for j in range(blk.p):
                 for i in range(j + 1, blk.p):
                     r = C[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
-                    cors.append(Correlation(blk.group, blk.terms[j], blk.terms[i], float(r)))
+                    cors.append(Correlation(name, blk.terms[j], blk.terms[i], float(r)))
     s = fm.sol.sigma
     vcs.append(VarianceComponent("Residual", None, s * s, s))
     return vcs, cors
@@ -129,16 +185,31 @@ def _random_effects(fm: FittedModel) -> list[RandomEffect]:
 
 
 def _scaled_residuals(fm: FittedModel) -> dict[str, float]:
-    return fm.residual_quantiles()
+    r = (fm.design.y - fm.fitted()) / fm.sol.sigma
+    if fm.design.weights is not None:   # Pearson residuals: sqrt(w) (y - fitted) / sigma
+        r = r * np.sqrt(fm.design.weights)
+    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
+    return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
 
 
 def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     out = list(fm.design.warnings) + list(fm.opt.messages)
-    if not fm.opt.converged:
+    if not fm.opt.converged and (fm.opt.check is None or fm.opt.check.converged):   # else the check said why
         out.append(f"the optimizer did not converge ({fm.opt.return_code}); estimates may be unreliable")
     if singular:
         out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
                    "or a correlation as +/-1")
+    return out
+
+
+def _optimizer_summary(opt: OptSummary) -> dict:
+    """What the optimizer did, for every format: total evaluations, each run, and the convergence check."""
+    out = {"name": opt.optimizer, "evaluations": opt.feval, "return_code": opt.return_code}
+    if opt.runs:
+        out["runs"] = [{"kind": r.kind, "evaluations": r.feval, "objective": r.fmin, "return_code": r.return_code}
+                       for r in opt.runs]
+    if opt.check is not None:
+        out["max_grad"] = opt.check.max_grad
     return out
 
 
@@ -156,10 +227,10 @@ def assemble(fm: FittedModel) -> FitResult:
         loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, npar=npar, df_resid=n - npar,
         sigma=fm.sol.sigma, theta=[float(t) for t in fm.sol.theta], converged=fm.opt.converged,
         singular=singular,
-        optimizer={"name": fm.opt.optimizer, "evaluations": fm.opt.feval, "return_code": fm.opt.return_code},
+        optimizer=_optimizer_summary(fm.opt),
         warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov().tolist(),
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
-        scaled_residuals=_scaled_residuals(fm),
+        scaled_residuals=fm.residual_quantiles(),
     )
 
 

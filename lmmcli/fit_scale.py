@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.aggregate.crossprod import pls_model, term_block
-from lmmcli.aggregate.scaling import optimize_and_solve_moments
+from lmmcli.aggregate.crossprod import term_blocks
+from lmmcli.aggregate.scaling import engine_record
 from lmmcli.aggregate.stats import Aggregated
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.errors import ModelSpecError
 from lmmcli.fit import FittedModel
 from lmmcli.formula import Formula
@@ -38,6 +39,9 @@ class AggregatedDesign:
     def fixed_names(self) -> list[str]:
         return self.spec.fixed_names
 
+    weights = None
+    offset = None
+
     @property
     def X(self):
         raise ModelSpecError("this needs the model's rows, which an aggregated fit does not hold",
@@ -47,10 +51,10 @@ class AggregatedDesign:
 
 
 class AggregatedFit(FittedModel):
-    """A FittedModel from CrossProducts; `engine` names who aggregated them."""
+    """A FittedModel from CrossProducts; `engine_name` names who aggregated them."""
 
     agg: Aggregated
-    engine: str = "duckdb"
+    engine_name: str = "duckdb"
     residuals: dict | None = None      # quantiles of the scaled residuals, from a second pass
 
     def fitted(self) -> np.ndarray:
@@ -97,12 +101,9 @@ class AggregatedFit(FittedModel):
 def fit_aggregated(formula: Formula, agg: Aggregated, reml: bool = True, engine: str = "duckdb") -> AggregatedFit:
     """Optimise theta on the aggregated cross-products and solve at the optimum."""
     cp = agg.cp
-    blocks = [term_block(t) for t in cp.terms]
-    design = AggregatedDesign(agg.spec, agg.response, blocks, cp.n, agg.n_input, list(agg.warnings))
-    model = pls_model(cp, reml)
-    opt, sol, theta_scaled = optimize_and_solve_moments(model, agg, reml)
-    fm = AggregatedFit(formula, design, model, opt, sol, theta_scaled)
-    fm.agg, fm.engine = agg, engine
+    design = AggregatedDesign(agg.spec, agg.response, term_blocks(cp.terms), cp.n, agg.n_input, list(agg.warnings))
+    fm = AggregatedFit(formula, design, engine_fit(engine_record(agg), reml))
+    fm.agg, fm.engine_name = agg, engine
     return fm
 
 

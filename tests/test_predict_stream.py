@@ -80,4 +80,4 @@ def test_ranef_parquet_matches_table(data, tmp_path):
     # the two fits stop within BOBYQA's tolerance of each other (theta ~1e-6 apart), not at one point
     scale = np.abs(m["estimate"]).max()
     np.testing.assert_allclose(r["estimate"], m["estimate"], rtol=1e-4, atol=1e-4 * scale)
-    np.testing.assert_allclose(r["std_error"], m["std_error"], rtol=1e-4)
+    np.testing.assert_allclose(r["std_error"], m["std_error"], rtol=1e-3)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import ModelSpec, VarInfo, _join, _term_set, _with_ref, predictor_terms
-from lmmcli.design.levels import is_factor_column, sorted_levels, value_labels
-from lmmcli.errors import ModelSpecError
+from lmmcli.design.design import LOGICAL_LEVELS, ModelSpec, VarInfo, _with_ref, predictor_terms
+from lmmcli.design.levels import is_factor_column, text_order, value_labels
+from lmmcli.design.matrices import _join, coding
+from lmmcli.errors import DataError, ModelSpecError
 from lmmcli.formula import BinOp, Call, Formula, Name, Number, UnaryOp, deparse
 
 ONE = ("num", 1.0)
@@ -70,7 +71,7 @@ def expression(e, scale_state: dict) -> tuple:
     if isinstance(e, UnaryOp):
         inner = expression(e.operand, scale_state)
         return ("neg", inner) if e.op == "-" else inner
-    if isinstance(e, BinOp):
+    if isinstance(e, BinOp) and e.op in ("+", "-", "*", "/", "^"):
         return ("bin", e.op, expression(e.left, scale_state), expression(e.right, scale_state))
     if isinstance(e, Call):
         if len(e.args) != 1:
@@ -142,10 +143,25 @@ def learn_variables(formula: Formula, factors: dict[str, np.ndarray], refs) -> d
             if label in out:
                 continue
             if isinstance(e, Name) and e.name in factors:
-                out[label] = VarInfo(label, "factor", _with_ref(e.name, sorted_levels(factors[e.name]), refs))
+                out[label] = VarInfo(label, "factor", _with_ref(e.name, _levels(label, factors[e.name]), refs))
             else:
                 out[label] = VarInfo(label, "numeric")
     return out
+
+
+def _levels(label: str, values: np.ndarray) -> tuple[str, ...]:
+    """design.learn_levels from a factor's distinct values: FALSE, TRUE for a logical; numeric order for
+    numbers; R's text order for text; at least two levels."""
+    values = np.asarray(values)
+    if values.dtype == bool:
+        return LOGICAL_LEVELS
+    labels = value_labels(values).tolist()
+    levels = tuple(sorted(labels, key=float if values.dtype.kind in "iuf" else text_order))
+    if len(levels) < 2:
+        raise DataError(f"'{label}' has only one level ('{levels[0] if levels else ''}') in the rows used: "
+                        "contrasts can be applied only to factors with 2 or more levels",
+                        hint="drop it from the formula, or check the rows dropped for missing values")
+    return levels
 
 
 def raw_values(values: np.ndarray) -> dict[str, object]:
@@ -153,16 +169,16 @@ def raw_values(values: np.ndarray) -> dict[str, object]:
     return {lab: v for lab, v in zip(value_labels(values), values.tolist())}
 
 
-def term_exprs(term, present: set, spec: ModelSpec, raws: dict, scale_state: dict):
-    """design.term_columns as expressions: [(name, expression)], R's contrast rule and column order."""
+def term_exprs(term, contrasts: list[bool], spec: ModelSpec, raws: dict, scale_state: dict):
+    """design.term_columns as expressions: [(name, expression)], R's coding rule (treatment contrasts)
+    and column order."""
     cols = [("", None)]
-    labels = [deparse(f) for f in term.factors]
-    for e, label in zip(term.factors, labels):
+    for e, contrast in zip(term.factors, contrasts):
+        label = deparse(e)
         info = spec.variables[label]
         if info.kind == "numeric":
             parts = [(label, expression(e, scale_state))]
         else:
-            contrast = frozenset(lb for lb in labels if lb != label) in present
             use = info.levels[1:] if contrast else info.levels
             parts = [(label + lv, ("is", e.name, raws[e.name][lv])) for lv in use]
         cols = [(_join(n1, n2), v2 if v1 is None else ("mul", v1, v2)) for n2, v2 in parts for n1, v1 in cols]
@@ -171,10 +187,9 @@ def term_exprs(term, present: set, spec: ModelSpec, raws: dict, scale_state: dic
 
 def model_exprs(terms, intercept: bool, spec: ModelSpec, raws: dict, scale_state: dict):
     """design.model_columns as expressions: [(name, expression)] of an intercept plus terms."""
-    present = _term_set(terms, intercept)
     out = [("(Intercept)", ONE)] if intercept else []
-    for t in terms:
-        out.extend(term_exprs(t, present, spec, raws, scale_state))
+    for t, code in zip(terms, coding(terms, intercept, spec)):
+        out.extend(term_exprs(t, code, spec, raws, scale_state))
     return out
 
 
@@ -182,6 +197,9 @@ def build_plan(formula: Formula, kinds: dict[str, str], factors: dict[str, np.nd
                factor_columns=(), refs=None) -> Plan:
     """The plan of sums for this formula over data with these column kinds and factor values."""
     refs = dict(refs or {})
+    if getattr(formula, "offsets", ()):
+        raise ModelSpecError("offset() terms are not summed by the aggregation engines yet",
+                             hint="use --engine memory for this formula")
     variables = learn_variables(formula, factors, refs)
     spec = ModelSpec(formula, variables, dict(scale_state), tuple(factor_columns), refs)
     raws = {name: raw_values(v) for name, v in factors.items()}

@@ -1,7 +1,9 @@
-"""engine/scaling.py's rescaling for an aggregated fit: the same decision and units, from sums.
+"""engine/scaling.py's units for an aggregated fit: the same decision, from sums, and the stored
+cross-products [X y] W, Z_k T_k formed from the pilot-shifted sums, so that a response of 1e9 +- 1
+keeps its digits: [X y] W = S W + 1 (W' pilot)' with S the shifted columns.
 
-The scaled cross-products are formed from the pilot-shifted sums (stats.Shifted), not from the raw
-ones, so that a response of 1e9 +- 1 keeps its digits: [X y] M = S M + 1 (M' pilot)'.
+Units here are W = [[diag(1/dx), -m e / c], [0, 1/c]] and T_k = diag(1/dz_k) (the engine also centres
+a correlated term's slopes; diagonal units are as exact, and map back through the same Scaling).
 """
 
 from __future__ import annotations
@@ -10,14 +12,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from lmmcli.aggregate.crossprod import CrossProducts, pls_model, term_block
-from lmmcli.engine.optimize import fit_theta
-from lmmcli.engine.scaling import FAR, Scaling, _far, _y_far, solution_to_original
-
-SHIFT_TOL = 1e-8
+from lmmcli.aggregate.crossprod import CrossProducts
+from lmmcli.engine.scaling import FAR_Z, SHIFT_TOL, Scaling, _far, _y_far
 
 
-def _rms(sumsq: np.ndarray, n: int) -> np.ndarray:
+def _rms(sumsq, n: int) -> np.ndarray:
     r = np.sqrt(np.asarray(sumsq, dtype=float) / n)
     return np.where((r > 0) & np.isfinite(r), r, 1.0)
 
@@ -49,63 +48,68 @@ def _constant_weights(cp: CrossProducts, intercept: int | None) -> np.ndarray | 
     return e if resid <= (SHIFT_TOL ** 2) * cp.n else None
 
 
-def choose_scaling(agg) -> Scaling | None:
-    """engine.scaling.choose_scaling from the aggregated sums."""
+def choose_units(agg) -> tuple[Scaling | None, float]:
+    """engine.scaling.choose_scaling from the aggregated sums (None: the columns as they are), and the
+    shift m of y (y_s = (y - m X e) / c)."""
     cp, sh = agg.cp, agg.shifted
     n, p = cp.n, cp.p
     dx = _rms(np.diag(cp.XyXy)[:p], n)
     dz = [_rms(s, n) for s in _term_sumsq(cp)]
+    x_far, z_far = _far(dx), [_far(d, FAR_Z) for d in dz]
     mean = cp.col_sum[p] / n
     var = max(sh.S[p, p] / n - (sh.T[p] / n) ** 2, 0.0)
-    sd = np.sqrt(var) if var > 0 else 1.0
+    sd = float(np.sqrt(var)) if var > 0 else 1.0
     rms = float(_rms(cp.XyXy[p, p], n))
-    if not _far(np.concatenate([dx, *dz])) and not _y_far(mean, sd) and not _y_far(0.0, rms):
-        return None
-    e = _constant_weights(cp, agg.intercept) if n > 1 else None
-    m, c = (mean, sd) if e is not None else (0.0, rms)
-    if not (_far(np.concatenate([[c], dx, *dz])) or abs(m) > FAR * c):
-        return None
-    return Scaling(float(c), float(m), e if e is not None else np.zeros(p), dx, dz)
+    W, shift = np.eye(p + 1), 0.0
+    if x_far:
+        W[:p, :p] = np.diag(1.0 / dx)
+    if _y_far(mean, sd) or _y_far(0.0, rms):
+        e = _constant_weights(cp, agg.intercept) if n > 1 else None
+        m, c = (mean, sd) if e is not None else (0.0, rms)
+        if _y_far(m, c):
+            if e is not None:
+                W[:p, p] = -m * e / c
+                shift = float(m)
+            W[p, p] = 1.0 / c
+    if np.array_equal(W, np.eye(p + 1)) and not any(z_far):
+        return None, 0.0
+    T = tuple(np.diag(1.0 / d) if far else np.eye(len(d)) for d, far in zip(dz, z_far))
+    return Scaling(W, T), shift
 
 
-def scaled_crossproducts(agg, s: Scaling) -> CrossProducts:
-    """The CrossProducts of X / dx, (y - m X e) / c and Z_k / dz_k, from the shifted sums (X e = 1 whenever
-    m != 0, as choose_scaling decides)."""
+def stored_crossproducts(agg, units: Scaling, m: float) -> CrossProducts:
+    """The CrossProducts of [X y] W and Z_k T_k (diagonal T_k), from the shifted sums; m: y's shift."""
     cp, sh = agg.cp, agg.shifted
-    p, m = cp.p, cp.p + 1
-    # [X y] = s + 1 pilot' (s: the shifted columns). With X e = 1, s_X e is the constant 1 - pilot_X'e,
-    # so the shift of y by m X e moves into the constant part: [X y] M = s M0 + 1 a', where M0 only
-    # divides by the units and a = (pilot_X / dx, (pilot_y - m) / c). Nothing of size m is cancelled.
-    M = np.zeros((m, m))
-    M[:p, :p] = np.diag(1.0 / s.dx)
-    M[p, p] = 1.0 / s.c
-    a = M.T @ sh.pilot
-    a[p] = (sh.pilot[p] - s.m) / s.c
-    b = M.T @ sh.T
-    XyXy = M.T @ sh.S @ M + np.outer(a, b) + np.outer(b, a) + cp.n * np.outer(a, a)
-    dz1 = s.dz[0]
-    ZtXy1 = (sh.ZS1 @ M + sh.zsum1[:, :, None] * a[None, None, :]) / dz1[None, :, None]
-    D1 = cp.D1 / np.outer(dz1, dz1)[None]
+    p = cp.p
+    W = units.W
+    # [X y] = s + 1 pilot'. With X e = 1, s_X e is the constant 1 - pilot_X'e, so y's shift by m X e
+    # moves into the constant part: [X y] W = s W0 + 1 a', W0 = W without its shift column,
+    # a = W0' pilot except a_y = wyy (pilot_y - m): nothing of size m is cancelled.
+    W0 = W.copy()
+    W0[:p, p] = 0.0
+    a = W0.T @ sh.pilot
+    if m != 0.0:
+        a[p] = W[p, p] * (sh.pilot[p] - m)
+    b = W0.T @ sh.T
+    XyXy = W0.T @ sh.S @ W0 + np.outer(a, b) + np.outer(b, a) + cp.n * np.outer(a, a)
+    t1 = np.diag(units.T[0])
+    ZtXy1 = (sh.ZS1 @ W0 + sh.zsum1[:, :, None] * a[None, None, :]) * t1[None, :, None]
+    D1 = cp.D1 * np.outer(t1, t1)[None]
     A21 = A22 = A2Xy = None
     if cp.A22 is not None:
         import scipy.sparse as sp
 
-        dzr = np.concatenate([np.tile(d, len(t.levels)) for d, t in zip(s.dz[1:], cp.terms[1:])])
-        R, C = sp.diags(1.0 / dzr), sp.diags(np.tile(1.0 / dz1, len(cp.terms[0].levels)))
+        tr = np.concatenate([np.tile(np.diag(T), len(t.levels)) for T, t in zip(units.T[1:], cp.terms[1:])])
+        R, C = sp.diags(tr), sp.diags(np.tile(t1, len(cp.terms[0].levels)))
         A21, A22 = (R @ cp.A21 @ C).tocsr(), (R @ cp.A22 @ R).tocsr()
-        A2Xy = (sh.A2S @ M + sh.zsum2[:, None] * a[None, :]) / dzr[:, None]
-    return replace(cp, XyXy=XyXy, D1=D1, ZtXy1=ZtXy1, A21=A21, A22=A22, A2Xy=A2Xy)
+        A2Xy = (sh.A2S @ W0 + sh.zsum2[:, None] * a[None, :]) * tr[:, None]
+    col_sum = W.T @ cp.col_sum
+    nan = np.full(p + 1, np.nan)
+    return replace(cp, XyXy=XyXy, D1=D1, ZtXy1=ZtXy1, A21=A21, A22=A22, A2Xy=A2Xy, col_sum=col_sum,
+                   col_min=nan, col_max=nan, units=units)
 
 
-def optimize_and_solve_moments(model, agg, reml: bool):
-    """engine.scaling.optimize_and_solve for an aggregated fit: (opt, solution, scaled theta or None)."""
-    s = choose_scaling(agg)
-    if s is None:
-        opt = fit_theta(model)
-        return opt, model.solve(opt.theta), None
-    blocks = [term_block(t) for t in agg.cp.terms]
-    ms = pls_model(scaled_crossproducts(agg, s), reml)
-    opt_s = fit_theta(ms)
-    sol = solution_to_original(ms.solve(opt_s.theta), s, blocks, agg.cp.n)
-    opt = replace(opt_s, theta0=s.theta_to_original(blocks, opt_s.theta0), theta=sol.theta, fmin=sol.objective)
-    return opt, sol, np.asarray(opt_s.theta, dtype=float)
+def engine_record(agg) -> CrossProducts:
+    """The record the engine fits: the raw cross-products, or stored units when the numbers need them."""
+    units, m = choose_units(agg)
+    return agg.cp if units is None else stored_crossproducts(agg, units, m)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmmcli.aggregate import sql
-from lmmcli.aggregate.crossprod import CrossProducts, TermInfo, term_block
+from lmmcli.aggregate.crossprod import CrossProducts, TermInfo, term_blocks
 from lmmcli.aggregate.plan import ONE, Plan, build_plan, expression, factor_names, inner_first, scale_calls
 from lmmcli.design import checks
 from lmmcli.design.design import ModelSpec, aliased_from_gram, check_columns
@@ -227,7 +227,7 @@ def assemble(plan: Plan, totals: dict, results: list[dict], pairs: dict, n_input
                        tuple(t.info for t in terms), counts1, D1, ZtXy1, A21, A22, A2Xy,
                        col_sum, col_min, col_max, np.zeros(m, dtype=np.int64))
     cp, keep, warnings = _drop_aliased(plan, cp)
-    warnings += checks.check_random_effects([term_block(t) for t in cp.terms], range(n))
+    warnings += checks.check_random_effects(term_blocks(cp.terms), range(n))
     dropped = n_input - n
     if dropped:
         warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")

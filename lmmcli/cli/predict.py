@@ -8,10 +8,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Engine, Factor, IntervalKind, Level, MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg,
-                            Output, PredictFormat, Ref, RowsFormat, SparkMaster, Strict, Threads, app, command, guarded)
-from lmmcli.cli.common import (echo_warnings, emit, engine_options, load_data, model_state, source_name,
-                               terminal_width, use_color)
+from lmmcli.cli.app import (CsvFormatOpt, Engine, Factor, FormatOpt, IntervalKind, Level, MemoryLimit, Ml, Model,
+                            OptDataArg, OptFormulaArg, Output, Ref, SparkMaster, Strict, Threads, app, command,
+                            command_settings, guarded)
+from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name
+from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -42,25 +43,20 @@ def prediction_notes(p, to_json: bool) -> None:
         sys.stderr.write(f"note: {p.interval} intervals at level {p.level:g}: {p.interval_method}\n")
 
 
-def emit_predictions(p, format, output: Optional[Path], inputs) -> None:
-    """CSV (default) or JSON to stdout / -o FILE; -o FILE.parquet writes Parquet (atomically)."""
-    from lmmcli.render import tables as render
-    from lmmcli.io.read import PARQUET_EXT
+def predictions_shown(p) -> Shown:
+    """Predictions in every format: one row per input row; the interval method in the Parquet metadata."""
+    from lmmcli.render.tables import rows_table
 
-    if output is not None and output.suffix.lower() in PARQUET_EXT:
-        import pyarrow.parquet as pq
-
-        from lmmcli.io.write import atomic_write
-        from lmmcli.predict.predict import predictions_arrow
-
-        table = predictions_arrow(p)
-        atomic_write(str(output), lambda fh: pq.write_table(table, fh), inputs)
-        return
-    text = render.to_json(p.to_dict()) if format == PredictFormat.json else render.rows_to_csv(p.rows())
-    emit(text, output, inputs)
+    return Shown("lmm predict", p.to_dict, p.rows, lambda width, color: rows_table(p.rows(), "Predictions",
+                                                                                  width, color),
+                 metadata=p.header())
 
 
-@command()
+@command(examples=(
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --keep Subject',
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --newdata new.csv --interval prediction',
+    "lmm predict --model model.json --newdata new.csv -o predictions.parquet",
+))
 def predict(
     data: OptDataArg = None,
     formula: OptFormulaArg = None,
@@ -77,8 +73,7 @@ def predict(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: Annotated[PredictFormat, typer.Option(
-        "--format", "-f", help="csv or json; -o FILE.parquet writes Parquet")] = PredictFormat.csv,
+    format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
     engine: Engine = "auto",
@@ -91,45 +86,44 @@ def predict(
     from lmmcli.aggregate.choose import choose_engine
     from lmmcli.predict.predict import predict as run_predict
 
+    fmt = choose_format(format, output, OutFormat.csv)
     eng = engine_options(engine, threads, memory_limit, spark_master)
     state, warnings, frame = model_state(data, formula, model, ml, factor, ref, eng)
     rows_path = newdata or data
     if frame is None and rows_path is not None and choose_engine(rows_path, engine) != "memory":
         stream_predictions(state, rows_path, eng, population, interval.value if interval else None, level,
-                           tuple(keep or ()), format, output)
+                           tuple(keep or ()), fmt, output)
         return echo_warnings(warnings, strict)
     df, source, path = rows_to_predict(data, model, newdata, frame)
     p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                     level=level, keep=tuple(keep or ()), source=source)
-    emit_predictions(p, format, output, inputs=(path,))
-    prediction_notes(p, format == PredictFormat.json and output is None)
+    write(predictions_shown(p), fmt, output, inputs=(path,))
+    prediction_notes(p, fmt == OutFormat.json and is_stdout(output))
     echo_warnings(warnings, strict)
 
 
-def stream_predictions(state, path: str, eng, population, interval, level, keep, format, output) -> None:
+def stream_predictions(state, path: str, eng, population, interval, level, keep, fmt, output) -> None:
     """Predict the rows of PATH batch by batch through DuckDB, writing CSV (stdout or -o) or -o FILE.parquet."""
+    from lmmcli import predict_stream
     from lmmcli.aggregate.choose import make_runner
     from lmmcli.errors import UsageError
-    from lmmcli.io.read import PARQUET_EXT
     from lmmcli.io.write import atomic_write
     from lmmcli.predict.predict import needed_columns
-    from lmmcli import predict_stream
     from lmmcli.predict_stream import prediction_batches, write_tables
 
-    if format == PredictFormat.json:
-        raise UsageError("streamed predictions are written as CSV or Parquet, not JSON",
-                         hint="use -f csv, or -o FILE.parquet")
+    if fmt not in (OutFormat.csv, OutFormat.parquet):
+        raise UsageError("streamed predictions are written as CSV or Parquet", hint="use -f csv, or -o FILE.parquet")
     runner = make_runner("duckdb", path, eng)
     try:
         need_z = not population or interval == "prediction"
         cols = needed_columns(state.spec, population, need_z)
         cols += [k for k in keep if k not in cols]
         counts: dict = {}
-        tables = prediction_batches(state, runner.batches(cols, predict_stream.BATCH_ROWS), population, interval, level, keep,
-                                    source_name(path), counts)
-        parquet = output is not None and output.suffix.lower() in PARQUET_EXT
-        if output is None:
-            write_tables(tables, sys.stdout.buffer, parquet=False)
+        tables = prediction_batches(state, runner.batches(cols, predict_stream.BATCH_ROWS), population, interval,
+                                    level, keep, source_name(path), counts)
+        parquet = fmt == OutFormat.parquet
+        if is_stdout(output):
+            write_tables(tables, sys.stdout.buffer, parquet)
         else:
             atomic_write(str(output), lambda fh: write_tables(tables, fh, parquet), (path,))
     finally:
@@ -142,24 +136,29 @@ def stream_predictions(state, path: str, eng, population, interval, level, keep,
                          "the population value for those terms (new_level = true)\n")
 
 
-def emit_effects(effects, format: RowsFormat, output: Optional[Path], inputs) -> None:
-    """A ranef.Effects report as a table, JSON or CSV."""
-    from lmmcli.render import tables as render
+RANEF_EXAMPLES = (
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o ranef.parquet',
+    "lmm ranef --model model.json --format csv --level 0.9",
+)
+COEF_EXAMPLES = (
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --format markdown',
+)
 
-    if format == RowsFormat.json:
-        text = render.to_json(effects.to_dict())
-    elif format == RowsFormat.csv:
-        text = render.rows_to_csv(effects.records())
-    else:
-        text = render.effects_table(effects.rows, effects.title, effects.level, width=terminal_width(),
-                                    color=use_color(output))
-    emit(text, output, inputs)
+
+def effects_shown(effects) -> Shown:
+    """ranef/coef rows in every format."""
+    from lmmcli.render.tables import effects_table
+
+    return Shown(effects.title, effects.to_dict, effects.records,
+                 lambda width, color: effects_table(effects.rows, effects.title, effects.level, width, color))
 
 
 def effects_command(kind: str):
     """The `lmm ranef` or `lmm coef` command: the same arguments and options, ranef.effects(kind)."""
 
-    def command(
+    def run(
         data: OptDataArg = None,
         formula: OptFormulaArg = None,
         model: Model = None,
@@ -167,8 +166,7 @@ def effects_command(kind: str):
         ml: Ml = False,
         factor: Factor = None,
         ref: Ref = None,
-        format: Annotated[RowsFormat, typer.Option("--format", "-f", help="table, json or csv; -o FILE.parquet "
-                                                   "writes Parquet (ranef)")] = RowsFormat.table,
+        format: FormatOpt = None,
         output: Output = None,
         strict: Strict = False,
         engine: Engine = "auto",
@@ -176,27 +174,29 @@ def effects_command(kind: str):
         memory_limit: MemoryLimit = None,
         spark_master: SparkMaster = None,
     ):
-        from lmmcli.io.read import PARQUET_EXT
         from lmmcli.predict.ranef import effects
 
+        fmt = choose_format(format, output, OutFormat.table)
         eng = engine_options(engine, threads, memory_limit, spark_master)
         state, warnings, _ = model_state(data, formula, model, ml, factor, ref, eng)
-        if kind == "ranef" and output is not None and output.suffix.lower() in PARQUET_EXT:
+        if kind == "ranef" and fmt == OutFormat.parquet and not is_stdout(output):
             import pyarrow.parquet as pq
 
             from lmmcli.io.write import atomic_write
             from lmmcli.predict_stream import ranef_table
 
-            table = ranef_table(state, level)
+            table = ranef_table(state, level)     # columnar: a million levels without a row object each
             atomic_write(str(output), lambda fh: pq.write_table(table, fh), (data,) if data else ())
         else:
-            emit_effects(effects(state, kind, level), format, output, inputs=(data,))
+            write(effects_shown(effects(state, kind, level)), fmt, output, inputs=(data,))
         echo_warnings(warnings, strict)
 
-    return guarded(command)
+    return guarded(run)
 
 
 app.command("ranef", help="Random effects: conditional modes, conditional sds and intervals "
-                          "(lme4's ranef(condVar = TRUE)).")(effects_command("ranef"))
+                          "(lme4's ranef(condVar = TRUE)).",
+            **command_settings(RANEF_EXAMPLES))(effects_command("ranef"))
 app.command("coef", help="Group-specific coefficients, fixed + random effects (lme4's coef()), "
-                         "with approximate intervals.")(effects_command("coef"))
+                         "with approximate intervals.",
+            **command_settings(COEF_EXAMPLES))(effects_command("coef"))

@@ -128,7 +128,7 @@ def test_parts_in_any_order(tmp_path):
     mem, one = fit_both(tmp_path / "all.parquet", formula)
     for spec in (tmp_path / "parts", str(tmp_path / "parts" / "*.parquet"), tmp_path / "hive"):
         fm = fit_source(formula, DuckDBRunner(resolve(str(spec)), progress=False))
-        assert fm.engine == "duckdb"
+        assert fm.engine_name == "duckdb"
         assert rel(fm.model.objective(mem.sol.theta), mem.model.objective(mem.sol.theta)) < 1e-12
         assert rel(fm.sol.objective, mem.sol.objective) < 1e-10
 
@@ -141,7 +141,10 @@ def test_large_mean_response_is_shifted(tmp_path):
     df.to_parquet(path)
     mem, agg = fit_both(path, "y ~ x + (1|g)")
     assert agg.theta_scaled is not None and mem.theta_scaled is not None
-    assert rel(agg.sol.objective, mem.sol.objective) < 1e-10
+    # 1e-8, not 1e-10: at y ~ 1e9 each row's y - mean carries ~1e-7 of rounding in the in-memory
+    # record (formed row by row); the aggregated one shifts by the pilot in SQL and by mean - pilot
+    # (~16) in the sums, so the two records differ in the 9th digit of the REML criterion
+    assert rel(agg.sol.objective, mem.sol.objective) < 1e-8
     assert rel(agg.sol.theta, mem.sol.theta) < 1e-4
 
 

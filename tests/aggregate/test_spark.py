@@ -41,7 +41,7 @@ def test_spark_crossed_factor_missing_csv(tmp_path, spark_runner_for):
     df.to_csv(path, index=False, na_rep="NA")
     formula = "y ~ x + f + (1|g) + (1|item)"
     mem, agg = fit_both(path, formula, factors=("item",), runner=spark_runner_for(path))
-    assert agg.engine == "spark"
+    assert agg.engine_name == "spark"
     assert_same_fit(mem, agg, at_optimum=1e-8)
     for key, v in mem.residual_quantiles().items():
         assert abs(agg.residuals[key] - v) < 1e-6
