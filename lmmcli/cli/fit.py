@@ -94,14 +94,15 @@ def fit(
                               ci.value if ci else None, level, nsim, seed, jobs)
     if jobs is not None:
         raise UsageError("--jobs is for --by: one fit runs in one process")
-    fm, _ = read_and_fit(data, formula, ml, factor, ref, engine_options(engine, threads, memory_limit, spark_master))
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, engine_options(engine, threads, memory_limit,
+                                                                           spark_master))
     engine_name = getattr(fm, "engine_name", "memory")
     if engine_name != "memory":
         from lmmcli.fit_scale import check_supported
 
         check_supported(ci.value if ci else None, df.value)
     if save is not None:
-        save_model(fm, save, data)
+        save_model(fm, save, data, frame)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
