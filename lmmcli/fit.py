@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
+from lmmcli.errors import DataError
 from lmmcli.formula import Formula, parse_formula
 from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.fit import EngineFit
@@ -130,6 +131,7 @@ def log_det_weights(design: Design) -> float:
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
+    _check_residual_df(design, reml)
     # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
     fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
     fm = FittedModel(formula, design, fit)
@@ -174,6 +176,17 @@ def crossproducts(design: Design) -> CrossProducts:
     return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
 
 
+def _check_residual_df(design: Design, reml: bool) -> None:
+    """REML (and a model without random terms) needs n > p: its residual variance divides by n - p."""
+    n, p = design.n, design.X.shape[1]
+    if n <= p and (reml or not design.blocks):
+        what = "REML" if design.blocks else "a model without random terms"
+        raise DataError(f"{what} needs more observations than fixed effects, but there are {n} "
+                        f"observation{'s' if n != 1 else ''} and {p} fixed effect{'s' if p != 1 else ''} "
+                        "(no residual degrees of freedom)",
+                        hint="use fewer fixed effects" + (", or fit by ML (--ml)" if design.blocks else ""))
+
+
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",
         weights: str | None = None, contrasts: dict | None = None) -> FittedModel:
     """lmer(): parse the formula, build the design from the data frame, fit."""
@@ -185,7 +198,7 @@ def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "
 # -- assembling the result -----------------------------------------------------------------------
 def _fixed_effects(fm: FittedModel) -> list[FixedEffect]:
     se = np.sqrt(np.diag(fm.vcov()))
-    return [FixedEffect(t, float(b), float(s), float(b / s) if s > 0 else float("nan"))
+    return [FixedEffect(t, float(b), float(s), float(b / s) if 0 < s < np.inf else float("nan"))
             for t, b, s in zip(fm.design.fixed_names, fm.sol.beta, se)]
 
 
@@ -232,7 +245,20 @@ def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     if singular:
         out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
                    "or a correlation as +/-1")
+    out += _overflow_warnings(fm)
     return out
+
+
+def _overflow_warnings(fm: FittedModel) -> list[str]:
+    """A coefficient whose variance is beyond floating point (a column scaled by 1e-200, say) has no usable
+    standard error, t value or df: say so rather than print t = 0, p = 1."""
+    var = np.diag(fm.vcov())
+    bad = [name for name, v in zip(fm.design.fixed_names, var) if not np.isfinite(v)]
+    if not bad:
+        return []
+    return [f"the variance of the estimate of {', '.join(map(repr, bad))} is beyond floating point (the "
+            "column's scale is extreme), so its standard error, t value and p-value are not available; "
+            "rescale the column (e.g. I(x * 1e200))"]
 
 
 def _optimizer_summary(opt: OptSummary) -> dict:

@@ -19,7 +19,7 @@ def prediction_batches(state: ModelState, batches, population=False, interval=No
     `row` counts on across batches. counts (a dict) collects n_missing and n_new_level."""
     import pyarrow as pa
 
-    from lmmcli.io.read import _to_frame
+    from lmmcli.io.arrow import to_frame as _to_frame
 
     offset = 0
     for batch in batches:

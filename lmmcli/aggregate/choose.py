@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lmmcli.aggregate.source import resolve
-from lmmcli.errors import UsageError
+from lmmcli.errors import DataError, UsageError
 
 ENGINES = ("auto", "memory", "duckdb", "spark")
 HEADROOM = 4.0      # memory is chosen when decoded size x HEADROOM < available memory (the fit's copies)
@@ -48,7 +48,10 @@ def choose_engine(data: str, engine: str = "auto") -> str:
         return engine
     if data == "-":
         return "memory"
-    src = resolve(data)
+    try:
+        src = resolve(data)
+    except DataError:    # a format only the memory reader knows (compressed CSV, Arrow), or no such file:
+        return "memory"  # the memory reader reads it, or says what is wrong
     if not _has_duckdb():
         return "memory"
     if not src.single:

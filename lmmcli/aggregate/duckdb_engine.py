@@ -15,7 +15,7 @@ import numpy as np
 from lmmcli.aggregate.source import Source
 from lmmcli.aggregate.sql import DUCKDB, VIEW
 from lmmcli.errors import DataError, LmmError
-from lmmcli.io.read import NA_STRINGS, _r_names
+from lmmcli.io.text import NA_STRINGS, _r_names
 
 
 def kind_of(sql_type: str) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmmcli.errors import DataError
-from lmmcli.io.read import CSV_EXT, PARQUET_EXT
+from lmmcli.io.read import PARQUET_EXT, TEXT_EXT as CSV_EXT
 
 DECODED_CSV_FACTOR = 3.0     # bytes of decoded rows (numpy columns, text objects) per byte of CSV, measured ~2-4
 DECODED_PARQUET_FACTOR = 1.0  # of uncompressed Parquet bytes (its metadata says how many)
@@ -59,6 +59,13 @@ def resolve(spec: str) -> Source:
     """The Source of a DATA argument; a DataError if it names no readable data."""
     if spec == "-":
         raise DataError("standard input can only be read by --engine memory")
+    try:
+        return _resolve(spec)
+    except OSError as exc:    # a name too long for the file system, a directory we may not list
+        raise DataError(f"cannot read '{spec}': {exc.strerror or exc}") from exc
+
+
+def _resolve(spec: str) -> Source:
     p = Path(spec)
     if p.is_dir():
         files = sorted(str(f) for f in p.rglob("*") if f.is_file() and _format_of(str(f)))

@@ -16,7 +16,7 @@ import numpy as np
 from lmmcli.aggregate.source import Source
 from lmmcli.aggregate.sql import SPARK, VIEW
 from lmmcli.errors import DataError, LmmError
-from lmmcli.io.read import _r_names
+from lmmcli.io.text import _r_names
 
 DEFAULT_MASTER = "local[*]"
 

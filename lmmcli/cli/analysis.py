@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
+from lmmcli.cli.app import (Decimal, Delimiter, DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
                             Strict, command)
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
@@ -81,6 +81,8 @@ def anova(
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """F tests of the fixed terms, as lmerTest's anova() (type 3, Satterthwaite by default)."""
     from lmmcli.inference.anova import anova_of, check_options
@@ -104,6 +106,8 @@ def ranova(
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests of each random term, as lmerTest's ranova() (slopes reduced, not removed)."""
     from lmmcli.analysis.ranova import ranova as run
@@ -149,6 +153,8 @@ def emmeans(
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Estimated marginal means and pairwise contrasts, as emmeans (equal weights, covariates at their means)."""
     from lmmcli.errors import UsageError
@@ -191,6 +197,8 @@ def model_table(
                       ] = ModelTableFormat.table,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Several models side by side (as modelsummary): estimates and SEs, random-effect sds, ICC, R², AIC, BIC."""
     from lmmcli.analysis.model_table import model_table as run

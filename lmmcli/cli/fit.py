@@ -7,8 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Engine, Factor, FormatOpt, FormulaArg, MemoryLimit, Ml,
-                            Output, Ref, Seed, SparkMaster, Strict, Threads, command)
+from lmmcli.cli.app import (CiMethod, DataArg, Decimal, Delimiter, DfMethod, Engine, Factor, FormatOpt, FormulaArg,
+                            MemoryLimit, Ml, Output, Ref, Seed, SparkMaster, Strict, Threads, command)
 from lmmcli.cli.by import fit_by_command
 from lmmcli.cli.common import (echo_warnings, engine_options, load_data, note, parse_refs, progress_bar, read_and_fit,
                                save_model)
@@ -51,6 +51,8 @@ def fit(
     seed: Seed = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
@@ -129,6 +131,8 @@ def compare(
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
     from lmmcli.compare import compare as run_compare

@@ -8,9 +8,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CsvFormatOpt, Engine, Factor, FormatOpt, IntervalKind, Level, MemoryLimit, Ml, Model,
-                            OptDataArg, OptFormulaArg, Output, Ref, SparkMaster, Strict, Threads, app, command,
-                            command_settings, guarded)
+from lmmcli.cli.app import (CsvFormatOpt, Decimal, Delimiter, Engine, Factor, FormatOpt, IntervalKind, Level,
+                            MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, SparkMaster, Strict,
+                            Threads, app, command, command_settings, guarded)
 from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
@@ -76,6 +76,8 @@ def predict(
     format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
     engine: Engine = "auto",
     threads: Threads = None,
     memory_limit: MemoryLimit = None,
@@ -169,6 +171,8 @@ def effects_command(kind: str):
         format: FormatOpt = None,
         output: Output = None,
         strict: Strict = False,
+        delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+        decimal: Decimal = ".",
         engine: Engine = "auto",
         threads: Threads = None,
         memory_limit: MemoryLimit = None,
