@@ -84,6 +84,10 @@ class FittedModel:
             out += np.einsum("ij,ij->i", blk.Z, b[blk.codes])
         return out
 
+    def residual_quantiles(self) -> dict[str, float]:
+        """Min, quartiles and max of the scaled residuals (an aggregated fit computes them in a second pass)."""
+        return _scaled_residuals(self)
+
     def covariances(self) -> list[np.ndarray]:
         """Each random term's covariance matrix, sigma^2 T T'."""
         Ts = split_theta(self.blocks, self.sol.theta)
@@ -97,7 +101,7 @@ class FittedModel:
         return bool(np.any((lower == 0) & (theta < tol)))
 
     def npar(self) -> int:
-        return len(self.sol.theta) + self.design.X.shape[1] + 1
+        return len(self.sol.theta) + len(self.sol.beta) + 1
 
     def loglik(self) -> float:
         return -0.5 * self.sol.objective
@@ -270,7 +274,7 @@ def _optimizer_summary(opt: OptSummary) -> dict:
 
 def assemble(fm: FittedModel) -> FitResult:
     """The FitResult of a fitted model (lme4's summary)."""
-    n, p = fm.design.n, fm.design.X.shape[1]
+    n, p = fm.design.n, len(fm.sol.beta)
     npar, ll = fm.npar(), fm.loglik()
     singular = fm.is_singular()
     vcs, cors = _variance_components(fm)
@@ -285,7 +289,7 @@ def assemble(fm: FittedModel) -> FitResult:
         optimizer=_optimizer_summary(fm.opt),
         warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov().tolist(),
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
-        scaled_residuals=_scaled_residuals(fm),
+        scaled_residuals=fm.residual_quantiles(),
     )
 
 

@@ -82,6 +82,15 @@ CsvFormatOpt = Annotated[Optional[OutFormat], typer.Option("--format", "-f", sho
                                                           help=format_help(OutFormat.csv))]
 Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
                                              help="random seed (same seed, same result)")]
+Engine = Annotated[str, typer.Option("--engine", metavar="ENGINE", help="who reads and sums the rows: memory, "
+                                     "duckdb (data bigger than memory; globs, directories of parts), spark, or auto "
+                                     "(memory when the data fits comfortably, else duckdb)")]
+Threads = Annotated[Optional[int], typer.Option("--threads", show_default=False,
+                                                help="--engine duckdb: number of threads")]
+MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", metavar="SIZE", show_default=False,
+                                                    help="--engine duckdb: memory limit, e.g. 2GB (spills to disk)")]
+SparkMaster = Annotated[Optional[str], typer.Option("--spark-master", metavar="URL", show_default=False,
+                                                    help="--engine spark: the Spark master (default local[*])")]
 
 
 # -- input dialect: --delimiter and --decimal, recorded by their callbacks for common.load_data -------

@@ -82,17 +82,38 @@ def read_warnings(df, name: str) -> list[str]:
     return out
 
 
-def read_and_fit(data: str, formula: str, ml: bool, factor, ref):
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None):
     """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
-    and --ref are checked before the data is read, so their mistakes are reported first."""
+    and --ref are checked before the data is read, so their mistakes are reported first. With an
+    aggregation engine (engine: aggregate.choose.EngineOptions) the rows are never loaded: the frame is None."""
     import lmmcli.fit
     from lmmcli.formula import parse_formula
 
     parsed = parse_formula(formula)
     refs = parse_refs(ref)
+    if engine is not None:
+        from lmmcli.aggregate.choose import choose_engine, make_runner
+
+        name = choose_engine(data, engine.engine)
+        if name != "memory":
+            from lmmcli.fit_scale import fit_source
+
+            runner = make_runner(name, data, engine)
+            try:
+                return fit_source(parsed.text, runner, reml=not ml, factors=tuple(factor or ()), refs=refs,
+                                  source=source_name(data)), None
+            finally:
+                runner.close()
     df, source = load_data(data)
     fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source)
     return fm, df
+
+
+def engine_options(engine: str, threads, memory_limit, spark_master):
+    """The shared engine options as one value for read_and_fit."""
+    from lmmcli.aggregate.choose import EngineOptions
+
+    return EngineOptions(engine, threads, memory_limit, spark_master)
 
 
 def use_color(output: Optional[Path]) -> bool:
@@ -150,7 +171,7 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
     write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None):
+def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None, engine=None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
     fit's warnings, so --strict means the same with --model as without. glmm: the --family, --link,
@@ -159,6 +180,9 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None)
 
     if glmm and model is None:
         from lmmcli.cli.glmm import glmm_state
+
+        if engine is not None and engine.engine not in ("auto", "memory"):
+            raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
 
         return glmm_state(data, formula, factor, ref, **glmm)
 
@@ -173,8 +197,8 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None)
             raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
         from lmmcli.predict.predict import state_from_fit
 
-        fm, df = read_and_fit(data, formula, ml, factor, ref)
-        state, frame = state_from_fit(fm), (df, source_name(data), data)
+        fm, df = read_and_fit(data, formula, ml, factor, ref, engine)
+        state, frame = state_from_fit(fm), (None if df is None else (df, source_name(data), data))
     return state, state.summary.get("warnings", []), frame
 
 

@@ -7,10 +7,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
-                            Strict, command)
+from lmmcli.cli.app import (CiMethod, DataArg, Decimal, Delimiter, DfMethod, Engine, Factor, FormatOpt, FormulaArg,
+                            MemoryLimit, Ml, Output, Ref, Seed, SparkMaster, Strict, Threads, command)
 from lmmcli.cli.by import fit_by_command
-from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.common import (echo_warnings, engine_options, load_data, note, parse_refs, progress_bar, read_and_fit,
+                               save_model)
 from lmmcli.cli.glmm import Family, Link, Nagq, Weights
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
@@ -65,6 +66,10 @@ def fit(
     link: Link = None,
     nagq: Nagq = 1,
     weights: Weights = None,
+    engine: Engine = "auto",
+    threads: Threads = None,
+    memory_limit: MemoryLimit = None,
+    spark_master: SparkMaster = None,
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
     from lmmcli.errors import UsageError
@@ -76,6 +81,8 @@ def fit(
 
         if family is None:
             raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
+        if str(getattr(engine, "value", engine)) not in ("auto", "memory"):
+            raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
         if by is not None or jobs is not None:
             raise UsageError("--by and --jobs are not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
@@ -91,13 +98,20 @@ def fit(
                               ci.value if ci else None, level, nsim, seed, jobs)
     if jobs is not None:
         raise UsageError("--jobs is for --by: one fit runs in one process")
-    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, engine_options(engine, threads, memory_limit,
+                                                                           spark_master))
+    engine_name = getattr(fm, "engine_name", "memory")
+    if engine_name != "memory":
+        from lmmcli.fit_scale import check_supported
+
+        check_supported(ci.value if ci else None, df.value)
     if save is not None:
         save_model(fm, save, data, frame)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
         note(message)
+    analysis.report.extra["engine"] = engine_name
     write(fit_shown(analysis.report, analysis.mixed), fmt, output, inputs=(data,))
     echo_warnings(analysis.report.warnings, strict)
 

@@ -340,8 +340,12 @@ def aliased_columns(X: np.ndarray) -> list[int]:
     top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
     ok = (top > 0) & np.isfinite(top)
     X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
-    XtX = X.T @ X
-    p = X.shape[1]
+    return aliased_from_gram(X.T @ X)
+
+
+def aliased_from_gram(XtX: np.ndarray) -> list[int]:
+    """aliased_columns from X'X alone (what an aggregated fit has)."""
+    p = XtX.shape[1]
     L = np.zeros((p, p))
     keep, drop = [], []
     for j in range(p):

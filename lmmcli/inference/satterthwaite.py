@@ -51,7 +51,9 @@ class Solves:
         theta = np.asarray(theta, dtype=float) + 0.0     # + 0.0 turns -0.0 into 0.0 for the key
         key = theta.tobytes()
         if key not in self._cache:
-            self._cache[key] = self.model.solve(theta, cond_var=False)
+            # kept without the random effects: the deviance and RX are all that is read, and at 1e6
+            # levels each solution's b and u are 32 MB (a Hessian has dozens of points)
+            self._cache[key] = dataclasses.replace(self.model.solve(theta, cond_var=False), b=[], u=[])
         return self._cache[key]
 
     @property
@@ -219,7 +221,7 @@ def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
         Vadj, df = kenward_roger(fm)
         return FixedInference(method, np.sqrt(np.diag(Vadj)), df, Vadj)
     V = fm.vcov()
-    n, p = fm.design.X.shape
+    n, p = fm.design.n, len(fm.sol.beta)
     if method == "satterthwaite":
         df = satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, V) if p else np.zeros(0)
     else:

@@ -73,6 +73,8 @@ def _header(r: FitResult) -> Text:
     text.append(f"Linear mixed model fit by {'REML' if r.method == 'REML' else 'maximum likelihood'}\n",
                 style="bold")
     text.append(f"Formula: {r.formula}\n")
+    if r.extra.get("engine") not in (None, "memory"):
+        text.append(f"Engine: {r.extra['engine']} (aggregated from the data files; the rows were not loaded)\n")
     if r.method == "REML":
         text.append(f"REML criterion at convergence: {r.reml_criterion:.4f}\n")
     else:
