@@ -44,6 +44,10 @@ class FittedModel:
         """X beta + Z b (+ the offset) for the fitting rows."""
         return self.design.X @ self.sol.beta + self.z_times_b() + self.offset()
 
+    def engine_inputs(self):
+        """(X, y, blocks) as the engine saw them (y less the offset; rows times sqrt(w) under weights)."""
+        return self.design.engine_inputs()
+
     def offset(self) -> np.ndarray | float:
         """The offset() terms' sum for the fitting rows (0 without)."""
         return 0.0 if self.design.offset is None else self.design.offset
@@ -78,28 +82,12 @@ class FittedModel:
         return assemble(self)
 
 
-def engine_inputs(design: Design):
-    """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
-    X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
-    y = design.y if design.offset is None else design.y - design.offset
-    if design.weights is None:
-        return design.X, y, design.blocks
-    sw = np.sqrt(design.weights)
-    blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in design.blocks]
-    return design.X * sw[:, None], y * sw, blocks
-
-
-def log_det_weights(design: Design) -> float:
-    """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
-    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
-
-
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
-    X, y, blocks = engine_inputs(design)
+    X, y, blocks = design.engine_inputs()
     model = PlsModel(X, y, blocks, reml=reml)
     opt, sol, theta_scaled = optimize_and_solve(model, X, y, blocks)
-    ldw = log_det_weights(design)
+    ldw = design.log_det_weights()
     if ldw:   # the weighted model's criterion: the engine's value for the sqrt(w)-scaled rows - log|W|
         sol = replace(sol, objective=sol.objective - ldw)
         opt = replace(opt, fmin=opt.fmin - ldw)

@@ -157,3 +157,20 @@ def test_empty_text_is_a_level_with_a_note(fits):
     fm = fits["empty_text_level"]
     assert fm.design.spec.variables["tx"].levels == ("", "left", "right")
     assert any('level named ""' in w for w in fm.design.warnings)
+
+
+def test_lm_with_weights_and_offset_as_summary_lm(data):
+    """No random term: lm(y ~ x + V + offset(o), weights = w) as R 4.2.2's summary.lm reports it."""
+    from lmmcli.fit import analyze
+
+    exp = json.loads((REF / "expected" / "lm_weights_offset.json").read_text())
+    r = analyze(fit(exp["formula"], data, weights=exp["weights"])).report
+    assert [fe.term for fe in r.fixed_effects] == exp["fixef"]["terms"]
+    np.testing.assert_allclose([fe.estimate for fe in r.fixed_effects], exp["fixef"]["estimate"], rtol=1e-9)
+    np.testing.assert_allclose([fe.std_error for fe in r.fixed_effects], exp["fixef"]["se"], rtol=1e-9)
+    got = [r.r_squared, r.adj_r_squared, r.sigma, r.f_statistic, r.loglik, r.aic]
+    want = [exp[k] for k in ("r_squared", "adj_r_squared", "sigma", "fstatistic", "loglik", "aic")]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    q = r.residuals
+    np.testing.assert_allclose([q["min"], q["q1"], q["median"], q["q3"], q["max"]], exp["residual_quantiles"],
+                               rtol=1e-9)

@@ -26,6 +26,22 @@ def parse_refs(refs: Optional[List[str]]) -> dict:
     return out
 
 
+def parse_contrasts(items: Optional[List[str]]) -> dict:
+    """--contrasts KIND or COL=KIND (R's contr.KIND spelling too) as {COL or "": KIND}."""
+    from lmmcli.design.transforms import CONTRASTS
+    from lmmcli.errors import UsageError
+
+    out = {}
+    for item in items or []:
+        col, sep, kind = item.rpartition("=")
+        kind = kind.removeprefix("contr.")
+        if kind not in CONTRASTS or (sep and not col):
+            raise UsageError(f"--contrasts expects KIND or COL=KIND with KIND one of {', '.join(CONTRASTS)}, "
+                             f"got '{item}'")
+        out[col] = kind
+    return out
+
+
 def emit(text: str, output: Optional[Path], inputs=()) -> None:
     """Write text to stdout, or atomically to the output file."""
     if output is None:
@@ -65,16 +81,18 @@ def load_data(data: str):
     return df, source_name(data)
 
 
-def read_and_fit(data: str, formula: str, ml: bool, factor, ref):
-    """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
-    and --ref are checked before the data is read, so their mistakes are reported first."""
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref, weights: Optional[str] = None, contrasts=None):
+    """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula,
+    --ref and --contrasts are checked before the data is read, so their mistakes are reported first."""
     import lmmcli.fit
     from lmmcli.formula import parse_formula
 
     parsed = parse_formula(formula)
     refs = parse_refs(ref)
+    coding = parse_contrasts(contrasts)
     df, source = load_data(data)
-    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source)
+    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source,
+                        weights=weights, contrasts=coding)
     return fm, df
 
 
@@ -136,15 +154,16 @@ def save_model(fm, path: Path, data: str) -> None:
     write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref):
+def model_state(data, formula, model, ml, factor, ref, weights=None, contrasts=None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
     fit's warnings, so --strict means the same with --model as without."""
     from lmmcli.errors import UsageError
 
     if model is not None:
-        if formula is not None or ml or factor or ref:
-            raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        if formula is not None or ml or factor or ref or weights or contrasts:
+            raise UsageError("with --model, give no FORMULA, --ml, --factor, --ref, --weights or --contrasts: "
+                             "the saved model fixes them")
         from lmmcli.predict.saved_model import load
 
         state, frame = load(str(model)), None
@@ -153,6 +172,6 @@ def model_state(data, formula, model, ml, factor, ref):
             raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
         from lmmcli.predict.predict import state_from_fit
 
-        fm, df = read_and_fit(data, formula, ml, factor, ref)
+        fm, df = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
         state, frame = state_from_fit(fm), (df, source_name(data), data)
     return state, state.summary.get("warnings", []), frame

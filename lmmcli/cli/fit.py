@@ -7,9 +7,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, Format, FormulaArg, Level, Ml, Output, Ref, Seed,
-                            Strict, command)
-from lmmcli.cli.common import emit_report, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, DfMethod, Factor, Format, FormulaArg, Level, Ml, Output,
+                            Ref, Seed, Strict, Weights, command)
+from lmmcli.cli.common import (emit_report, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit,
+                               save_model)
 
 FitFormat = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
 
@@ -21,6 +22,8 @@ def fit(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: FitFormat = Format.table,
     df: Annotated[DfMethod, typer.Option(
         "--df", help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), kenward-roger "
@@ -45,7 +48,7 @@ def fit(
         from lmmcli.inference.confint import check_options
 
         check_options(ci.value, level, nsim)
-    fm, _ = read_and_fit(data, formula, ml, factor, ref)
+    fm, _ = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
     if save is not None:
         save_model(fm, save, data)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
@@ -67,6 +70,8 @@ def compare(
                            "effects, otherwise exit code 2")] = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: FitFormat = Format.table,
     output: Output = None,
     strict: Strict = False,
@@ -75,8 +80,8 @@ def compare(
     from lmmcli.compare import compare as run_compare
     from lmmcli.render import tables as render
 
-    refs = parse_refs(ref)
+    refs, coding = parse_refs(ref), parse_contrasts(contrasts)
     df, source = load_data(data)
     result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
-                         source=source)
+                         source=source, weights=weights, contrasts=coding)
     emit_report(result, format, render.compare_table, output, data, strict)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
+from lmmcli.cli.app import Contrasts, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, Weights, command
 from lmmcli.cli.common import echo_warnings, read_and_fit, terminal_width, use_color
 
 
@@ -31,7 +31,8 @@ def _plot_figure(kind: PlotKind, fm, result, df, level: float, x, highlight: int
     return plot.diagnostics_figure(plotdata.diagnostics(fm))
 
 
-def _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict):
+def _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict,
+                  weights=None, contrasts=None):
     """Check the options before fitting, fit, then draw to the file or the terminal."""
     from lmmcli.errors import UsageError
 
@@ -43,7 +44,7 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
         from lmmcli.render.figures import image_format
 
         image_format(str(output))
-    fm, df = read_and_fit(data, formula, ml, factor, ref)
+    fm, df = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
     result = fm.result()
     if terminal:
         from lmmcli.predict.plotdata import caterpillar
@@ -80,7 +81,10 @@ def plot(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     strict: Strict = False,
 ):
     """Draw a fitted model: caterpillar plot, group trajectories or diagnostics (PNG or SVG; needs matplotlib)."""
-    _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict)
+    _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict,
+                  weights, contrasts)

@@ -8,8 +8,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Factor, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg, Output, PredictFormat,
-                            Ref, RowsFormat, Strict, app, command, guarded)
+from lmmcli.cli.app import (Contrasts, Factor, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg, Output,
+                            PredictFormat, Ref, RowsFormat, Strict, Weights, app, command, guarded)
 from lmmcli.cli.common import echo_warnings, emit, load_data, model_state, terminal_width, use_color
 
 
@@ -76,6 +76,8 @@ def predict(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: Annotated[PredictFormat, typer.Option(
         "--format", "-f", help="csv or json; -o FILE.parquet writes Parquet")] = PredictFormat.csv,
     output: Output = None,
@@ -84,7 +86,7 @@ def predict(
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
     from lmmcli.predict.predict import predict as run_predict
 
-    state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
+    state, warnings, frame = model_state(data, formula, model, ml, factor, ref, weights, contrasts)
     df, source, path = rows_to_predict(data, model, newdata, frame)
     p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                     level=level, keep=tuple(keep or ()), source=source)
@@ -118,13 +120,15 @@ def effects_command(kind: str):
         ml: Ml = False,
         factor: Factor = None,
         ref: Ref = None,
+        weights: Weights = None,
+        contrasts: Contrasts = None,
         format: Annotated[RowsFormat, typer.Option("--format", "-f", help="table, json or csv")] = RowsFormat.table,
         output: Output = None,
         strict: Strict = False,
     ):
         from lmmcli.predict.ranef import effects
 
-        state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
+        state, warnings, _ = model_state(data, formula, model, ml, factor, ref, weights, contrasts)
         emit_effects(effects(state, kind, level), format, output, inputs=(data,))
         echo_warnings(warnings, strict)
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import Factor, Ml, OptFormulaArg, Output, Ref, Seed, Strict, command
+from lmmcli.cli.app import Contrasts, Factor, Ml, OptFormulaArg, Output, Ref, Seed, Strict, Weights, command
 from lmmcli.cli.common import echo_warnings, emit, read_and_fit
 
 
@@ -30,14 +30,15 @@ def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, 
     _write_csv(simulate_spec(spec, seed), output)
 
 
-def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict):
+def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict, weights=None,
+                         contrasts=None):
     """`lmm simulate DATA FORMULA`: the data with columns sim_1..sim_N as CSV."""
     from lmmcli.errors import UsageError
     from lmmcli.predict.simulate import sim_columns, simulate_model
 
     if formula is None:
         raise UsageError("give DATA and FORMULA to simulate from a fitted model")
-    fm, df = read_and_fit(data, formula, ml, factor, ref)
+    fm, df = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
     sims = simulate_model(fm, nsim, seed, use_u)
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
     _write_csv(df.to_pandas().assign(**cols), output, inputs=(data,))
@@ -70,6 +71,8 @@ def simulate(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     output: Output = None,
     strict: Strict = False,
 ):
@@ -85,4 +88,4 @@ def simulate(
                          "not from a specification")
     if data is None:
         return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output)
-    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict)
+    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict, weights, contrasts)

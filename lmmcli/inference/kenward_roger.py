@@ -72,7 +72,8 @@ class _Pieces:
     """Sigma^{-1}-weighted cross-products of Z and X at the fit's (theta, sigma)."""
 
     def __init__(self, fm):
-        blocks, X = fm.blocks, fm.design.X
+        # the engine's rows: with prior weights, X and Z scaled by sqrt(w), so V = Z G Z' + sigma^2 I holds
+        X, _, blocks = fm.engine_inputs()
         self.n = X.shape[0]
         s2 = fm.sol.sigma ** 2
         Zs = sparse_Z(blocks)

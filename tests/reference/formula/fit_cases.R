@@ -52,3 +52,15 @@ for (i in seq_len(nrow(cases))) {
 writeLines(c(R.version.string, paste("lme4", packageVersion("lme4")), paste("lmerTest", packageVersion("lmerTest")),
              paste("Matrix", packageVersion("Matrix")), paste("jsonlite", packageVersion("jsonlite"))),
            "versions.txt")
+
+# A formula without random terms is lm(): prior weights and an offset as summary(lm(weights = )) reports them
+# (R 4.2's summary.lm counts the offset as part of the fitted values in R^2).
+l <- lm(y ~ x + V + offset(o), d, weights = w)
+s <- summary(l)
+lm_out <- list(id = "lm_weights_offset", formula = "y ~ x + V + offset(o)", weights = "w",
+               fixef = list(terms = rownames(s$coefficients), estimate = num(s$coefficients[, 1]),
+                            se = num(s$coefficients[, 2])),
+               r_squared = s$r.squared, adj_r_squared = s$adj.r.squared, sigma = s$sigma,
+               fstatistic = num(s$fstatistic[1]), loglik = num(logLik(l)), aic = AIC(l),
+               residual_quantiles = num(quantile(s$residuals)))
+writeLines(toJSON(lm_out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/lm_weights_offset.json")
