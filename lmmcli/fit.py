@@ -147,11 +147,22 @@ def _scaled_residuals(fm: FittedModel) -> dict[str, float]:
 
 def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     out = list(fm.design.warnings) + list(fm.opt.messages)
-    if not fm.opt.converged:
+    if not fm.opt.converged and (fm.opt.check is None or fm.opt.check.converged):   # else the check said why
         out.append(f"the optimizer did not converge ({fm.opt.return_code}); estimates may be unreliable")
     if singular:
         out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
                    "or a correlation as +/-1")
+    return out
+
+
+def _optimizer_summary(opt: OptSummary) -> dict:
+    """What the optimizer did, for every format: total evaluations, each run, and the convergence check."""
+    out = {"name": opt.optimizer, "evaluations": opt.feval, "return_code": opt.return_code}
+    if opt.runs:
+        out["runs"] = [{"kind": r.kind, "evaluations": r.feval, "objective": r.fmin, "return_code": r.return_code}
+                       for r in opt.runs]
+    if opt.check is not None:
+        out["max_grad"] = opt.check.max_grad
     return out
 
 
@@ -169,7 +180,7 @@ def assemble(fm: FittedModel) -> FitResult:
         loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, npar=npar, df_resid=n - npar,
         sigma=fm.sol.sigma, theta=[float(t) for t in fm.sol.theta], converged=fm.opt.converged,
         singular=singular,
-        optimizer={"name": fm.opt.optimizer, "evaluations": fm.opt.feval, "return_code": fm.opt.return_code},
+        optimizer=_optimizer_summary(fm.opt),
         warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov().tolist(),
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
         scaled_residuals=_scaled_residuals(fm),

@@ -26,32 +26,6 @@ def parse_refs(refs: Optional[List[str]]) -> dict:
     return out
 
 
-def parse_contrasts(items: Optional[List[str]]) -> dict:
-    """--contrasts KIND or COL=KIND (R's contr.KIND spelling too) as {COL or "": KIND}."""
-    from lmmcli.design.transforms import CONTRASTS
-    from lmmcli.errors import UsageError
-
-    out = {}
-    for item in items or []:
-        col, sep, kind = item.rpartition("=")
-        kind = kind.removeprefix("contr.")
-        if kind not in CONTRASTS or (sep and not col):
-            raise UsageError(f"--contrasts expects KIND or COL=KIND with KIND one of {', '.join(CONTRASTS)}, "
-                             f"got '{item}'")
-        out[col] = kind
-    return out
-
-
-def emit(text: str, output: Optional[Path], inputs=()) -> None:
-    """Write text to stdout, or atomically to the output file."""
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from lmmcli.io.write import write_text
-
-    write_text(str(output), text, inputs)
-
-
 def note(message: str) -> None:
     """A note for the user on stderr (never mixed into the output)."""
     sys.stderr.write(f"note: {message}\n")
@@ -81,6 +55,22 @@ def load_data(data: str):
     return df, source_name(data)
 
 
+def parse_contrasts(items: Optional[List[str]]) -> dict:
+    """--contrasts KIND or COL=KIND (R's contr.KIND spelling too) as {COL or "": KIND}."""
+    from lmmcli.design.transforms import CONTRASTS
+    from lmmcli.errors import UsageError
+
+    out = {}
+    for item in items or []:
+        col, sep, kind = item.rpartition("=")
+        kind = kind.removeprefix("contr.")
+        if kind not in CONTRASTS or (sep and not col):
+            raise UsageError(f"--contrasts expects KIND or COL=KIND with KIND one of {', '.join(CONTRASTS)}, "
+                             f"got '{item}'")
+        out[col] = kind
+    return out
+
+
 def read_and_fit(data: str, formula: str, ml: bool, factor, ref, weights: Optional[str] = None, contrasts=None):
     """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula,
     --ref and --contrasts are checked before the data is read, so their mistakes are reported first."""
@@ -106,19 +96,6 @@ def terminal_width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-
-
-def emit_report(result, format, table, output: Optional[Path], data: str, strict: bool) -> None:
-    """A result (FitResult, LmResult, CompareResult) as JSON or as table(result, width, color); then its
-    warnings on stderr."""
-    from lmmcli.render import tables as render
-
-    if format.value == "json":
-        text = render.to_json(result.to_dict())
-    else:
-        text = table(result, width=terminal_width(), color=use_color(output))
-    emit(text, output, inputs=(data,))
-    echo_warnings(result.warnings, strict)
 
 
 def stderr_is_terminal() -> bool:
@@ -175,3 +152,13 @@ def model_state(data, formula, model, ml, factor, ref, weights=None, contrasts=N
         fm, df = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
         state, frame = state_from_fit(fm), (df, source_name(data), data)
     return state, state.summary.get("warnings", []), frame
+
+
+def emit(text: str, output: Optional[Path], inputs=()) -> None:
+    """Text already rendered, to stdout (no -o, or -o -) or atomically to the file."""
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        return
+    from lmmcli.io.write import write_text
+
+    write_text(str(output), text, inputs)

@@ -7,15 +7,28 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, DfMethod, Factor, Format, FormulaArg, Level, Ml, Output,
-                            Ref, Seed, Strict, Weights, command)
-from lmmcli.cli.common import (emit_report, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit,
-                               save_model)
-
-FitFormat = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
+from lmmcli.cli.app import (Contrasts, Weights, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
+                            Strict, command)
+from lmmcli.cli.common import echo_warnings, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
-@command()
+def fit_shown(report, mixed: bool) -> Shown:
+    """A fit's report in every format: lme4's summary, its JSON document, broom.mixed's tidy() rows."""
+    from lmmcli.render import formats, tables
+
+    table = tables.fit_table if mixed else tables.lm_table
+    return Shown(f"lmm fit: {report.formula}", report.to_dict, lambda: formats.tidy_rows(report),
+                 lambda width, color: table(report, width=width, color=color), lines=lambda: [report.to_dict()],
+                 columns=formats.TIDY_COLUMNS)
+
+
+@command(examples=(
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --ci profile --df kenward-roger',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o tidy.csv     # broom.mixed tidy() rows',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (1|Subject)" --save model.json',
+))
 def fit(
     data: DataArg,
     formula: FormulaArg,
@@ -24,7 +37,7 @@ def fit(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: FitFormat = Format.table,
+    format: FormatOpt = None,
     df: Annotated[DfMethod, typer.Option(
         "--df", help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), kenward-roger "
                      "(REML fits; adjusted standard errors), residual (n - p), none")] = DfMethod.satterthwaite,
@@ -42,8 +55,8 @@ def fit(
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
     from lmmcli.fit import analyze
-    from lmmcli.render import tables as render
 
+    fmt = choose_format(format, output, OutFormat.table)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
@@ -55,11 +68,14 @@ def fit(
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
         note(message)
-    table = render.fit_table if analysis.mixed else render.lm_table
-    emit_report(analysis.report, format, table, output, data, strict)
+    write(fit_shown(analysis.report, analysis.mixed), fmt, output, inputs=(data,))
+    echo_warnings(analysis.report.warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm compare sleepstudy.csv "Reaction ~ Days + (1|Subject)" "Reaction ~ Days + (Days|Subject)"',
+    'lmm compare sleepstudy.csv "Reaction ~ 1 + (1|Subject)" "Reaction ~ Days + (1|Subject)" -f json',
+))
 def compare(
     data: DataArg,
     formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,
@@ -72,16 +88,20 @@ def compare(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: FitFormat = Format.table,
+    format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
     from lmmcli.compare import compare as run_compare
-    from lmmcli.render import tables as render
+    from lmmcli.render import formats, tables
 
+    fmt = choose_format(format, output, OutFormat.table)
     refs, coding = parse_refs(ref), parse_contrasts(contrasts)
     df, source = load_data(data)
     result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
                          source=source, weights=weights, contrasts=coding)
-    emit_report(result, format, render.compare_table, output, data, strict)
+    shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
+                  lambda width, color: tables.compare_table(result, width=width, color=color))
+    write(shown, fmt, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)

@@ -8,9 +8,12 @@ BOBYQA ourselves would be ~2,000 lines of delicate code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+from lmmcli.engine import convergence
+from lmmcli.engine.convergence import ConvergenceCheck
 
 # Measured (bench/, 14 reference cases + InstEval-shaped + 1e4/1e6 rows): loosening these to lme4's
 # nloptwrap defaults (ftol_abs = xtol_abs = 1e-8) or further (1e-6, xtol 1e-4) saves at most ~10%
@@ -19,6 +22,16 @@ import numpy as np
 # So they stay tight.
 FIT_TOL = {"ftol_abs": 1e-10, "ftol_rel": 1e-12, "xtol_abs": 1e-10}
 MAXEVAL = 100_000
+
+
+@dataclass
+class OptRun:
+    """One BOBYQA run: why it ran, where it started, its evaluations and the objective it reached."""
+
+    kind: str            # "initial", "restart" (from the last optimum) or "off-boundary"
+    feval: int
+    fmin: float
+    return_code: str
 
 
 @dataclass
@@ -34,6 +47,8 @@ class OptSummary:
     return_code: str
     converged: bool
     messages: list[str] = field(default_factory=list)
+    runs: list[OptRun] = field(default_factory=list)      # every BOBYQA run of fit_theta, in order
+    check: ConvergenceCheck | None = None                 # lme4's checkConv at the end point
 
 
 def _initial_step(theta0: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -105,10 +120,127 @@ STEP_MIN = 0.05      # a term whose one-term estimate is ~0 still gets a step of
 AGREE = 1.25
 
 
-def fit_theta(model) -> OptSummary:
-    """BOBYQA on a PlsModel's objective from start_theta's start and step."""
+# -- after the first run ------------------------------------------------------------------------------
+# BOBYQA's trust region shrinks as it converges; on hard problems (a 3 x 3 random-effects block near
+# singular) it can stop while still descending. A restart from the end point with a fresh trust region
+# either confirms the optimum (in ~2k + 5 evaluations) or moves on; repeated until the objective improves
+# by no more than RESTART_RTOL relative (at most MAX_RESTARTS times).
+RESTART_RTOL = 1e-8
+MAX_RESTARTS = 8
+RESTART_STEP = 0.05      # the fresh trust region: this fraction of each theta, at least RESTART_STEP_MIN
+RESTART_STEP_MIN = 0.01
+# A diagonal theta that ends at 0 can be a local optimum on the boundary with a better one inside
+# (lme4's restart_edge, MixedModels' boundary checks): BOBYQA is restarted from the point moved off
+# the boundary to OFF_BOUNDARY, and its result kept when it is lower.
+OFF_BOUNDARY = 0.25
+MAX_OFF_BOUNDARY = 4    # runs at most
+BOUNDARY_TOL = 1e-5      # lme4's boundary.tol: thetas this close to 0 are set to 0 when that is no worse
+
+
+def fit_theta(model, check: bool = True) -> OptSummary:
+    """BOBYQA on a PlsModel's objective from start_theta's start and step, then restarts and checks.
+
+    The runs: the first from start_theta; restarts from the end point until it stops improving; one from
+    off the boundary when a diagonal theta ends at 0; thetas within BOUNDARY_TOL of 0 set to 0 when no
+    worse; then (check) lme4's convergence check, whose failures are messages (and converged = False).
+    """
     theta0, step = start_theta(model)
-    return minimize_theta(model.objective, theta0, model.lower, step=step)
+    opt = minimize_theta(model.objective, theta0, model.lower, step=step)
+    runs = [OptRun("initial", opt.feval, opt.fmin, opt.return_code)]
+    opt = _restart_until_stable(model.objective, opt, model.lower, runs)
+    opt = _off_boundary(model.objective, opt, model.lower, runs, theta_columns(model.blocks))
+    opt = _snap_to_boundary(model.objective, opt, model.lower)
+    opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
+    return with_check(model.objective, opt) if check else opt
+
+
+def _restart_step(theta) -> np.ndarray:
+    return np.maximum(RESTART_STEP * np.abs(theta), RESTART_STEP_MIN)
+
+
+def _better(new: OptSummary, old: OptSummary) -> bool:
+    return new.fmin < old.fmin - RESTART_RTOL * max(1.0, abs(old.fmin))
+
+
+def _restart_until_stable(fun, opt: OptSummary, lower, runs: list[OptRun]) -> OptSummary:
+    """Restart BOBYQA from its own end point until the objective improves by <= RESTART_RTOL relative."""
+    if opt.theta.size == 0 or not np.isfinite(opt.fmin):
+        return opt
+    for _ in range(MAX_RESTARTS):
+        new = minimize_theta(fun, opt.theta, lower, step=_restart_step(opt.theta))
+        runs.append(OptRun("restart", new.feval, new.fmin, new.return_code))
+        improved = _better(new, opt)
+        if new.fmin < opt.fmin:
+            opt = _keep(new, opt)
+        if not improved:
+            break
+    return opt
+
+
+def _keep(new: OptSummary, old: OptSummary) -> OptSummary:
+    """The new run's end point, with the first run's start and both runs' messages."""
+    return replace(new, theta0=old.theta0, messages=old.messages + [m for m in new.messages
+                                                                  if m not in old.messages])
+
+
+def _off_boundary(fun, opt: OptSummary, lower, runs: list[OptRun], columns=None) -> OptSummary:
+    """When diagonal thetas end at 0, BOBYQA runs from OFF_BOUNDARY there; the lowest optimum is kept.
+
+    With T_jj = 0 the sign of the rest of T's column j is arbitrary (T and T with column j negated give
+    the same T T'), but off the boundary the two differ (a correlation of either sign): both are tried.
+    columns[i]: the (block, column) of theta element i, or None when unknown (no sign flips then).
+    """
+    edge = np.flatnonzero((lower == 0) & (opt.theta < BOUNDARY_TOL))
+    if edge.size == 0 or not np.isfinite(opt.fmin):
+        return opt
+    best = opt
+    for start in _off_boundary_starts(opt.theta, edge, columns)[:MAX_OFF_BOUNDARY]:
+        new = minimize_theta(fun, start, lower, step=_initial_step(start, lower))
+        runs.append(OptRun("off-boundary", new.feval, new.fmin, new.return_code))
+        if _better(new, best):
+            best = _keep(new, opt)
+    return opt if best is opt else _restart_until_stable(fun, best, lower, runs)
+
+
+def _off_boundary_starts(theta, edge, columns) -> list[np.ndarray]:
+    """Starts moved off the boundary: all edge diagonals at OFF_BOUNDARY, then each edge column negated."""
+    start = theta.copy()
+    start[edge] = OFF_BOUNDARY
+    starts = [start]
+    for i in edge if columns is not None else ():
+        same = np.array([c == columns[i] for c in columns]) & (np.arange(len(theta)) != i)
+        if np.any(same & (theta != 0)):
+            flipped = start.copy()
+            flipped[same] = -flipped[same]
+            starts.append(flipped)
+    return starts
+
+
+def theta_columns(blocks) -> list[tuple[int, int]]:
+    """(block, column of T) of each theta element, in theta's order."""
+    return [(k, j) for k, blk in enumerate(blocks) for _i, j in blk.theta_index()]
+
+
+def _snap_to_boundary(fun, opt: OptSummary, lower) -> OptSummary:
+    """lme4's check.boundary: a theta within BOUNDARY_TOL of its bound 0 is set to 0 when that lowers the objective."""
+    theta, fmin = opt.theta.copy(), opt.fmin
+    for i in np.flatnonzero((lower == 0) & (theta > 0) & (theta < BOUNDARY_TOL)):
+        trial = theta.copy()
+        trial[i] = 0.0
+        f = float(fun(trial))
+        if f < fmin:
+            theta, fmin = trial, f
+    return opt if fmin == opt.fmin else replace(opt, theta=theta, fmin=fmin)
+
+
+def with_check(fun, opt: OptSummary) -> OptSummary:
+    """The summary with lme4's convergence check at its end point (messages added; converged if it passes)."""
+    if opt.theta.size == 0 or not np.isfinite(opt.fmin):
+        return opt
+    d = convergence.derivatives(fun, opt.theta, opt.lower, f0=opt.fmin)
+    result = convergence.check(d)
+    return replace(opt, check=result, converged=opt.converged and result.converged,
+                   messages=opt.messages + result.messages)
 
 
 def start_theta(model) -> tuple[np.ndarray, np.ndarray | None]:

@@ -1,0 +1,149 @@
+"""Is the optimum an optimum? lme4's checkConv: the gradient and Hessian of the objective at the end point.
+
+After the fit, lme4 (`optwrap` -> `deriv12`, then `checkConv`) takes central finite differences of the
+profiled objective in theta (step 1e-4) and warns when
+  - the largest min(|scaled gradient|, |gradient|) exceeds 2e-3, the scaled gradient being R^-T g for
+    H = R'R ("Model failed to converge with max|grad| = ..."), or
+  - the Hessian has eigenvalues below -1e-6 (not a minimum), is numerically singular, or is
+    ill-conditioned ("nearly unidentifiable").
+lme4 skips both checks for a singular fit. Here the check is boundary-aware instead: a theta on its
+lower bound of 0 is differenced one-sidedly, its gradient only has to point into the feasible side
+(g_i >= -tol: the objective rises when it moves off the bound), and the Hessian is judged on the free
+parameters only -- the conditions of a minimum on a bound (Karush-Kuhn-Tucker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DELTA = 1e-4          # lme4's deriv12 step
+GRAD_TOL = 2e-3       # lme4's check.conv.grad tol
+HESS_TOL = 1e-6       # lme4's check.conv.hess tol
+
+
+@dataclass
+class Derivatives:
+    """Finite-difference gradient and Hessian of the objective at theta; `bound` marks thetas held at 0."""
+
+    theta: np.ndarray
+    gradient: np.ndarray
+    hessian: np.ndarray
+    bound: np.ndarray
+    evaluations: int
+
+
+@dataclass
+class ConvergenceCheck:
+    """The outcome of the check: max |scaled gradient| over the free thetas, and what failed (empty: passed)."""
+
+    max_grad: float
+    messages: list[str] = field(default_factory=list)
+    converged: bool = True       # False when the gradient or a negative curvature says it is not a minimum
+
+
+def on_bound(theta, lower, delta: float = DELTA) -> np.ndarray:
+    """Thetas with a lower bound that lie within one difference step of it (differenced one-sidedly)."""
+    theta, lower = np.asarray(theta, dtype=float), np.asarray(lower, dtype=float)
+    return np.isfinite(lower) & (theta - lower < delta)
+
+
+def derivatives(fun, theta, lower, f0: float | None = None, delta: float = DELTA) -> Derivatives:
+    """Gradient and Hessian of fun at theta by differences of step delta (lme4's deriv12).
+
+    Central where theta +- delta is feasible; forward (theta, +delta, +2 delta) for a theta on its bound.
+    """
+    x = np.asarray(theta, dtype=float)
+    k = len(x)
+    bound = on_bound(x, lower, delta)
+    base = np.where(bound, np.asarray(lower, dtype=float), x)
+    count = [0]
+
+    def f(v):
+        count[0] += 1
+        return float(fun(v))
+
+    fx = f(base) if f0 is None or np.any(bound) else float(f0)
+    # offsets per coordinate: central (-1, +1) off the bound, forward (+1, +2) on it
+    lo = np.where(bound, 1.0, -1.0)
+    hi = np.where(bound, 2.0, 1.0)
+    e = np.eye(k) * delta
+    g, H = np.empty(k), np.empty((k, k))
+    f_lo = [f(base + lo[i] * e[i]) for i in range(k)]
+    f_hi = [f(base + hi[i] * e[i]) for i in range(k)]
+    for i in range(k):
+        if bound[i]:                      # forward differences on f(0), f(d), f(2d)
+            g[i] = (-3 * fx + 4 * f_lo[i] - f_hi[i]) / (2 * delta)
+            H[i, i] = (fx - 2 * f_lo[i] + f_hi[i]) / delta ** 2
+        else:
+            g[i] = (f_hi[i] - f_lo[i]) / (2 * delta)
+            H[i, i] = (f_hi[i] - 2 * fx + f_lo[i]) / delta ** 2
+    for i in range(k):
+        for j in range(i):
+            H[i, j] = H[j, i] = _mixed(f, base, e, lo, hi, i, j)
+    return Derivatives(x, g, H, bound, count[0])
+
+
+def _mixed(f, base, e, lo, hi, i, j) -> float:
+    """d2f / dxi dxj from the four corners of the (i, j) difference rectangle."""
+    corners = [(hi[i], hi[j], 1), (hi[i], lo[j], -1), (lo[i], hi[j], -1), (lo[i], lo[j], 1)]
+    total = sum(s * f(base + a * e[i] + b * e[j]) for a, b, s in corners)
+    return total / ((hi[i] - lo[i]) * (hi[j] - lo[j]) * e[i, i] * e[j, j])
+
+
+def check(d: Derivatives, grad_tol: float = GRAD_TOL, hess_tol: float = HESS_TOL) -> ConvergenceCheck:
+    """lme4's checkConv on the free thetas, and the sign of the gradient on the bound ones."""
+    free, bound = ~d.bound, d.bound
+    out = ConvergenceCheck(0.0)
+    if not (np.all(np.isfinite(d.gradient)) and np.all(np.isfinite(d.hessian))):
+        out.messages.append("the convergence check failed: the objective's derivatives are not finite")
+        out.converged = False
+        return out
+    if np.any(bound) and d.gradient[bound].min() < -grad_tol:
+        i = int(np.flatnonzero(bound)[np.argmin(d.gradient[bound])])
+        out.messages.append(f"model failed to converge: the objective decreases off the boundary "
+                            f"(gradient {d.gradient[i]:.3g} at theta[{i + 1}] = 0)")
+        out.converged = False
+    if np.any(free):
+        _check_free(d.gradient[free], d.hessian[np.ix_(free, free)], np.flatnonzero(free), out,
+                    grad_tol, hess_tol)
+    return out
+
+
+def _check_free(g, H, index, out: ConvergenceCheck, grad_tol: float, hess_tol: float) -> None:
+    """Gradient (scaled by the Hessian's Cholesky factor) and Hessian checks, as lme4's checkConv/checkHess."""
+    try:
+        R = np.linalg.cholesky((H + H.T) / 2).T        # H = R'R, R upper
+        scaled = np.linalg.solve(R, g)                 # lme4: solve(chol(Hessian), gradient)
+    except np.linalg.LinAlgError:
+        scaled = None
+    if scaled is None or not np.all(np.isfinite(scaled)):
+        out.messages.append("model failed to converge: unable to evaluate the scaled gradient")
+        out.max_grad = float(np.max(np.abs(g)))
+    else:
+        mingrad = np.minimum(np.abs(scaled), np.abs(g))
+        out.max_grad = float(mingrad.max())
+        if out.max_grad > grad_tol:
+            w = int(index[np.argmax(mingrad)]) + 1
+            out.messages.append(f"model failed to converge with max|grad| = {out.max_grad:.3g} "
+                                f"(tol = {grad_tol:g}, component {w})")
+            out.converged = False
+    _check_hessian(H, out, hess_tol)
+
+
+def _check_hessian(H, out: ConvergenceCheck, tol: float) -> None:
+    """lme4's checkHess: negative, zero, very large or badly spread eigenvalues of the Hessian."""
+    evals = np.linalg.eigvalsh((H + H.T) / 2)
+    negative = int(np.sum(evals < -tol))
+    if negative:
+        out.messages.append(f"model failed to converge: degenerate Hessian with {negative} negative "
+                            f"eigenvalue{'s' if negative > 1 else ''}")
+        out.converged = False
+    elif np.any(np.abs(evals) < tol) or evals.min() <= 0:
+        out.messages.append("the Hessian is numerically singular: parameters are not uniquely determined")
+    else:
+        if evals.max() * tol > 1:
+            out.messages.append("model is nearly unidentifiable: very large eigenvalue; rescale variables?")
+        if evals.min() / evals.max() < tol:
+            out.messages.append("model is nearly unidentifiable: large eigenvalue ratio; rescale variables?")
