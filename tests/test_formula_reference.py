@@ -174,3 +174,14 @@ def test_lm_with_weights_and_offset_as_summary_lm(data):
     q = r.residuals
     np.testing.assert_allclose([q["min"], q["q1"], q["median"], q["q3"], q["max"]], exp["residual_quantiles"],
                                rtol=1e-9)
+
+
+def test_ranova_refits_keep_weights_and_contrasts(data):
+    from lmmcli.analysis.ranova import ranova
+
+    exp = json.loads((REF / "expected" / "ranova_weights_contrasts.json").read_text())
+    fm = fit(exp["formula"], data, weights=exp["weights"], contrasts=lmm_contrasts(exp["contrasts"]))
+    rows = ranova(fm, data).ranova
+    assert [r.term for r in rows] == exp["rows"]
+    assert [r.npar for r in rows] == exp["npar"]
+    np.testing.assert_allclose([r.loglik for r in rows], exp["loglik"], atol=1e-4)

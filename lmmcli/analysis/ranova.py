@@ -156,6 +156,13 @@ def _refs_used(formula, refs: dict) -> dict:
     return {c: lv for c, lv in refs.items() if c in used}
 
 
+def _contrasts_used(formula, fm) -> dict:
+    """The fit's --contrasts for the factors this (reduced) formula still has."""
+    labels = {deparse(e) for t in formula.fixed for e in t.factors} | \
+        {deparse(e) for rt in formula.random for t in rt.terms for e in t.factors}
+    return {c: k for c, k in fm.design.spec.contrasts.items() if c in labels}
+
+
 def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
     """ranova(model): refit the model without (or with a reduced form of) each random term."""
     formula = fm.formula
@@ -168,7 +175,8 @@ def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
     for k, bar in enumerate(all_bars):
         for name, replacement in reductions(bar):
             reduced = reduced_formula(formula, all_bars, k, replacement)
-            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})))
+            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})),
+                                  weights=fm.design.spec.weights, contrasts=_contrasts_used(reduced, fm))
             sub = fit_design(reduced, design, fm.reml)
             formulas[name] = str(reduced)
             warnings += [f"{name}: {w}" for w in sub.result().warnings] if sub.blocks else []

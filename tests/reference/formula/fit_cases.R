@@ -64,3 +64,12 @@ lm_out <- list(id = "lm_weights_offset", formula = "y ~ x + V + offset(o)", weig
                fstatistic = num(s$fstatistic[1]), loglik = num(logLik(l)), aic = AIC(l),
                residual_quantiles = num(quantile(s$residuals)))
 writeLines(toJSON(lm_out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/lm_weights_offset.json")
+
+# lmerTest's ranova of a weighted fit with sum contrasts: the reduced models keep both.
+m <- lmerTest::lmer(y ~ x + V + (x|B), d, weights = w, contrasts = list(V = "contr.sum"))
+r <- ranova(m)
+writeLines(toJSON(list(id = "ranova_weights_contrasts", formula = "y ~ x + V + (x|B)", weights = "w",
+                       contrasts = "V=contr.sum", rows = rownames(r), npar = num(r$npar), loglik = num(r$logLik),
+                       lrt = num(r$LRT)),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
+           "expected/ranova_weights_contrasts.json")
