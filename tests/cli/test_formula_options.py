@@ -123,3 +123,22 @@ def test_option_errors(args, code, fragment):
     res = run("fit", DATA, *args)
     assert res.exit_code == code, (res.stdout, res.stderr)
     assert fragment in res.stderr and res.stdout == ""
+
+
+@pytest.mark.parametrize("formula", ["y ~ poly(Time, 2) + (1|B)", "y ~ x + offset(o) + (1|B)"])
+def test_plot_fitted_draws_over_a_column_inside_a_function_and_with_offsets(tmp_path, formula):
+    from lmmcli.fit import fit
+    from lmmcli.io.read import read_table
+    from lmmcli.predict.plotdata import trajectories
+
+    df = read_table(DATA)
+    fm = fit(formula, df, weights="w")
+    tr = trajectories(fm, df)
+    assert tr.x_name in ("Time", "x") and not [h for h in tr.held if "Time" in h]
+    if "offset" in formula:   # the population line: the fixed part along x, the offset at its mean
+        o = np.asarray(df["o"], dtype=float)
+        want = fm.sol.beta[0] + fm.sol.beta[1] * np.asarray(tr.pop_x) + o.mean()
+        np.testing.assert_allclose(tr.pop_y, want, rtol=1e-10)
+    res = run("plot", "fitted", DATA, formula, "--weights", "w", "-o", tmp_path / "t.png")
+    assert res.exit_code == 0, res.stderr
+    assert (tmp_path / "t.png").stat().st_size > 1000
