@@ -7,14 +7,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import Contrasts, Weights, DataArg, Factor, FormulaArg, Ml, Output, Ref, Strict, command
+from lmmcli.cli.app import Contrasts, DataArg, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Strict, Weights, command
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
-
-
-class TableFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
 
 
 class AnalysisDf(str, Enum):
@@ -29,7 +24,7 @@ class Adjust(str, Enum):
     none = "none"
 
 
-Fmt = Annotated[TableFormat, typer.Option("--format", "-f", help="table, json or csv")]
+Fmt = FormatOpt
 
 
 def split_names(values: Optional[List[str]]) -> list[str]:
@@ -37,17 +32,14 @@ def split_names(values: Optional[List[str]]) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
 
-def emit_analysis(result, format: TableFormat, table, rows, output, data: str, strict: bool) -> None:
-    """JSON, CSV (rows(document)) or the table, to stdout or -o; then the warnings on stderr."""
-    from lmmcli.render import tables as render
-
-    if format == TableFormat.json:
-        text = render.to_json(result.to_dict())
-    elif format == TableFormat.csv:
-        text = render.rows_to_csv(rows(result.to_dict()))
-    else:
-        text = table(result, width=terminal_width(), color=use_color(output))
-    emit(text, output, inputs=(data,))
+def emit_analysis(result, format, table, rows, output, data: str, strict: bool) -> None:
+    """The result in the chosen format (output.OutFormat; rows(document) for the row formats), to stdout or -o;
+    then the warnings on stderr."""
+    fmt = choose_format(format, output, OutFormat.table)
+    name = type(result).__name__.removesuffix("Result").lower()
+    shown = Shown(f"lmm {name}", result.to_dict, lambda: rows(result.to_dict()),
+                  lambda width, color: table(result, width=width, color=color))
+    write(shown, fmt, output, inputs=(data,))
     echo_warnings(result.warnings, strict)
 
 
@@ -66,7 +58,7 @@ def anova(
     factor: Factor = None,
     ref: Ref = None,
     weights: Weights = None,
-    format: Fmt = TableFormat.table,
+    format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
 ):
@@ -90,7 +82,7 @@ def ranova(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: Fmt = TableFormat.table,
+    format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
 ):
@@ -135,7 +127,7 @@ def emmeans(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: Fmt = TableFormat.table,
+    format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
 ):

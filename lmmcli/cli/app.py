@@ -70,8 +70,8 @@ Ref = Annotated[Optional[List[str]], typer.Option("--ref", metavar="COL=LEVEL", 
                                                   help="reference level of a factor (repeatable)")]
 Weights = Annotated[Optional[str], typer.Option(
     "--weights", metavar="COL", show_default=False,
-    help="prior weights from this column, as lmer's weights = (residual variance sigma^2 / w); rows of weight 0 "
-         "are dropped")]
+    help="prior weights from this column, as lmer's weights = (residual variance sigma^2 / w; rows of weight 0 "
+         "are dropped); for a GLMM as glmer's (binomial: the number of trials of a proportion response)")]
 Contrasts = Annotated[Optional[List[str]], typer.Option(
     "--contrasts", metavar="KIND|COL=KIND", show_default=False,
     help="coding of the fixed part's factors, as lmer's contrasts =: treatment (default), sum, helmert or poly, "

@@ -7,9 +7,12 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Contrasts, Weights, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
-                            Strict, command)
-from lmmcli.cli.common import echo_warnings, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref,
+                            Seed, Strict, Weights, command)
+from lmmcli.cli.by import fit_by_command
+from lmmcli.cli.common import (echo_warnings, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit,
+                               save_model)
+from lmmcli.cli.glmm import Family, Link, Nagq
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
@@ -28,6 +31,7 @@ def fit_shown(report, mixed: bool) -> Shown:
     'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --ci profile --df kenward-roger',
     'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o tidy.csv     # broom.mixed tidy() rows',
     'lmm fit sleepstudy.csv "Reaction ~ Days + (1|Subject)" --save model.json',
+    'lmm fit gpa.csv "gpa ~ occasion + (1|student)" --by sex -f ndjson',
 ))
 def fit(
     data: DataArg,
@@ -35,8 +39,6 @@ def fit(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    weights: Weights = None,
-    contrasts: Contrasts = None,
     format: FormatOpt = None,
     df: Annotated[DfMethod, typer.Option(
         "--df", help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), kenward-roger "
@@ -52,15 +54,47 @@ def fit(
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
+    by: Annotated[Optional[str], typer.Option(
+        "--by", metavar="COL", show_default=False,
+        help="fit the model to the rows of each value of COL (in parallel): a report per value, then a summary; "
+             "CSV/NDJSON rows carry a `by` field")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", metavar="N", show_default=False, help="--by: fit in N processes (default: every core)")] = None,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
 ):
-    """Fit a linear mixed model and print lme4's summary (REML by default)."""
+    """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
+    from lmmcli.errors import UsageError
     from lmmcli.fit import analyze
 
     fmt = choose_format(format, output, OutFormat.table)
+    if family is not None or link is not None or nagq != 1:
+        from lmmcli.cli.glmm import fit_glmm
+
+        if family is None:
+            raise UsageError("--link and --nagq are for generalized models: add --family")
+        if contrasts:
+            raise UsageError("--contrasts is not available with --family yet")
+        if save is not None:
+            raise UsageError("--save is not available with --family yet")
+        return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
+                        level, fmt, output, strict)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
         check_options(ci.value, level, nsim)
+    if by is not None:
+        if save is not None:
+            raise UsageError("--save keeps one model; with --by there is one per value")
+        if weights is not None or contrasts:
+            raise UsageError("--weights and --contrasts are not available with --by yet")
+        return fit_by_command(data, formula, by, ml, factor, ref, fmt, output, strict, df.value,
+                              ci.value if ci else None, level, nsim, seed, jobs)
+    if jobs is not None:
+        raise UsageError("--jobs is for --by: one fit runs in one process")
     fm, _ = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
     if save is not None:
         save_model(fm, save, data)
