@@ -89,10 +89,8 @@ def fit(
     if by is not None:
         if save is not None:
             raise UsageError("--save keeps one model; with --by there is one per value")
-        if weights is not None or contrasts:
-            raise UsageError("--weights and --contrasts are not available with --by yet")
         return fit_by_command(data, formula, by, ml, factor, ref, fmt, output, strict, df.value,
-                              ci.value if ci else None, level, nsim, seed, jobs)
+                              ci.value if ci else None, level, nsim, seed, jobs, weights, contrasts)
     if jobs is not None:
         raise UsageError("--jobs is for --by: one fit runs in one process")
     fm, _ = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)

@@ -142,3 +142,16 @@ def test_plot_fitted_draws_over_a_column_inside_a_function_and_with_offsets(tmp_
     res = run("plot", "fitted", DATA, formula, "--weights", "w", "-o", tmp_path / "t.png")
     assert res.exit_code == 0, res.stderr
     assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_fit_by_takes_weights_and_contrasts():
+    exp = expected("by_weights_contrasts")
+    res = run("fit", DATA, exp["formula"], "--by", exp["by"], "--weights", "w", "--contrasts", "sum",
+              "-f", "json", "-j", 1)
+    assert res.exit_code == 0, res.stderr
+    fits = json.loads(res.stdout)["fits"]
+    for got, want in zip(fits, exp["fits"]):
+        assert got["by"] == want["value"]
+        assert [fe["term"] for fe in got["fixed_effects"]] == want["terms"]
+        assert got["reml_criterion"] == pytest.approx(want["objective"], abs=2e-4)
+        np.testing.assert_allclose([fe["estimate"] for fe in got["fixed_effects"]], want["estimate"], atol=1e-4)

@@ -73,3 +73,12 @@ writeLines(toJSON(list(id = "ranova_weights_contrasts", formula = "y ~ x + V + (
                        lrt = num(r$LRT)),
                   digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
            "expected/ranova_weights_contrasts.json")
+
+# lmm fit --by H --weights w --contrasts sum: one lmer per value of H, each with the weights and contrasts.
+by_out <- lapply(c("h1", "h2"), function(h) {
+  s <- d[d$H == h, ]
+  m <- lmer(y ~ V + (1|B), s, weights = w, contrasts = list(V = "contr.sum"))
+  list(value = h, terms = names(fixef(m)), estimate = num(fixef(m)), objective = REMLcrit(m))
+})
+writeLines(toJSON(list(id = "by_weights_contrasts", formula = "y ~ V + (1|B)", by = "H", fits = by_out),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/by_weights_contrasts.json")
