@@ -204,3 +204,18 @@ def test_intervals_of_a_second_term_on_a_factor_are_attached_to_g_1():
     prof = json.loads((ref / "expected" / "sleepstudy_uncorrelated.json").read_text())["confint_profile"]
     slope = r.variance_components[1]
     np.testing.assert_allclose((slope.conf_low, slope.conf_high), (prof["lower"][1], prof["upper"][1]), rtol=1e-3)
+
+
+NAMES = json.loads((REF / "expected" / "model_matrix_names.json").read_text())
+
+
+@pytest.mark.parametrize("formula", list(NAMES))
+def test_model_matrix_columns_as_r(data, formula):
+    """R's model.matrix column names and order (model_matrix_names.R), before aliased columns are dropped."""
+    from lmmcli.design.design import Evaluator, build_design, model_columns
+    from lmmcli.formula import parse_formula
+
+    f = parse_formula(formula)
+    d = build_design(f, data)
+    names, _ = model_columns(f.fixed, f.intercept, d.spec, Evaluator.for_spec(d.spec, data.take(d.rows)), fixed=True)
+    assert names == NAMES[formula]
