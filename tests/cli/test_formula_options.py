@@ -155,3 +155,18 @@ def test_fit_by_takes_weights_and_contrasts():
         assert [fe["term"] for fe in got["fixed_effects"]] == want["terms"]
         assert got["reml_criterion"] == pytest.approx(want["objective"], abs=2e-4)
         np.testing.assert_allclose([fe["estimate"] for fe in got["fixed_effects"]], want["estimate"], atol=1e-4)
+
+
+def test_a_schema_1_model_file_still_loads(tmp_path):
+    """Files saved before transforms/contrasts/weights were stored (schema 1) load with none of them."""
+    from lmmcli.predict.saved_model import load
+
+    saved = tmp_path / "m.json"
+    assert run("fit", DATA, "y ~ x + V + (1|B)", "--save", saved).exit_code == 0
+    doc = json.loads(saved.read_text())
+    doc["schema_version"] = 1
+    for key in ("transforms", "contrasts", "weights"):
+        del doc["spec"][key]
+    saved.write_text(json.dumps(doc))
+    state = load(str(saved))
+    assert state.spec.transforms == {} and state.spec.contrasts == {} and state.spec.weights is None
