@@ -219,3 +219,20 @@ def test_model_matrix_columns_as_r(data, formula):
     d = build_design(f, data)
     names, _ = model_columns(f.fixed, f.intercept, d.spec, Evaluator.for_spec(d.spec, data.take(d.rows)), fixed=True)
     assert names == NAMES[formula]
+
+
+ANOVA = json.loads((REF / "expected" / "anova_contrasts.json").read_text())
+
+
+@pytest.mark.parametrize("table", ANOVA["tables"], ids=[f"{t['contrasts']}-type{t['type']}" for t in ANOVA["tables"]])
+def test_anova_with_other_contrasts_as_lmertest(data, table):
+    """Types 1 and 2 work on X in any coding; type 3 maps the treatment-coded hypotheses (lmerTest)."""
+    from lmmcli.inference.anova import anova
+
+    fm = fit(ANOVA["formula"], data, weights=ANOVA["weights"],
+             contrasts={"V": table["contrasts"][6:], "N": table["contrasts"][6:]})
+    rows = anova(fm, data, str(table["type"])).anova
+    assert [r.term for r in rows] == table["terms"]
+    np.testing.assert_allclose([r.f_value for r in rows], table["F"], rtol=1e-4)
+    assert [r.num_df for r in rows] == table["NumDF"]
+    np.testing.assert_allclose([r.den_df for r in rows], table["DenDF"], rtol=1e-3)

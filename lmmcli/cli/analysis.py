@@ -58,6 +58,7 @@ def anova(
     factor: Factor = None,
     ref: Ref = None,
     weights: Weights = None,
+    contrasts: Contrasts = None,
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
@@ -67,7 +68,7 @@ def anova(
     from lmmcli.render.analysis import anova_table
 
     check_options(type, df.value, not ml)
-    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
     emit_analysis(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from lmmcli.distributions import f_sf
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.inference.hypotheses import TYPES, hypotheses, missing_cells, term_layout
+from lmmcli.inference.hypotheses import TYPES, hypotheses, missing_cells, term_layout, type3_any_coding
 from lmmcli.results import SCHEMA_VERSION, clean
 
 DF_METHODS = ("satterthwaite", "kenward-roger")
@@ -147,7 +147,10 @@ def anova(fm, data, type_: str = "3", df_method: str = "satterthwaite") -> Anova
         raise ModelSpecError("lmm anova is for mixed models; this formula has no random terms",
                              hint="add a random term such as (1 | group)")
     layout = term_layout(fm.design, data)
-    Ls = hypotheses(fm.design.X, layout, type_)
+    if type_ == "3" and fm.design.spec.contrasts:     # lmerTest maps treatment-coded type 3 to the coding
+        Ls = type3_any_coding(fm.design, data)
+    else:
+        Ls = hypotheses(fm.design.X, layout, type_)
     rows = test_terms(Ls, fm.sol.beta, fm.sol.sigma, df_method, df_pieces(fm, df_method))
     notes = []
     cells = missing_cells(layout)

@@ -24,6 +24,7 @@ because it decides which entries are exactly 0.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -177,6 +178,29 @@ def type3(X: np.ndarray, layout: TermLayout) -> dict[str, np.ndarray]:
         Lt = L[:, list(t.columns)].T
         out[t.label] = Lt[np.sum(np.abs(Lt), axis=1) > ROW_TOL, :]
     return out
+
+
+def type3_any_coding(design, df) -> dict[str, np.ndarray]:
+    """lmerTest's get_contrasts_type3 for a fit with other contrasts (--contrasts sum, ...): the type 3
+    hypotheses of the same model in treatment coding, mapped to the fit's coding by ginv(X_treatment) X."""
+    treatment = treatment_design(design, df)
+    Ls = type3(treatment.X, term_layout(treatment, df))
+    M = zapsmall(np.linalg.pinv(treatment.X) @ design.X)
+    return {label: L @ M for label, L in Ls.items()}
+
+
+def treatment_design(design, df):
+    """The design with every factor in treatment coding (its X without aliased columns, and their names)."""
+    from lmmcli.design.design import aliased_columns, model_columns
+
+    spec = dataclasses.replace(design.spec, contrasts={})
+    formula = spec.formula
+    names, X = model_columns(formula.fixed, formula.intercept, spec, Evaluator.for_spec(spec, fitting_frame(design, df)),
+                             fixed=True)
+    drop = set(aliased_columns(X)) if X.shape[1] else set()
+    keep = [j for j in range(X.shape[1]) if j not in drop]
+    spec.fixed_names = [names[j] for j in keep]
+    return dataclasses.replace(design, spec=spec, X=X[:, keep])
 
 
 def hypotheses(X: np.ndarray, layout: TermLayout, type_: str) -> dict[str, np.ndarray]:

@@ -82,3 +82,17 @@ by_out <- lapply(c("h1", "h2"), function(h) {
 })
 writeLines(toJSON(list(id = "by_weights_contrasts", formula = "y ~ V + (1|B)", by = "H", fits = by_out),
                   digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/by_weights_contrasts.json")
+
+# lmerTest's anova (Satterthwaite) of fits with sum and Helmert contrasts, types 1, 2 and 3.
+anova_out <- list()
+for (kind in c("contr.sum", "contr.helmert")) {
+  m <- lmerTest::lmer(y ~ V * N + x + (1|B), d, weights = w, contrasts = list(V = kind, N = kind))
+  for (type in c(1, 2, 3)) {
+    a <- anova(m, type = type)
+    anova_out[[length(anova_out) + 1]] <- list(contrasts = kind, type = type, terms = rownames(a),
+                                               F = num(a[["F value"]]), NumDF = num(a$NumDF),
+                                               DenDF = num(a$DenDF))
+  }
+}
+writeLines(toJSON(list(formula = "y ~ V * N + x + (1|B)", weights = "w", tables = anova_out),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/anova_contrasts.json")
