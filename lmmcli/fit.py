@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
 from lmmcli.formula import Formula, parse_formula
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import EngineFit
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
-from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
+from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
-from lmmcli.engine.scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 
 
 @dataclass
 class FittedModel:
-    """A fitted model: its design, its objective, the optimizer's summary and the solution at the optimum."""
+    """A fitted model: its design, the engine's fit of its cross-products (optimizer summary and solution)."""
 
     formula: Formula
     design: Design
-    model: PlsModel
-    opt: OptSummary
-    sol: PlsSolution
-    theta_scaled: np.ndarray | None = None   # theta in the rescaled units, when scaling.py rescaled the fit
+    engine: EngineFit
+    _result: FitResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products the engine fitted (in its stored units)."""
+        return self.engine.cp
+
+    @property
+    def model(self):
+        """The objective, solve and deviance parts in original units (a PlsModel or ScaledModel)."""
+        return self.engine.model
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.engine.opt
+
+    @property
+    def sol(self) -> PlsSolution:
+        return self.engine.sol
+
+    @property
+    def theta_scaled(self) -> np.ndarray | None:
+        """theta in the rescaled units, when scaling.py rescaled the fit."""
+        return self.engine.theta_stored if self.engine.scaled else None
 
     @property
     def reml(self) -> bool:
@@ -37,20 +61,19 @@ class FittedModel:
 
     def vcov(self) -> np.ndarray:
         """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
-        RXinv = np.linalg.inv(self.sol.RX)
-        return self.sol.sigma ** 2 * RXinv @ RXinv.T
+        return self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX)
 
     def fitted(self) -> np.ndarray:
         """X beta + Z b (+ the offset) for the fitting rows."""
         return self.design.X @ self.sol.beta + self.z_times_b() + self.offset()
 
-    def engine_inputs(self):
-        """(X, y, blocks) as the engine saw them (y less the offset; rows times sqrt(w) under weights)."""
-        return self.design.engine_inputs()
-
     def offset(self) -> np.ndarray | float:
         """The offset() terms' sum for the fitting rows (0 without)."""
         return 0.0 if self.design.offset is None else self.design.offset
+
+    def inputs(self):
+        """(X, y, blocks) of the rows as the engine fitted them (see engine_inputs)."""
+        return engine_inputs(self.design)
 
     def z_times_b(self) -> np.ndarray:
         """Z b, block by block, without forming Z."""
@@ -78,20 +101,34 @@ class FittedModel:
         return -0.5 * self.sol.objective
 
     def result(self) -> FitResult:
-        """Assemble the FitResult that every renderer shows."""
-        return assemble(self)
+        """The FitResult that every renderer shows, assembled once (callers may extend it, e.g. with df)."""
+        if self._result is None:
+            self._result = assemble(self)
+        return self._result
+
+
+def engine_inputs(design: Design):
+    """(X, y, blocks) as the engine fits them (Design.engine_inputs: y less the offset, rows times sqrt(w))."""
+    return design.engine_inputs()
+
+
+def log_det_weights(design: Design) -> float:
+    """log |W| = sum(log w), which lme4's criterion subtracts (0 without weights)."""
+    return design.log_det_weights()
 
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
-    X, y, blocks = design.engine_inputs()
-    model = PlsModel(X, y, blocks, reml=reml)
-    opt, sol, theta_scaled = optimize_and_solve(model, X, y, blocks)
-    ldw = design.log_det_weights()
-    if ldw:   # the weighted model's criterion: the engine's value for the sqrt(w)-scaled rows - log|W|
-        sol = replace(sol, objective=sol.objective - ldw)
-        opt = replace(opt, fmin=opt.fmin - ldw)
-    return FittedModel(formula, design, model, opt, sol, theta_scaled)
+    # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
+    fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
+    return FittedModel(formula, design, fit)
+
+
+def crossproducts(design: Design) -> CrossProducts:
+    """The cross-products of the design's engine inputs, in the units scaling.py chooses for them."""
+    X, y, blocks = engine_inputs(design)
+    units = choose_scaling(X, y, blocks)
+    return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",

@@ -5,7 +5,7 @@ residual standard error, R^2 and adjusted R^2, and the overall F test against th
 model (against the zero model when the formula has no intercept, as R does). The likelihood is the
 ML one, as R's logLik(lm): -2 logLik = n (1 + log(2 pi RSS / n)), with p + 1 parameters.
 
-The numbers come from the same engine as the mixed models: with no random blocks, pls.PlsModel is
+The numbers come from the same engine as the mixed models: with no random blocks, engine.fit is
 ordinary least squares (RX is the R factor of X, pwrss the residual sum of squares).
 """
 
@@ -19,7 +19,10 @@ from lmmcli.design.design import Design
 from lmmcli.distributions import f_sf, t_two_sided_p
 from lmmcli.errors import ModelSpecError
 from lmmcli.formula import Formula
-from lmmcli.engine.pls import PlsModel
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import fit as engine_fit
+from lmmcli.engine.pls import unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import SCHEMA_VERSION, FixedEffect, report_dict
 
 
@@ -68,11 +71,12 @@ class OlsFit:
 
 
 def ols(design: Design) -> OlsFit:
-    """Solve the (weighted) least-squares problem through PlsModel (no theta); the ML objective is
+    """Solve the (weighted) least-squares problem through the engine (no theta); the ML objective is
     -2 logLik (with prior weights: less sum(log w), as R's logLik(lm))."""
-    empty = np.zeros(0)
     X, y, _ = design.engine_inputs()
-    sol = PlsModel(X, y, [], reml=False).solve(empty, cond_var=False)
+    units = choose_scaling(X, y, [])
+    cp = CrossProducts.from_rows(X, y, [], (*design.fixed_names, design.response), units)
+    sol = engine_fit(cp, reml=False).solution(cond_var=False)
     return OlsFit(sol.beta, sol.RX, sol.pwrss, sol.objective - design.log_det_weights())
 
 
@@ -124,8 +128,7 @@ def fit_lm(formula: Formula, design: Design) -> LmResult:
                              hint="use fewer fixed-effect terms or more rows")
     o = ols(design)
     sigma = float(np.sqrt(o.rss / df_resid))
-    RXinv = np.linalg.inv(o.RX) if p else np.zeros((0, 0))
-    vcov = sigma ** 2 * RXinv @ RXinv.T
+    vcov = sigma ** 2 * unscaled_vcov(o.RX)
     intercept = formula.intercept and "(Intercept)" in design.fixed_names
     offset = 0.0 if design.offset is None else design.offset
     fitted = design.X @ o.beta + offset

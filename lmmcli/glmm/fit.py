@@ -88,8 +88,9 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1) -> GlmmFit:
     """glmer(): stage 1 over theta, stage 2 over (theta, beta), the Hessian, the final PIRLS state."""
     d = gd.design
     model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family)
-    opt1 = minimize_theta(model.stage1, model.theta0, model.lower, tol=STAGE1_TOL)
-    st1 = model.pirls(opt1.theta, joint=True)
+    model.set_glmer_start()
+    opt1 = minimize_theta(model.glmer_stage1, model.theta0, model.lower, tol=STAGE1_TOL)
+    st1 = model.glmer_pirls(opt1.theta, None, model.eta_start)
     model.eta0 = st1.eta
     if nagq == 0:
         vcov = np.linalg.inv(model.beta_information(st1))

@@ -73,8 +73,7 @@ class GlmmModel:
         self.const = -2.0 * (float(np.sum(self.wt * self.sat)) + family.log_constant(self.y, self.wt))
         self.lower = theta_lower(self.blocks)
         self.theta0 = theta_start(self.blocks)
-        self.beta_glm = self.glm_beta()
-        self._warm = (self.beta_glm.copy(), np.zeros(self.q))
+        self._warm_u = np.zeros(self.q)     # exact PIRLS starts from the last u-hat
         self.eta0 = None           # glmer's stage-2 start: the stage-1 linear predictor (set by the fit)
 
     # -- the GLM pieces ---------------------------------------------------------------------------
@@ -97,82 +96,38 @@ class GlmmModel:
         W = self.wt * mu_eta * mu_eta / self.family.variance(mu)
         return W, (self.y - mu) / mu_eta
 
-    def glm_beta(self) -> np.ndarray:
-        """beta of the GLM without random effects (IRLS from R's mustart, with step halving): PIRLS's start."""
-        fam = self.family
-        eta = fam.link.linkfun(fam.mustart(self.y, self.wt))
-        mu = fam.link.linkinv(eta)
-        beta, dev_old = None, np.inf
-        for _ in range(GLM_MAXIT):
-            W, r = self.working(eta, mu)
-            sw = np.sqrt(W)
-            new = np.linalg.lstsq(self.X * sw[:, None], (eta - self.offset + r) * sw, rcond=None)[0]
-            if beta is None:
-                beta = self._constant_start()
-            for _ in range(MAX_HALVINGS):        # toward the last valid beta while eta leaves the link's range
-                eta = self.offset + self.X @ new
-                mu, dev = self.mean(eta)
-                if mu is not None and np.isfinite(dev) and (beta is None or dev <= dev_old + 1e-9 * abs(dev_old)):
-                    break
-                if beta is None:
-                    raise NumericalError("no valid starting values: the linear predictor leaves the link's "
-                                         "range", hint="try another link")
-                new = 0.5 * (beta + new)
-            else:
-                raise NumericalError("no valid starting values: the linear predictor leaves the link's range",
-                                     hint="try another link")
-            beta = new
-            if abs(dev - dev_old) < 1e-10 * (abs(dev) + 0.1):
-                break
-            dev_old = dev
-        return beta
-
-    def _constant_start(self):
-        """An intercept-only beta at the link of the mean response (always valid), or None without an intercept."""
-        ones = np.flatnonzero(np.all(self.X == 1.0, axis=0))
-        if len(ones) == 0 or np.any(self.offset != 0):
-            return None
-        beta = np.zeros(self.p)
-        beta[ones[0]] = float(self.family.link.linkfun(np.average(self.y, weights=self.wt)))
-        return beta
-
     # -- PIRLS ------------------------------------------------------------------------------------
     def linpred(self, theta_factor: Factor, beta, u):
         """eta = offset + X beta + Z Lambda u."""
-        return self.offset + self.X @ beta + self.system.Z @ self.system.lambda_n(theta_factor, u)
+        return self.offset + self.X @ beta + self.system.z_times(self.system.lambda_n(theta_factor, u))
 
-    def pirls(self, theta, beta=None, u=None, joint: bool = False) -> PirlsState:
-        """The conditional modes at theta (and beta, unless joint: then beta is updated too)."""
+    def pirls(self, theta, beta, u=None) -> PirlsState:
+        """The exact conditional modes at (theta, beta): Fisher steps with step halving to convergence."""
         theta = np.asarray(theta, dtype=float)
-        wb, wu = self._warm
-        beta = (wb if beta is None else np.asarray(beta, dtype=float)).copy()
-        u = (wu if u is None else u).copy()
+        beta = np.asarray(beta, dtype=float)
+        u = (self._warm_u if u is None else u).copy()
         sysm = self.system
         F = sysm.lambdas(theta)
         eta = self.linpred(F, beta, u)
         mu, dev = self.mean(eta)
-        if mu is None or not np.isfinite(dev):        # a bad warm start: from u = 0 (and the GLM's beta)
+        if mu is None or not np.isfinite(dev):        # a bad warm start: from u = 0
             u = np.zeros(self.q)
-            beta = self.beta_glm.copy() if joint else beta
             eta = self.linpred(F, beta, u)
             mu, dev = self.mean(eta)
             if mu is None or not np.isfinite(dev):
                 raise NumericalError("PIRLS: the linear predictor is outside the link's range")
         pdev = dev + u @ u
-        converged, RXtRX, forced = False, None, 0
+        converged, forced = False, 0
         for it in range(1, PIRLS_MAXIT + 1):
             W, r = self.working(eta, mu)
             F = sysm.factor(W, theta)
-            c = sysm.lambda_t(F, (sysm.Zt @ (W * r))[:, None])[:, 0] - u
-            if joint:
-                du, dbeta, decrement, RXtRX = self._joint_step(F, W, r, c)
-            else:
-                du = sysm.solve(F, c[:, None])[:, 0]
-                dbeta, decrement = None, float(c @ du)
-            if np.max(np.abs(du)) < PIRLS_TOL and (dbeta is None or np.max(np.abs(dbeta)) < PIRLS_TOL):
+            c = sysm.lambda_t(F, sysm.zt_times(W * r)[:, None])[:, 0] - u
+            du = sysm.solve(F, c[:, None])[:, 0]
+            decrement = float(c @ du)
+            if np.max(np.abs(du)) < PIRLS_TOL:
                 converged = True
                 break
-            step = self._line_search(F, beta, u, du, dbeta, pdev)
+            step = self._line_search(F, beta, u, du, None, pdev)
             if step is None:
                 # pdev cannot show the decrease any more (rounding): a tiny Newton step is still right, and
                 # the next factor is then at the weights of u-hat; a large one that fails is a failure
@@ -180,23 +135,10 @@ class GlmmModel:
                     converged = decrement < 1e-9 * (1.0 + abs(pdev))
                     break
                 forced += 1
-                step = self._take(F, beta, u, du, dbeta)
+                step = self._take(F, beta, u, du, None)
             beta, u, eta, mu, dev, pdev = step
-        self._warm = (beta.copy(), u.copy())
-        return PirlsState(theta, beta, u, eta, mu, dev, F, it, converged, RXtRX)
-
-    def _joint_step(self, F, W, r, c):
-        """The Fisher step for (u, beta) together, through the Schur complement of M."""
-        sysm = self.system
-        WX = self.X * W[:, None]
-        C = sysm.lambda_t(F, np.asarray(sysm.Zt @ WX))
-        sol = sysm.solve(F, np.column_stack([C, c]))
-        P, pc = sol[:, :self.p], sol[:, self.p]
-        RXtRX = self.X.T @ WX - C.T @ P
-        rb = WX.T @ r - C.T @ pc
-        dbeta = np.linalg.solve(RXtRX, rb)
-        du = pc - P @ dbeta
-        return du, dbeta, float(c @ du + rb @ dbeta), RXtRX
+        self._warm_u = u.copy()
+        return PirlsState(theta, beta, u, eta, mu, dev, F, it, converged)
 
     def _take(self, F, beta, u, du, dbeta):
         """The full step, whatever pdev does."""
@@ -223,49 +165,78 @@ class GlmmModel:
     def beta_information(self, st: PirlsState) -> np.ndarray:
         """RX' RX = X'WX - X'WZ Lambda M^{-1} Lambda'Z'WX at a state's weights (glmer's vcov without the Hessian)."""
         W, r = self.working(st.eta, st.mu)
-        F = self.system.factor(W, st.theta)
-        c = self.system.lambda_t(F, (self.system.Zt @ (W * r))[:, None])[:, 0] - st.u
-        return self._joint_step(F, W, r, c)[3]
+        return self._joint_solve(self.system.factor(W, st.theta), W, st.eta - self.offset + r)[2]
 
     # -- glmer's own Laplace objective -------------------------------------------------------------
-    def glmer_pirls(self, theta, beta) -> PirlsState:
-        """PIRLS exactly as glmer's stage-2 deviance function runs it, so that its objective is glmer's.
+    def glmer_pirls(self, theta, beta=None, start=None) -> PirlsState:
+        """PIRLS exactly as glmer's deviance functions run it, so that its objective is glmer's.
 
-        glmer starts every evaluation from the stage-1 linear predictor (eta0 here), takes full Fisher
-        steps for u (halving the step toward the previous u if pdev rises), stops when pdev changes by
-        less than GLMER_TOL relatively, and keeps the factor L of the last step's weights: the weights
-        *before* the final update of mu. That L is not at the mode, so glmer's Laplace value differs
-        from the exact one by up to ~1e-3 (far more for large variances), and so do its curvature and
-        standard errors; matching glmer means matching this.
+        glmer starts every evaluation from one fixed linear predictor (`start`; by default eta0, the
+        stage-1 result), takes full Fisher steps for u -- for u and beta together when beta is None (its
+        nAGQ = 0 stage) -- halving the step toward the previous iterate if pdev rises, stops when pdev
+        changes by less than GLMER_TOL relatively, and keeps the factor L of the last step's weights:
+        the weights *before* the final update of mu. That L is not at the mode, so glmer's Laplace value
+        differs from the exact one by up to ~1e-3 (far more for large variances), and so do its
+        curvature and standard errors; matching glmer means matching this.
         """
         theta = np.asarray(theta, dtype=float)
+        joint = beta is None
         sysm = self.system
-        xb = self.offset + self.X @ np.asarray(beta, dtype=float)
-        eta = self.eta0.copy()
+        beta = np.zeros(self.p) if joint else np.asarray(beta, dtype=float)
+        eta = (self.eta0 if start is None else start).copy()
         mu, _ = self.mean(eta)
         u = np.zeros(self.q)
-        old, converged = np.inf, False
+        old, converged, RXtRX = np.inf, False, None
         for it in range(1, GLMER_MAXIT + 1):
             W, r = self.working(eta, mu)
             F = sysm.factor(W, theta)
-            u_new = sysm.solve(F, sysm.lambda_t(F, (sysm.Zt @ (W * (eta - xb + r)))[:, None]))[:, 0]
-            eta_new = xb + sysm.Z @ sysm.lambda_n(F, u_new)
+            if joint:
+                beta_new, u_new, RXtRX = self._joint_solve(F, W, eta - self.offset + r)
+            else:
+                xb = self.offset + self.X @ beta
+                beta_new = beta
+                u_new = sysm.solve(F, sysm.lambda_t(F, sysm.zt_times(W * (eta - xb + r))[:, None]))[:, 0]
+            eta_new = self.linpred(F, beta_new, u_new)
             mu_new, dev = self.mean(eta_new)
             pdev = dev + u_new @ u_new
             if np.isfinite(pdev) and abs((old - pdev) / pdev) < GLMER_TOL:
-                u, eta, mu, converged = u_new, eta_new, mu_new, True
+                beta, u, eta, mu, converged = beta_new, u_new, eta_new, mu_new, True
                 break
             for _ in range(10):
                 if pdev <= old:
                     break
-                u_new = 0.5 * (u + u_new)
-                eta_new = xb + sysm.Z @ sysm.lambda_n(F, u_new)
+                u_new, beta_new = 0.5 * (u + u_new), 0.5 * (beta + beta_new)
+                eta_new = self.linpred(F, beta_new, u_new)
                 mu_new, dev = self.mean(eta_new)
                 pdev = dev + u_new @ u_new
             if mu_new is None or pdev > old:
                 raise NumericalError("PIRLS step failed (as glmer's 'PIRLS step-halvings failed to reduce deviance')")
-            u, eta, mu, old = u_new, eta_new, mu_new, pdev
-        return PirlsState(theta, np.asarray(beta, dtype=float), u, eta, mu, dev, F, it, converged)
+            beta, u, eta, mu, old = beta_new, u_new, eta_new, mu_new, pdev
+        return PirlsState(theta, beta, u, eta, mu, dev, F, it, converged, RXtRX)
+
+    def _joint_solve(self, F, W, z):
+        """(beta, u, RX'RX): the penalized weighted least-squares fit of the working response z."""
+        sysm = self.system
+        WX = self.X * W[:, None]
+        C = sysm.lambda_t(F, sysm.zt_times(WX))
+        sol = sysm.solve(F, np.column_stack([C, sysm.lambda_t(F, sysm.zt_times(W * z)[:, None])]))
+        P, pz = sol[:, :self.p], sol[:, self.p]
+        RXtRX = self.X.T @ WX - C.T @ P
+        beta = np.linalg.solve(RXtRX, WX.T @ z - C.T @ pz)
+        return beta, pz - P @ beta, RXtRX
+
+    def glmer_stage1(self, theta) -> float:
+        """glmer's nAGQ = 0 objective: its joint PIRLS from the start (eta_start) at every theta."""
+        try:
+            return self.laplace(self.glmer_pirls(theta, None, self.eta_start))
+        except (np.linalg.LinAlgError, NumericalError, FloatingPointError):
+            return np.inf
+
+    def set_glmer_start(self):
+        """glmer's stage-1 start: its joint PIRLS at theta = 1 from R's mustart."""
+        fam = self.family
+        eta = fam.link.linkfun(fam.mustart(self.y, self.wt))
+        self.eta_start = self.glmer_pirls(self.theta0, None, eta).eta
 
     # -- objectives -------------------------------------------------------------------------------
     def laplace(self, st: PirlsState) -> float:
@@ -299,14 +270,6 @@ class GlmmModel:
             d = self.family.dev_resids(self.y, mu, self.wt, self.sat)
         return np.bincount(codes, weights=d, minlength=nl)
 
-    def stage1(self, theta) -> float:
-        """glmer's nAGQ = 0 objective: the Laplace value with beta updated inside PIRLS."""
-        try:
-            return self.laplace(self.pirls(theta, joint=True))
-        except (np.linalg.LinAlgError, NumericalError, FloatingPointError):
-            self._warm = (self.beta_glm.copy(), np.zeros(self.q))
-            return np.inf
-
     def stage2(self, theta, beta, nagq: int = 1, exact: bool = False) -> float:
         """The Laplace (nagq = 1: glmer's, or the exact one) or AGQ objective at (theta, beta)."""
         try:
@@ -315,7 +278,7 @@ class GlmmModel:
             st = self.pirls(theta, beta)
             return self.laplace(st) if nagq <= 1 else self.agq(st, nagq)
         except (np.linalg.LinAlgError, NumericalError, FloatingPointError):
-            self._warm = (self._warm[0], np.zeros(self.q))
+            self._warm_u = np.zeros(self.q)
             return np.inf
 
 

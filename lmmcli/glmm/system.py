@@ -48,20 +48,16 @@ class Factor:
 
     Ts: list
     L11: np.ndarray                 # (l1, p1, p1) lower
-    L21: object | None              # (q_r, q1) sparse
+    L21: np.ndarray | None          # (q_r, q1) dense
     L22: np.ndarray | None          # (q_r, q_r) lower
     logdet_L: float
-    lam_r: object | None            # Lambda of the rest blocks (sparse q_r x q_r)
+    lam_r: object | None            # Lambda of the rest blocks: its diagonal (all scalar), else sparse
 
 
 class WeightedSystem:
     """Z's structure, formed once; `factor(W, theta)` and the solves with M, per PIRLS step."""
 
     def __init__(self, blocks):
-        import scipy.sparse as sp
-
-        from lmmcli.engine.pls import sparse_Z
-
         self.blocks = list(blocks)
         first = self.blocks[0]
         self.n = len(first.codes)
@@ -73,12 +69,35 @@ class WeightedSystem:
         if self.q_r > MAX_DENSE_REST:
             raise ModelSpecError(f"the random terms after the largest one have {self.q_r} random effects together; "
                                  f"lmm handles at most {MAX_DENSE_REST} there")
-        self.Z = sparse_Z(self.blocks)              # n x q, CSR
-        self.Zt = self.Z.T.tocsr()
+        self.offsets = np.cumsum([0] + [b.nlevels * b.p for b in self.blocks])
+        # a term column of ones (an intercept) needs no multiplication
+        self.ones = [[bool(np.all(b.Z[:, j] == 1.0)) for j in range(b.p)] for b in self.blocks]
         self._first_pairs(first)
         if self.rest:
             self._rest_pairs(first)
-        self._sp = sp
+
+    # -- Z b and Z' V without forming Z (gathers and bincounts by level) ---------------------------
+    def z_times(self, b: np.ndarray) -> np.ndarray:
+        """Z b for a q-vector b (ordered as Z's columns: block, level, term)."""
+        out = np.zeros(self.n)
+        for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
+            B = b[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p)
+            for j in range(blk.p):
+                out += B[blk.codes, j] if ones[j] else blk.Z[:, j] * B[blk.codes, j]
+        return out
+
+    def zt_times(self, V: np.ndarray) -> np.ndarray:
+        """Z' V for an (n,) or (n, m) array V."""
+        V2 = V[:, None] if V.ndim == 1 else V
+        m = V2.shape[1]
+        out = np.empty((self.q, m))
+        for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
+            part = out[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p, m)
+            for j in range(blk.p):
+                for c in range(m):
+                    w = V2[:, c] if ones[j] else blk.Z[:, j] * V2[:, c]
+                    part[:, j, c] = np.bincount(blk.codes, weights=w, minlength=blk.nlevels)
+        return out[:, 0] if V.ndim == 1 else out
 
     # -- formed once ----------------------------------------------------------------------------
     def _first_pairs(self, blk):
@@ -128,22 +147,45 @@ class WeightedSystem:
         return A
 
     def rest_cross(self, W):
-        """(A21 sparse q_r x q1, A22 dense q_r x q_r symmetric)."""
-        sp = self._sp
+        """(A21 dense q_r x q1, A22 dense q_r x q_r symmetric)."""
         v22 = self.a22_sums(W)
         A22 = np.zeros((self.q_r, self.q_r))
         A22[self.a22_rows, self.a22_cols] = v22        # the slots are distinct: no accumulation needed
         off = self.a22_rows != self.a22_cols
         A22[self.a22_cols[off], self.a22_rows[off]] = v22[off]
-        A21 = sp.csr_matrix((self.a21_sums(W), (self.a21_rows, self.a21_cols)), shape=(self.q_r, self.q1))
+        A21 = np.zeros((self.q_r, self.q1))
+        A21[self.a21_rows, self.a21_cols] = self.a21_sums(W)
         return A21, A22
 
     def lambdas(self, theta) -> Factor:
         """A Factor holding only Lambda at theta (for the linear predictor, before any weights)."""
+        Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
+        return Factor(Ts, None, None, None, np.nan, self._rest_lambda(Ts))
+
+    def _rest_lambda(self, Ts):
+        """Lambda of the rest blocks: a vector (its diagonal) when every rest term is scalar, else sparse."""
+        if not self.rest:
+            return None
+        if all(b.p == 1 for b in self.rest):
+            return np.concatenate([np.full(b.nlevels, T[0, 0]) for b, T in zip(self.rest, Ts[1:])])
         from lmmcli.engine.pls import lambda_matrix
 
-        Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
-        return Factor(Ts, None, None, None, np.nan, lambda_matrix(self.rest, Ts[1:]) if self.rest else None)
+        return lambda_matrix(self.rest, Ts[1:])
+
+    def _rest_t(self, lam, R):
+        """Lambda_r' R for the rest rows R (q_r x m)."""
+        return lam[:, None] * R if isinstance(lam, np.ndarray) else np.asarray(lam.T @ R)
+
+    def _rest_n(self, lam, R):
+        """Lambda_r R."""
+        return lam[:, None] * R if isinstance(lam, np.ndarray) else np.asarray(lam @ R)
+
+    def _first_right(self, M, B):
+        """M blockdiag_g(B_g) for a dense (r, q1) M and a (l1, p1, p1) stack B."""
+        r = M.shape[0]
+        if self.p1 == 1:
+            return M * B[:, 0, 0][None, :]
+        return np.einsum("rgi,gij->rgj", M.reshape(r, self.l1, self.p1), B).reshape(r, self.q1)
 
     def factor(self, W, theta) -> Factor:
         """The blocked Cholesky factor of Lambda' Z' W Z Lambda + I at weights W and theta."""
@@ -154,26 +196,18 @@ class WeightedSystem:
         logdet = kern.logdet(L11)
         L21 = L22 = lam_r = None
         if self.rest:
-            from lmmcli.engine.pls import lambda_matrix
-
             A21, A22 = self.rest_cross(W)
-            lam_r = lambda_matrix(self.rest, Ts[1:])
-            lam1 = lambda_matrix(self.blocks[:1], Ts[:1])
-            Linv = self._blockdiag(kern.inv_lower(L11).transpose(0, 2, 1))
-            L21 = (lam_r.T @ A21 @ lam1 @ Linv).tocsr()
-            M22 = np.asarray(lam_r.T @ (lam_r.T @ A22).T)
-            M22 -= (L21 @ L21.T).toarray()
-            M22.ravel()[::self.q_r + 1] += 1.0
+            lam_r = self._rest_lambda(Ts)
+            T1 = np.broadcast_to(Ts[0], (self.l1, self.p1, self.p1))
+            # L21 = Lambda_r' A21 Lambda_1 L11^{-T}, all dense (q_r x q1)
+            M21 = self._first_right(self._rest_t(lam_r, A21), T1)
+            L21 = self._first_right(M21, kern.inv_lower(L11).transpose(0, 2, 1))
+            M22 = self._rest_t(lam_r, self._rest_t(lam_r, A22).T)
+            M22 -= L21 @ L21.T
+            M22[np.diag_indices(self.q_r)] += 1.0      # (not ravel(): M22 may be F-ordered, ravel would copy)
             L22 = np.linalg.cholesky(M22)
             logdet += 2.0 * float(np.log(np.diagonal(L22)).sum())
         return Factor(Ts, L11, L21, L22, logdet, lam_r)
-
-    def _blockdiag(self, B):
-        """A (l1, p1, p1) stack as a sparse block-diagonal q1 x q1 matrix."""
-        from lmmcli.engine.pls import block_diag_pattern
-
-        rows, cols = block_diag_pattern(self.l1, self.p1)
-        return self._sp.csr_matrix((B.ravel(), (rows, cols)), shape=(self.q1, self.q1))
 
     def lambda_t(self, F: Factor, R: np.ndarray) -> np.ndarray:
         """Lambda' R for a (q, m) matrix R (rows ordered as Z's columns)."""
@@ -181,7 +215,7 @@ class WeightedSystem:
         out = np.empty_like(R)
         out[:self.q1] = kern.left_mult_t(F.Ts[0], R[:self.q1].reshape(self.l1, self.p1, m)).reshape(self.q1, m)
         if self.rest:
-            out[self.q1:] = F.lam_r.T @ R[self.q1:]
+            out[self.q1:] = self._rest_t(F.lam_r, R[self.q1:])
         return out
 
     def lambda_n(self, F: Factor, u: np.ndarray) -> np.ndarray:
@@ -189,7 +223,7 @@ class WeightedSystem:
         out = np.empty_like(u)
         out[:self.q1] = (u[:self.q1].reshape(self.l1, self.p1) @ F.Ts[0].T).ravel()
         if self.rest:
-            out[self.q1:] = F.lam_r @ u[self.q1:]
+            out[self.q1:] = self._rest_n(F.lam_r, u[self.q1:, None])[:, 0]
         return out
 
     def solve(self, F: Factor, R: np.ndarray) -> np.ndarray:
@@ -201,8 +235,8 @@ class WeightedSystem:
         from scipy.linalg import solve_triangular
 
         y1f = y1.reshape(self.q1, m)
-        y2 = solve_triangular(F.L22, R[self.q1:] - F.L21 @ y1f, lower=True)
-        x2 = solve_triangular(F.L22, y2, lower=True, trans="T")
+        y2 = solve_triangular(F.L22, R[self.q1:] - F.L21 @ y1f, lower=True, check_finite=False)
+        x2 = solve_triangular(F.L22, y2, lower=True, trans="T", check_finite=False)
         r1 = (y1f - F.L21.T @ x2).reshape(self.l1, self.p1, m)
         x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
         return np.vstack([x1, x2])
@@ -216,12 +250,12 @@ class WeightedSystem:
             from scipy.linalg import solve_triangular
 
             # M^{-1} = [[L11^-T (I + L21' S^-1 L21) L11^-1, ...], [..., S^-1]],  S = L22 L22'
-            G = solve_triangular(F.L22, (F.L21 @ self._blockdiag(Li)).toarray(), lower=True)
+            G = solve_triangular(F.L22, self._first_right(F.L21, Li), lower=True)
             Gb = G.reshape(self.q_r, self.l1, self.p1)
             V1 = V1 + np.einsum("rgi,rgj->gij", Gb, Gb)
             H = solve_triangular(F.L22, np.eye(self.q_r), lower=True)
             P = H.T @ H
-            lam = F.lam_r.toarray()
+            lam = np.diag(F.lam_r) if isinstance(F.lam_r, np.ndarray) else F.lam_r.toarray()
             Vr = lam @ P @ lam.T
             pos = 0
             for blk in self.rest:

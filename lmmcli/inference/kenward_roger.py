@@ -73,7 +73,7 @@ class _Pieces:
 
     def __init__(self, fm):
         # the engine's rows: with prior weights, X and Z scaled by sqrt(w), so V = Z G Z' + sigma^2 I holds
-        X, _, blocks = fm.engine_inputs()
+        X, _, blocks = fm.inputs()
         self.n = X.shape[0]
         s2 = fm.sol.sigma ** 2
         Zs = sparse_Z(blocks)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.distributions import t_two_sided_p
+from lmmcli.engine.pls import unscaled_vcov as pls_unscaled_vcov
 from lmmcli.errors import UsageError
 from lmmcli.results import FitResult
 
@@ -71,8 +72,7 @@ def deviance_varpar(model, varpar, solve=None) -> float:
 
 def unscaled_vcov(model, theta, solve=None) -> np.ndarray:
     """(RX'RX)^{-1} at theta: Var(beta) / sigma^2."""
-    RXinv = np.linalg.inv((solve or model.solve)(np.asarray(theta, dtype=float)).RX)
-    return RXinv @ RXinv.T
+    return pls_unscaled_vcov((solve or model.solve)(np.asarray(theta, dtype=float)).RX)
 
 
 # -- finite differences ------------------------------------------------------------------------
@@ -124,12 +124,11 @@ def jacobian(g, x, rel: float, r: int = RICHARDSON, scale=None) -> list[np.ndarr
 
 
 # -- Satterthwaite ------------------------------------------------------------------------------
-def theta_scales(blocks) -> np.ndarray:
+def theta_scales(model) -> np.ndarray:
     """The natural size of each theta element (i, j): 1 / rms of its term's column i (T's row i has units
     1/units(z_i)), so that finite-difference steps near theta = 0 suit a covariate of any magnitude."""
     out = []
-    for blk in blocks:
-        rms = np.sqrt(np.mean(np.square(blk.Z), axis=0)) if len(blk.Z) else np.ones(blk.p)
+    for blk, rms in zip(model.blocks, model.z_rms()):
         out += [1.0 / rms[i] if rms[i] > 0 else 1.0 for i, _j in blk.theta_index()]
     return np.array(out)
 
@@ -156,7 +155,7 @@ def positive_part_inverse(H: np.ndarray, tol: float = EIGEN_TOL) -> np.ndarray:
 
 def varpar_covariance(model, theta, sigma, solve=None) -> np.ndarray:
     """A = 2 H^+: the asymptotic covariance of varpar, H the Hessian of the deviance in (theta, sigma)."""
-    scale = np.append(theta_scales(model.blocks), sigma)
+    scale = np.append(theta_scales(model), sigma)
     H = hessian(lambda v: deviance_varpar(model, v, solve), np.append(theta, sigma), scale=scale)
     return 2.0 * positive_part_inverse(H)
 
@@ -166,7 +165,7 @@ def vcov_gradients(model, theta, sigma, solve=None) -> list[np.ndarray]:
     The steps are the Hessian's, so that with a shared `Solves` no theta is solved twice."""
     U = unscaled_vcov(model, theta, solve)
     grads = jacobian(lambda t: unscaled_vcov(model, t, solve), theta, rel=HESS_REL,
-                     scale=theta_scales(model.blocks)) if len(theta) else []
+                     scale=theta_scales(model)) if len(theta) else []
     return [sigma ** 2 * G for G in grads] + [2.0 * sigma * U]
 
 

@@ -13,9 +13,7 @@ import pytest
 from tests.glmm.reference import CASES, fitted
 
 SLOW = {"grouseticks", "verbagg", "contraception"}
-# Known failure: with the sqrt link pdev(u) is not convex (mu = eta^2), and our stage 1 ends in another,
-# worse mode than glmer's (deviance 2133.6 against 2068.1). Kept so that a fix shows.
-KNOWN = {"grouseticks_sqrt": "sqrt link: stage 1 ends in a worse mode than glmer's"}
+KNOWN: dict[str, str] = {}     # case id -> reason, for a known disagreement (strict xfail)
 
 
 def _param(c):
@@ -62,7 +60,7 @@ def test_random_effects(case_id):
         assert row.std_error == pytest.approx(sd, rel=5e-3)
 
 
-@pytest.mark.parametrize("case_id", ["cbpp", "toenail", "counts_offset", "cbpp_probit", "grouseticks_brood_agq9"])
+@pytest.mark.parametrize("case_id", ["cbpp", "toenail", "counts_offset", "cbpp_probit", "grouseticks_sqrt", "grouseticks_brood_agq9", "binary_slope"])
 def test_objective_at_fixed_parameters(case_id):
     """glmer's deviance function at a point off the optimum (so the check does not depend on the optimizer)."""
     fm, at = fitted(case_id), CASES[case_id]["expected"]["devfun_at"]
@@ -70,7 +68,7 @@ def test_objective_at_fixed_parameters(case_id):
     par = np.array(at["params"])
     ours = fm.model.stage2(par[:k], par[k:], fm.nagq)
     ours -= fm.model.const if fm.nagq > 1 else 0.0
-    assert ours == pytest.approx(at["value"], abs=1e-3 if case_id == "toenail" else 2e-5)
+    assert ours == pytest.approx(at["value"], abs=1e-5)
 
 
 @pytest.mark.parametrize("case_id", ["cbpp", "counts_offset", "binary_slope"])
