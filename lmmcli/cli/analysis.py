@@ -9,7 +9,7 @@ import typer
 
 from lmmcli.cli.app import Contrasts, DataArg, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Strict, Weights, command
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
-from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
+from lmmcli.cli.common import echo_warnings, emit, parse_contrasts, parse_refs, read_and_fit, terminal_width, use_color
 
 
 class AnalysisDf(str, Enum):
@@ -164,6 +164,8 @@ def model_table(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: Annotated[ModelTableFormat, typer.Option("--format", "-f", help="table, markdown, html, csv or json")
                       ] = ModelTableFormat.table,
     output: Output = None,
@@ -176,8 +178,10 @@ def model_table(
     from lmmcli.render.tables import to_json
 
     refs = parse_refs(ref)
+    coding = parse_contrasts(contrasts)
     frame, source = load_data(data)
-    result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source)
+    result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source,
+                 weights, coding)
     text = {ModelTableFormat.json: lambda: to_json(result.to_dict()),
             ModelTableFormat.markdown: lambda: render.as_markdown(result),
             ModelTableFormat.html: lambda: render.as_html(result),

@@ -170,3 +170,11 @@ def test_a_schema_1_model_file_still_loads(tmp_path):
     saved.write_text(json.dumps(doc))
     state = load(str(saved))
     assert state.spec.transforms == {} and state.spec.contrasts == {} and state.spec.weights is None
+
+
+def test_model_table_fits_with_the_weights_and_contrasts():
+    res = run("table", DATA, "y ~ V + (1|B)", "--weights", "w", "--contrasts", "sum", "-f", "csv")
+    assert res.exit_code == 0, res.stderr
+    single = fit_json("y ~ V + (1|B)", "--weights", "w", "--contrasts", "sum")
+    for fe in single["fixed_effects"]:    # the table shows lmm fit's estimates, to 3 decimals
+        assert fe["term"] in res.stdout and f"{fe['estimate']:.3f}" in res.stdout
