@@ -76,12 +76,10 @@ def fit(
 
         if family is None:
             raise UsageError("--link and --nagq are for generalized models: add --family")
-        if contrasts:
-            raise UsageError("--contrasts is not available with --family yet")
         if save is not None:
             raise UsageError("--save is not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                        level, fmt, output, strict)
+                        level, fmt, output, strict, contrasts)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.common import echo_warnings, load_data, parse_refs
+from lmmcli.cli.common import echo_warnings, load_data, parse_contrasts, parse_refs
 from lmmcli.cli.output import OutFormat, Shown, write
 
 Family = Annotated[Optional[str], typer.Option(
@@ -36,7 +36,7 @@ def glmm_shown(report) -> Shown:
 
 def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: int, weights: Optional[str],
              factor, ref, ci: Optional[str], level: float, fmt: OutFormat, output: Optional[Path],
-             strict: bool) -> None:
+             strict: bool, contrasts=None) -> None:
     """Fit the GLMM and write its summary; --ci wald only (so far)."""
     from lmmcli import glmm
     from lmmcli.errors import UsageError
@@ -46,9 +46,9 @@ def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: in
     if ci is not None and ci != "wald":
         raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald")
     parse_formula(formula)
-    refs = parse_refs(ref)
+    refs, coding = parse_refs(ref), parse_contrasts(contrasts)
     df, source = load_data(data)
-    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source)
+    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source, coding)
     report = assemble(fm)
     if ci is not None:
         attach_wald(report, level)

@@ -178,3 +178,11 @@ def test_model_table_fits_with_the_weights_and_contrasts():
     single = fit_json("y ~ V + (1|B)", "--weights", "w", "--contrasts", "sum")
     for fe in single["fixed_effects"]:    # the table shows lmm fit's estimates, to 3 decimals
         assert fe["term"] in res.stdout and f"{fe['estimate']:.3f}" in res.stdout
+
+
+def test_glmer_with_contrasts():
+    exp = expected("glmer_contrasts")
+    doc = fit_json(exp["formula"], "--family", exp["family"], "--contrasts", exp["contrasts"])
+    assert [fe["term"] for fe in doc["fixed_effects"]] == exp["terms"]
+    np.testing.assert_allclose([fe["estimate"] for fe in doc["fixed_effects"]], exp["estimate"], atol=5e-4)
+    assert doc["aic"] == pytest.approx(exp["aic"], abs=1e-3)

@@ -96,3 +96,9 @@ for (kind in c("contr.sum", "contr.helmert")) {
 }
 writeLines(toJSON(list(formula = "y ~ V * N + x + (1|B)", weights = "w", tables = anova_out),
                   digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/anova_contrasts.json")
+
+# glmer with sum contrasts (lmm fit --family binomial --contrasts sum).
+g <- glmer(I(y > 14) ~ V + x + (1|B), d, family = binomial, contrasts = list(V = "contr.sum"))
+writeLines(toJSON(list(formula = "I(y > 14) ~ V + x + (1|B)", family = "binomial", contrasts = "V=contr.sum",
+                       terms = names(fixef(g)), estimate = num(fixef(g)), aic = AIC(g)),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/glmer_contrasts.json")
