@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
+from lmmcli.errors import DataError
 from lmmcli.formula import Formula, parse_formula
 from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.fit import EngineFit
@@ -14,6 +15,7 @@ from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
 from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
 from lmmcli.engine.scaling import choose_scaling
+from lmmcli.errors import NumericalError
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
 
 SINGULAR_TOL = 1e-4
@@ -119,9 +121,42 @@ def log_det_weights(design: Design) -> float:
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
+    _check_residual_df(design, reml)
     # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
     fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
-    return FittedModel(formula, design, fit)
+    fm = FittedModel(formula, design, fit)
+    check_representable(fm)
+    return fm
+
+
+def _representable(fm: FittedModel) -> bool:
+    """Whether sigma^2, Var(beta) and the random-effect covariances are finite, and Var(beta_j) > 0."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        s2 = np.float64(fm.sol.sigma) ** 2
+        if not (np.isfinite(s2) and (s2 > 0 or fm.sol.sigma == 0)):
+            return False
+        V = fm.vcov()
+        covs = fm.covariances()
+    nonzero = (np.diag(V) > 0) | (np.asarray(fm.sol.beta) == 0)
+    return bool(np.all(np.isfinite(V)) and np.all(nonzero) and all(np.all(np.isfinite(C)) for C in covs))
+
+
+def check_representable(fm: FittedModel) -> None:
+    """Refuse, as one clear error, a fit whose variances do not fit in double precision.
+
+    The engine fits any finite data (it works in rescaled units), but the answer's variances are the
+    squares of the data's scales: a response of 1e300 has a residual variance of ~1e600 (overflow),
+    a covariate of 1e200 gives coefficient variances of ~1e-400 (underflow to 0).
+    """
+    if _representable(fm):
+        return
+    d = fm.design
+    cols = [(d.response, d.y)] + [(n, d.X[:, j]) for j, n in enumerate(d.fixed_names) if n != "(Intercept)"]
+    name, v = max(cols, key=lambda c: abs(np.log10(max(np.max(np.abs(c[1])), 1e-308))) if len(c[1]) else 0.0)
+    top = float(np.max(np.abs(v))) if len(v) else float("nan")
+    raise NumericalError(f"the fit's variances cannot be represented in double precision: '{name}' has "
+                         f"values of magnitude {top:.3g}, whose squares overflow or underflow",
+                         hint=f"rescale '{name}' (e.g. divide or multiply it by a power of ten) and refit")
 
 
 def crossproducts(design: Design) -> CrossProducts:
@@ -129,6 +164,17 @@ def crossproducts(design: Design) -> CrossProducts:
     X, y, blocks = engine_inputs(design)
     units = choose_scaling(X, y, blocks)
     return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
+
+
+def _check_residual_df(design: Design, reml: bool) -> None:
+    """REML (and a model without random terms) needs n > p: its residual variance divides by n - p."""
+    n, p = design.n, design.X.shape[1]
+    if n <= p and (reml or not design.blocks):
+        what = "REML" if design.blocks else "a model without random terms"
+        raise DataError(f"{what} needs more observations than fixed effects, but there are {n} "
+                        f"observation{'s' if n != 1 else ''} and {p} fixed effect{'s' if p != 1 else ''} "
+                        "(no residual degrees of freedom)",
+                        hint="use fewer fixed effects" + (", or fit by ML (--ml)" if design.blocks else ""))
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",
@@ -142,7 +188,7 @@ def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "
 # -- assembling the result -----------------------------------------------------------------------
 def _fixed_effects(fm: FittedModel) -> list[FixedEffect]:
     se = np.sqrt(np.diag(fm.vcov()))
-    return [FixedEffect(t, float(b), float(s), float(b / s) if s > 0 else float("nan"))
+    return [FixedEffect(t, float(b), float(s), float(b / s) if 0 < s < np.inf else float("nan"))
             for t, b, s in zip(fm.design.fixed_names, fm.sol.beta, se)]
 
 
@@ -189,7 +235,20 @@ def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     if singular:
         out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
                    "or a correlation as +/-1")
+    out += _overflow_warnings(fm)
     return out
+
+
+def _overflow_warnings(fm: FittedModel) -> list[str]:
+    """A coefficient whose variance is beyond floating point (a column scaled by 1e-200, say) has no usable
+    standard error, t value or df: say so rather than print t = 0, p = 1."""
+    var = np.diag(fm.vcov())
+    bad = [name for name, v in zip(fm.design.fixed_names, var) if not np.isfinite(v)]
+    if not bad:
+        return []
+    return [f"the variance of the estimate of {', '.join(map(repr, bad))} is beyond floating point (the "
+            "column's scale is extreme), so its standard error, t value and p-value are not available; "
+            "rescale the column (e.g. I(x * 1e200))"]
 
 
 def _optimizer_summary(opt: OptSummary) -> dict:

@@ -120,8 +120,8 @@ def table_model(name: str, analysis, z: float | None) -> TableModel:
 def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", ci_level: float | None = None,
                 factors=(), refs=None, source: str = "the data", weights: str | None = None,
                 contrasts: dict | None = None) -> ModelTable:
-    """Fit every formula to the data and put the models side by side (with the same prior weights and
-    contrasts for each)."""
+    """Fit every formula to the data (with the same prior weights and contrasts) and put the models side by
+    side."""
     if not texts:
         raise UsageError("give at least one formula")
     if ml and df_method == "kenward-roger":
@@ -130,8 +130,8 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
     models = []
     for k, text in enumerate(texts, start=1):
         formula = parse_formula(text)
-        design = build_design(formula, df, factors, _refs_for(formula, refs or {}), source, weights=weights,
-                              contrasts=_contrasts_for(formula, contrasts or {}))
+        design = build_design(formula, df, factors, _refs_for(formula, refs or {}), source, weights,
+                              _contrasts_for(formula, contrasts or {}))
         fm = fit_design(formula, design, reml=not ml)
         models.append(table_model(f"({k})", analyze(fm, df_method), z))
     notes = []
@@ -146,13 +146,13 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
     return ModelTable(models, ci_level, df_method, notes, warnings)
 
 
-def _contrasts_for(formula, contrasts: dict) -> dict:
-    """The --contrasts settings for every factor ("") and for the factors this formula has."""
-    labels = {deparse(e) for t in formula.fixed for e in t.factors}
-    return {c: k for c, k in contrasts.items() if not c or c in labels}
-
-
 def _refs_for(formula, refs: dict) -> dict:
     """The --ref settings for columns this formula uses (the others concern other models)."""
     used = formula.columns()
     return {c: lv for c, lv in refs.items() if c in used}
+
+
+def _contrasts_for(formula, contrasts: dict) -> dict:
+    """The --contrasts settings for factors this formula has (a default for all, key "", always applies)."""
+    labels = {deparse(e) for t in formula.fixed for e in t.factors}
+    return {k: v for k, v in contrasts.items() if k == "" or k in labels}

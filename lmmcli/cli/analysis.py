@@ -7,7 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import Contrasts, DataArg, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Strict, Weights, command
+from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
+                            Strict, command)
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 from lmmcli.cli.common import echo_warnings, emit, parse_contrasts, parse_refs, read_and_fit, terminal_width, use_color
 
@@ -43,13 +44,34 @@ def emit_analysis(result, format, table, rows, output, data: str, strict: bool) 
     echo_warnings(result.warnings, strict)
 
 
+def analysis_basis(data, formula, model, ml, factor, ref, weights=None, contrasts=None):
+    """The AnalysisBasis of DATA FORMULA (fitted now) or of a saved model (--model: no data, no refit)."""
+    from lmmcli.errors import UsageError
+
+    if model is not None:
+        if data is not None or formula is not None or ml or factor or ref or weights or contrasts:
+            raise UsageError("with --model, give no DATA, FORMULA, --ml, --factor, --ref, --weights or --contrasts: "
+                             "the saved model fixes them")
+        from lmmcli.predict.saved_analysis import load_basis
+
+        return load_basis(str(model))
+    if data is None or formula is None:
+        raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+    from lmmcli.inference.basis import basis_from_fit
+
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
+    return basis_from_fit(fm, frame)
+
+
 @command(examples=(
     'lmm anova gpa.csv "gpa ~ occasion + job + (1|student)"',
     'lmm anova gpa.csv "gpa ~ occasion * job + (1|student)" --type 2 --df kenward-roger',
+    'lmm anova --model m.json',
 ))
 def anova(
-    data: DataArg,
-    formula: FormulaArg,
+    data: OptDataArg = None,
+    formula: OptFormulaArg = None,
+    model: Model = None,
     type: Annotated[str, typer.Option("--type", help="hypotheses: 1 (sequential), 2 or 3 (lmerTest's default)")] = "3",
     df: Annotated[AnalysisDf, typer.Option(
         "--df", help="denominator df: satterthwaite (lmerTest's default) or kenward-roger (REML fits)")
@@ -62,14 +84,17 @@ def anova(
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """F tests of the fixed terms, as lmerTest's anova() (type 3, Satterthwaite by default)."""
-    from lmmcli.inference.anova import anova as run, check_options
+    from lmmcli.inference.anova import anova_of, check_options
     from lmmcli.render.analysis import anova_table
 
     check_options(type, df.value, not ml)
-    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
-    emit_analysis(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
+    basis = analysis_basis(data, formula, model, ml, factor, ref, weights, contrasts)
+    emit_analysis(anova_of(basis, type, df.value), format, anova_table, lambda d: d["anova"], output,
+                  data or str(model), strict)
 
 
 @command(examples=(
@@ -86,6 +111,8 @@ def ranova(
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests of each random term, as lmerTest's ranova() (slopes reduced, not removed)."""
     from lmmcli.analysis.ranova import ranova as run
@@ -107,12 +134,13 @@ def emmeans_rows(doc: dict) -> list[dict]:
 
 @command(examples=(
     'lmm emmeans gpa.csv "gpa ~ occasion + job + (1|student)" --specs job --pairwise',
+    'lmm emmeans --model m.json --specs job --by sex --pairwise --adjust holm',
 ))
 def emmeans(
-    data: DataArg,
-    formula: FormulaArg,
-    specs: Annotated[List[str], typer.Option("--specs", metavar="F[,G]", show_default=False,
-                                             help="factor(s) whose marginal means to estimate")],
+    data: OptDataArg = None,
+    formula: OptFormulaArg = None,
+    specs: Annotated[Optional[List[str]], typer.Option("--specs", metavar="F[,G]", show_default=False,
+                                                       help="factor(s) whose marginal means to estimate")] = None,
     by: Annotated[Optional[List[str]], typer.Option("--by", metavar="H", show_default=False,
                                                     help="factor(s) to condition on: means and contrasts within "
                                                          "each of their levels")] = None,
@@ -123,6 +151,7 @@ def emmeans(
         "--df", show_default=False, help="df method: kenward-roger (emmeans' default; REML fits) or satterthwaite "
                                          "(the default with --ml)")] = None,
     level: Annotated[float, typer.Option("--level", help="level of the confidence intervals")] = 0.95,
+    model: Model = None,
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
@@ -131,15 +160,22 @@ def emmeans(
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Estimated marginal means and pairwise contrasts, as emmeans (equal weights, covariates at their means)."""
-    from lmmcli.inference.emmeans import check_df, emmeans as run
+    from lmmcli.errors import UsageError
+    from lmmcli.inference.emmeans import check_df, emmeans_of
     from lmmcli.render.analysis import emmeans_table
 
-    method = check_df(df.value if df else None, not ml)
-    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
-    result = run(fm, frame, split_names(specs), split_names(by), pairwise, adjust.value, method, level)
-    emit_analysis(result, format, emmeans_table, emmeans_rows, output, data, strict)
+    if not split_names(specs):
+        raise UsageError("give --specs: the factor(s) whose marginal means to estimate", hint="e.g. --specs job")
+    if model is None:
+        check_df(df.value if df else None, not ml)
+    basis = analysis_basis(data, formula, model, ml, factor, ref, weights, contrasts)
+    result = emmeans_of(basis, split_names(specs), split_names(by), pairwise, adjust.value, df.value if df else None,
+                        level)
+    emit_analysis(result, format, emmeans_table, emmeans_rows, output, data or str(model), strict)
 
 
 class ModelTableFormat(str, Enum):
@@ -170,6 +206,8 @@ def model_table(
                       ] = ModelTableFormat.table,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Several models side by side (as modelsummary): estimates and SEs, random-effect sds, ICC, R², AIC, BIC."""
     from lmmcli.analysis.model_table import model_table as run
@@ -178,10 +216,9 @@ def model_table(
     from lmmcli.render.tables import to_json
 
     refs = parse_refs(ref)
-    coding = parse_contrasts(contrasts)
     frame, source = load_data(data)
     result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source,
-                 weights, coding)
+                 weights, parse_contrasts(contrasts))
     text = {ModelTableFormat.json: lambda: to_json(result.to_dict()),
             ModelTableFormat.markdown: lambda: render.as_markdown(result),
             ModelTableFormat.html: lambda: render.as_html(result),

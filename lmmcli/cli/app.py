@@ -11,6 +11,7 @@ import sys
 
 try:
     import functools
+    from contextlib import contextmanager
     from enum import Enum
     from pathlib import Path
     from typing import Annotated, List, Optional
@@ -55,7 +56,7 @@ class IntervalKind(str, Enum):
 
 # -- the shared arguments and options, declared once -----------------------------------------------
 DataArg = Annotated[str, typer.Argument(metavar="DATA", show_default=False,
-                                        help="CSV, TSV or Parquet file ('-' reads CSV from standard input)")]
+                                        help="CSV/TSV (also .gz .bz2 .xz .zst), Parquet or Feather file; '-' reads standard input")]
 FormulaArg = Annotated[str, typer.Argument(metavar="FORMULA", show_default=False,
                                            help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')]
 OptDataArg = Annotated[Optional[str], typer.Argument(metavar="DATA", show_default=False,
@@ -90,6 +91,34 @@ Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
                                              help="random seed (same seed, same result)")]
 
 
+# -- input dialect: --delimiter and --decimal, recorded by their callbacks for common.load_data -------
+DIALECT = {"delimiter": None, "decimal": "."}
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "bar": "|", "pipe": "|"}
+
+
+def _delimiter(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        value = DELIMITER_NAMES.get(value.lower(), value)
+        if len(value) != 1 or value in "\r\n\"":
+            raise typer.BadParameter("give one character (or tab, comma, semicolon, bar)")
+    DIALECT["delimiter"] = value
+    return value
+
+
+def _decimal(value: str) -> str:
+    if value not in (".", ","):
+        raise typer.BadParameter("the decimal mark is '.' or ','")
+    DIALECT["decimal"] = value
+    return value
+
+
+Delimiter = Annotated[Optional[str], typer.Option(
+    "--delimiter", metavar="CHAR", show_default=False, callback=_delimiter,
+    help="field delimiter of text data: , ; tab | or one character (default: sniffed)")]
+Decimal = Annotated[str, typer.Option("--decimal", metavar="MARK", callback=_decimal,
+                                      help="decimal mark of numbers in text data: . or , (decimal commas)")]
+
+
 # -- errors --------------------------------------------------------------------------------------
 def _caret(text: str, span) -> str:
     """The formula with a caret line under span."""
@@ -116,19 +145,71 @@ def guarded(fn):
     @functools.wraps(fn)
     def command(*args, **kwargs):
         from lmmcli.errors import LmmError
+        from lmmcli.io.write import check_outputs
 
         try:
-            return fn(*args, **kwargs)
+            with _signals_as_exceptions():
+                check_outputs({OUTPUT_OPTIONS[k]: kwargs[k] for k in OUTPUT_OPTIONS if k in kwargs},
+                              {INPUT_OPTIONS[k]: kwargs.get(k) for k in INPUT_OPTIONS})
+                return fn(*args, **kwargs)
         except LmmError as exc:
             raise typer.Exit(report_error(exc))
         except KeyboardInterrupt:
             sys.stderr.write("error: interrupted\n")
             raise typer.Exit(130)
+        except Terminated as exc:
+            sys.stderr.write(f"error: {exc.name}\n")
+            raise typer.Exit(128 + exc.signum)
         except MemoryError:
             sys.stderr.write("error: out of memory; try a smaller model or fewer rows\n")
             raise typer.Exit(1)
 
     return command
+
+
+# the options that name files a command reads or writes: no output may be an input or another output
+INPUT_OPTIONS = {"data": "data file", "newdata": "--newdata file", "model": "--model file"}
+OUTPUT_OPTIONS = {"output": "-o/--output", "save": "--save"}
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP during a command: unwound like Ctrl-C, so partial outputs are removed."""
+
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum, self.name = signum, name
+
+
+def _signal_names() -> dict:
+    import signal
+
+    return {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+SIGNAL_NAMES = _signal_names()
+
+
+def raise_terminated(signum, _frame):
+    """A signal handler: SIGTERM/SIGHUP as the exception Terminated."""
+    raise Terminated(signum, SIGNAL_NAMES[signum])
+
+
+@contextmanager
+def _signals_as_exceptions():
+    """SIGTERM and SIGHUP raise Terminated while a command runs (exit 143, 129), as SIGINT raises
+    KeyboardInterrupt; outside the main thread (signals cannot be set there) nothing changes."""
+    import signal
+
+    try:
+        previous = {s: signal.signal(s, raise_terminated) for s in SIGNAL_NAMES}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def command(name: str | None = None, examples: tuple[str, ...] = (), **kwargs):
@@ -157,3 +238,4 @@ def root(
                                           help="print lmm's version and exit")] = False,
 ):
     """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""
+    DIALECT.update(delimiter=None, decimal=".")

@@ -46,13 +46,34 @@ def source_name(data: str) -> str:
 
 def load_data(data: str):
     """Read the data file; (data frame, its name for messages). An encoding fallback is noted on stderr."""
+    from lmmcli.cli.app import DIALECT
     from lmmcli.io.read import read_table
+    from lmmcli.io.text import Dialect
 
-    df = read_table(data)
+    df = read_table(data, dialect=Dialect(DIALECT["delimiter"], DIALECT["decimal"]))
     encoding_note = df.attrs.get("encoding_note")
     if encoding_note:
         note(encoding_note)
+    for line in read_warnings(df, source_name(data)):
+        sys.stderr.write(line)
     return df, source_name(data)
+
+
+def read_warnings(df, name: str) -> list[str]:
+    """Lines for stderr about columns that did not read as they look: numbers made text by a few odd
+    values, columns of a type lmm cannot read (left out)."""
+    from lmmcli.io.text import decimal_commas
+
+    out = []
+    for col, odd in df.attrs.get("numeric_text", {}).items():
+        shown = ", ".join(f"'{v}'" for v in odd)
+        fix = "give --decimal , to read decimal commas" if decimal_commas(odd) else \
+            "write missing values as NA or leave them empty"
+        out.append(f"warning: column '{col}' of {name} looks numeric, but values such as {shown} are not "
+                   f"numbers, so it is read as text (a factor); {fix}\n")
+    for col, why in df.attrs.get("unreadable", {}).items():
+        out.append(f"note: column '{col}' of {name} has a type lmm cannot read ({why}); it is left out\n")
+    return out
 
 
 def parse_contrasts(items: Optional[List[str]]) -> dict:
@@ -72,8 +93,8 @@ def parse_contrasts(items: Optional[List[str]]) -> dict:
 
 
 def read_and_fit(data: str, formula: str, ml: bool, factor, ref, weights: Optional[str] = None, contrasts=None):
-    """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula,
-    --ref and --contrasts are checked before the data is read, so their mistakes are reported first."""
+    """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
+    and --ref are checked before the data is read, so their mistakes are reported first."""
     import lmmcli.fit
     from lmmcli.formula import parse_formula
 
@@ -122,13 +143,23 @@ def progress_bar(label: str, total: int, show: bool = True):
 
 
 # -- saved models ----------------------------------------------------------------------------------
-def save_model(fm, path: Path, data: str) -> None:
-    """Write the fitted model as versioned JSON (atomically)."""
+def save_model(fm, path: Path, data: str, frame=None) -> None:
+    """Write the fitted model as versioned JSON (atomically); with the fitting data frame, also the section
+    `lmm anova|emmeans --model` read. '-' is standard output (the report then goes to -o FILE:
+    check_outputs refuses both on stdout)."""
     from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.predict.saved_model import dumps
 
-    write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
+    extra = {}
+    if frame is not None:
+        from lmmcli.predict.saved_analysis import analysis_section
+
+        extra = analysis_section(fm, frame)
+    if str(path) == "-":
+        sys.stdout.write(dumps(state_from_fit(fm), extra))
+        return
+    write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
 def model_state(data, formula, model, ml, factor, ref, weights=None, contrasts=None):

@@ -7,8 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref,
-                            Seed, Strict, Weights, command)
+from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
+                            Strict, command)
 from lmmcli.cli.by import fit_by_command
 from lmmcli.cli.common import (echo_warnings, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit,
                                save_model)
@@ -51,6 +51,8 @@ def fit(
     seed: Seed = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
@@ -91,9 +93,9 @@ def fit(
                               ci.value if ci else None, level, nsim, seed, jobs, weights, contrasts)
     if jobs is not None:
         raise UsageError("--jobs is for --by: one fit runs in one process")
-    fm, _ = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights, contrasts)
     if save is not None:
-        save_model(fm, save, data)
+        save_model(fm, save, data, frame)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
@@ -121,6 +123,8 @@ def compare(
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
     from lmmcli.compare import compare as run_compare

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import Contrasts, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, Weights, command
+from lmmcli.cli.app import Contrasts, Weights, Decimal, Delimiter, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit, terminal_width, use_color
 
 
@@ -88,6 +88,8 @@ def plot(
     weights: Weights = None,
     contrasts: Contrasts = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Draw a fitted model: caterpillar plot, group trajectories or diagnostics (PNG or SVG; needs matplotlib)."""
     _plot_command(kind, data, formula, output, terminal, level, x, highlight, seed, ml, factor, ref, strict,

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Contrasts, Weights, CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
+from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
                             Output, Ref, Strict, app, command, command_settings, guarded)
 from lmmcli.cli.common import echo_warnings, load_data, model_state
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
@@ -77,6 +77,8 @@ def predict(
     format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
     from lmmcli.predict.predict import predict as run_predict
@@ -126,6 +128,8 @@ def effects_command(kind: str):
         format: FormatOpt = None,
         output: Output = None,
         strict: Strict = False,
+        delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+        decimal: Decimal = ".",
     ):
         from lmmcli.predict.ranef import effects
 

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import CiMethod, DataArg, DfMethod, Factor, FormulaArg, Level, Ml, Ref, Seed, Strict, command
+from lmmcli.cli.app import Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormulaArg, Level, Ml, Ref, Seed, Strict, command
 from lmmcli.cli.common import echo_warnings, note, read_and_fit
 
 
@@ -69,6 +69,8 @@ def report(
     x: Annotated[Optional[str], typer.Option("--x", metavar="COL", show_default=False,
                                              help="the predictor on the trajectories' x axis")] = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """A self-contained HTML report of one fit: summary, p-values, variance components with ICC and R², the
     caterpillar, group trajectories and residual diagnostics (inline SVG), the command and versions."""

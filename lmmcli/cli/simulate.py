@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import Contrasts, Weights, CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
+from lmmcli.cli.app import Contrasts, Weights, Decimal, Delimiter, CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
@@ -87,6 +87,8 @@ def simulate(
     format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Simulate data (CSV by default): from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
     from lmmcli.errors import UsageError

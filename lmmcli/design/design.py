@@ -351,6 +351,11 @@ def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
 
 def aliased_columns(X: np.ndarray) -> list[int]:
     """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns)."""
+    # each column over a power of two near its largest value: the test is scale-free, and X'X of
+    # columns of 1e200 would overflow (the division by a power of two is exact)
+    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
+    ok = (top > 0) & np.isfinite(top)
+    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
     XtX = X.T @ X
     p = X.shape[1]
     L = np.zeros((p, p))

@@ -14,6 +14,7 @@ Methods (`DF_METHODS`):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -231,8 +232,8 @@ def with_inference(result: FitResult, inf: FixedInference) -> FitResult:
     rows = []
     for i, fe in enumerate(result.fixed_effects):
         se = float(inf.std_error[i])
-        t = fe.estimate / se if se > 0 else float("nan")
-        df = None if inf.df is None else float(inf.df[i])
+        t = fe.estimate / se if 0 < se < math.inf else float("nan")    # an overflowed se: no t (fit warns)
+        df = None if inf.df is None or not math.isfinite(se) else float(inf.df[i])
         p = None if df is None else float(t_two_sided_p(t, df))
         rows.append(dataclasses.replace(fe, std_error=se, statistic=t, df=df, p_value=p))
     extra = dict(result.extra, df_method=inf.method)

@@ -13,7 +13,8 @@ Layout (schema_version 2; a version 1 file has no transforms, contrasts or weigh
               "contrasts": {factor: kind}, "weights": column or null},
      "theta", "beta", "vcov", "sigma",
      "random_terms": [{"index", "group", "terms", "levels", "correlated", "b", "cond_var", "cov"}],
-     "summary": {... lmm fit --format json without random_effects and vcov ...}}
+     "summary": {... lmm fit --format json without random_effects and vcov ...},
+     "analysis": {...}}   optional: what lmm anova / emmeans --model need (saved_analysis.py)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lmmcli.design.design import ModelSpec, VarInfo, predictor_terms
 from lmmcli.design.transforms import CONTRASTS
 from lmmcli.errors import DataError, LmmError
 from lmmcli.formula import deparse, parse_formula
+from lmmcli.predict.model_schema import Malformed, validate
 from lmmcli.predict.predict import ModelState, TermState
 from lmmcli.results import clean
 
@@ -68,35 +70,56 @@ def to_dict(state: ModelState) -> dict:
     }
 
 
-def dumps(state: ModelState) -> str:
-    """The saved model as JSON text; non-finite numbers are refused rather than written as NaN."""
+def dumps(state: ModelState, extra: dict | None = None) -> str:
+    """The saved model as JSON text (with `extra` sections, e.g. "analysis"); non-finite numbers are refused
+    rather than written as NaN."""
     try:
-        return json.dumps(to_dict(state), indent=1, allow_nan=False) + "\n"
+        return json.dumps({**to_dict(state), **(extra or {})}, indent=1, allow_nan=False) + "\n"
     except ValueError as exc:
         raise DataError("cannot save the model: it has non-finite numbers (the fit failed?)") from exc
 
 
 # -- loading ---------------------------------------------------------------------------------
-class _Malformed(Exception):
-    """Internal: the document does not have the expected shape."""
+_Malformed = Malformed      # the schema's error, raised here too for checks the schema cannot express
+
+
+MAX_BYTES = 1 << 30        # 1 GiB: far above any real model (InstEval's is ~5 MB); a cap on what is read
 
 
 def load(path: str) -> ModelState:
-    """Read a saved model; a newer, foreign or malformed file is a DataError naming what is wrong."""
+    """Read a saved model; a newer, foreign, oversized, too deeply nested or malformed file is a DataError
+    naming what is wrong."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"model file '{path}' does not exist")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        if not p.is_file():
+            raise DataError(f"model file '{path}' does not exist")
+        size = p.stat().st_size
+    except OSError as exc:      # a name too long for the file system, a loop of links
+        raise DataError(f"cannot read model file '{path[:60]}...': {exc.strerror or exc}") from exc
+    if size > MAX_BYTES:
+        raise DataError(f"'{p.name}' is {size / 2**20:.0f} MB, larger than any saved lmm model "
+                        f"(the limit is {MAX_BYTES >> 20} MB)")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"'{p.name}' is not a saved lmm model: not valid JSON ({exc})") from exc
+    except _Malformed as exc:
+        raise DataError(f"malformed model file '{p.name}': {exc}") from exc
+    except RecursionError as exc:
+        raise DataError(f"'{p.name}' is not a saved lmm model: its JSON is nested too deeply") from exc
     return from_dict(doc, p.name)
 
 
+def _no_constant(name: str):
+    """json's hook for NaN and Infinity, which a saved model never holds (dumps refuses them)."""
+    raise _Malformed(f"it holds {name}, which a saved model never does")
+
+
 def from_dict(doc, name: str = "the model file") -> ModelState:
-    """The ModelState of a saved-model document, checked."""
+    """The ModelState of a saved-model document, checked against the schema first."""
     _check_header(doc, name)
     try:
+        validate(doc)
         return _build(doc)
     except LmmError as exc:
         raise DataError(f"malformed model file '{name}': its formula does not parse ({exc.message})") from exc
@@ -174,10 +197,25 @@ def _term(d: dict, formula) -> TermState:
         raise _Malformed(f"random term {index} ('{d['group']}') does not match the formula")
     terms, levels = tuple(map(str, d["terms"])), tuple(map(str, d["levels"]))
     p, n = len(terms), len(levels)
+    cond_var = _array(d["cond_var"], (n, p, p), f"cond_var of {d['group']}")
+    if n and (np.diagonal(cond_var, axis1=1, axis2=2) < 0).any():
+        raise _Malformed(f"cond_var of {d['group']} has negative variances")
     return TermState(index, str(d["group"]), terms, levels, bool(d["correlated"]),
-                     _array(d["b"], (n, p), f"b of {d['group']}"),
-                     _array(d["cond_var"], (n, p, p), f"cond_var of {d['group']}"),
-                     _array(d["cov"], (p, p), f"cov of {d['group']}"))
+                     _array(d["b"], (n, p), f"b of {d['group']}"), cond_var,
+                     _covariance(d["cov"], p, f"cov of {d['group']}"))
+
+
+def _covariance(value, p: int, what: str) -> np.ndarray:
+    """A covariance matrix: symmetric, positive semi-definite (so no negative variances)."""
+    a = _array(value, (p, p), what)
+    scale = max(1.0, float(np.abs(a).max())) if a.size else 1.0
+    if not np.allclose(a, a.T, rtol=1e-10, atol=1e-12 * scale):
+        raise _Malformed(f"'{what}' is not symmetric")
+    if (np.diag(a) < 0).any():
+        raise _Malformed(f"'{what}' has negative variances")
+    if a.size and np.linalg.eigvalsh(a).min() < -1e-8 * scale:
+        raise _Malformed(f"'{what}' is not a covariance matrix (not positive semi-definite)")
+    return a
 
 
 def _build(doc: dict) -> ModelState:
@@ -187,11 +225,14 @@ def _build(doc: dict) -> ModelState:
     terms = [_term(t, formula) for t in doc["random_terms"]]
     if sorted(t.index for t in terms) != list(range(len(formula.random))):
         raise _Malformed("the random terms do not cover the formula's random terms")
+    expected = sum(len(t.terms) * (len(t.terms) + 1) // 2 if t.correlated else len(t.terms) for t in terms)
+    if len(doc["theta"]) != expected:
+        raise _Malformed(f"'theta' has {len(doc['theta'])} values, but the random terms need {expected}")
     if doc["method"] not in ("REML", "ML"):
         raise _Malformed(f"unknown method '{doc['method']}'")
     sigma = float(doc["sigma"])
     if not (np.isfinite(sigma) and sigma >= 0):
         raise _Malformed(f"bad sigma {doc['sigma']!r}")
     return ModelState(spec, doc["method"] == "REML", _array(doc["beta"], (p,), "beta"),
-                      _array(doc["vcov"], (p, p), "vcov"), sigma,
+                      _covariance(doc["vcov"], p, "vcov"), sigma,
                       np.asarray(doc["theta"], dtype=float), terms, dict(doc.get("summary") or {}))
