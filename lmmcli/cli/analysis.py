@@ -202,8 +202,9 @@ def model_table(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: Annotated[ModelTableFormat, typer.Option("--format", "-f", help="table, markdown, html, csv or json")
-                      ] = ModelTableFormat.table,
+    format: Annotated[Optional[OutFormat], typer.Option(
+        "--format", "-f", show_default=False,
+        help="table, markdown, html, csv or json (default: from the -o file's extension, else table)")] = None,
     output: Output = None,
     strict: Strict = False,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
@@ -215,6 +216,7 @@ def model_table(
     from lmmcli.render import model_table as render
     from lmmcli.render.tables import to_json
 
+    fmt = ModelTableFormat(choose_format(format, output, OutFormat.table, allowed=set(ModelTableFormat.__members__)))
     refs = parse_refs(ref)
     frame, source = load_data(data)
     result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source,
@@ -223,6 +225,6 @@ def model_table(
             ModelTableFormat.markdown: lambda: render.as_markdown(result),
             ModelTableFormat.html: lambda: render.as_html(result),
             ModelTableFormat.csv: lambda: render.as_csv(result),
-            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[format]()
+            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[fmt]()
     emit(text, output, inputs=(data,))
     echo_warnings(result.warnings, strict)

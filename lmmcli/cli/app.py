@@ -78,7 +78,8 @@ Contrasts = Annotated[Optional[List[str]], typer.Option(
     help="coding of the fixed part's factors, as lmer's contrasts =: treatment (default), sum, helmert or poly, "
          "for every factor or COL=KIND for one (repeatable)")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
-                                                help="write the output to this file (atomically)")]
+                                                help="write the output to this file (atomically); its extension "
+                                                     "chooses the format; '-' is standard output")]
 Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 if the fit has any warning")]
 Level = Annotated[float, typer.Option("--level", help="level of the intervals")]
 Model = Annotated[Optional[Path], typer.Option("--model", metavar="FILE", show_default=False,
@@ -93,6 +94,7 @@ Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
 
 # -- input dialect: --delimiter and --decimal, recorded by their callbacks for common.load_data -------
 DIALECT = {"delimiter": None, "decimal": "."}
+DATA_WARNINGS: list = []    # warnings about the data as read (a numeric-looking text column): --strict counts them
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "bar": "|", "pipe": "|"}
 
 
@@ -239,3 +241,4 @@ def root(
 ):
     """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""
     DIALECT.update(delimiter=None, decimal=".")
+    DATA_WARNINGS.clear()

@@ -32,10 +32,12 @@ def note(message: str) -> None:
 
 
 def echo_warnings(warnings, strict: bool) -> None:
-    """Warnings go to stderr too; under --strict any warning ends the run with code 3."""
+    """Warnings go to stderr too; under --strict any warning (the data's included) ends the run with code 3."""
+    from lmmcli.cli.app import DATA_WARNINGS
+
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
-    if strict and warnings:
+    if strict and (warnings or DATA_WARNINGS):
         raise typer.Exit(EXIT_STRICT)
 
 
@@ -54,8 +56,12 @@ def load_data(data: str):
     encoding_note = df.attrs.get("encoding_note")
     if encoding_note:
         note(encoding_note)
+    from lmmcli.cli.app import DATA_WARNINGS
+
     for line in read_warnings(df, source_name(data)):
         sys.stderr.write(line)
+        if line.startswith("warning:"):
+            DATA_WARNINGS.append(line)
     return df, source_name(data)
 
 
@@ -162,11 +168,17 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
     write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref, weights=None, contrasts=None):
+def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None, weights=None, contrasts=None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
-    fit's warnings, so --strict means the same with --model as without."""
+    fit's warnings, so --strict means the same with --model as without. glmm: the --family, --link,
+    --nagq and --weights options (lmmcli.cli.glmm.glmm_options), for a GLMM."""
     from lmmcli.errors import UsageError
+
+    if glmm and model is None:
+        from lmmcli.cli.glmm import glmm_state
+
+        return glmm_state(data, formula, factor, ref, **glmm)
 
     if model is not None:
         if formula is not None or ml or factor or ref or weights or contrasts:

@@ -7,12 +7,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
+from lmmcli.cli.app import (Contrasts, Decimal, Delimiter, CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
                             Strict, command)
 from lmmcli.cli.by import fit_by_command
-from lmmcli.cli.common import (echo_warnings, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit,
-                               save_model)
-from lmmcli.cli.glmm import Family, Link, Nagq
+from lmmcli.cli.common import echo_warnings, load_data, note, parse_contrasts, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
@@ -78,10 +77,10 @@ def fit(
 
         if family is None:
             raise UsageError("--link and --nagq are for generalized models: add --family")
-        if save is not None:
-            raise UsageError("--save is not available with --family yet")
+        if by is not None or jobs is not None:
+            raise UsageError("--by and --jobs are not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                        level, fmt, output, strict, contrasts)
+                        level, fmt, output, strict, save, nsim, seed, contrasts=contrasts)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
@@ -118,23 +117,33 @@ def compare(
                            "effects, otherwise exit code 2")] = False,
     factor: Factor = None,
     ref: Ref = None,
-    weights: Weights = None,
-    contrasts: Contrasts = None,
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
+    from lmmcli.cli.glmm import glmm_options
     from lmmcli.compare import compare as run_compare
     from lmmcli.render import formats, tables
 
     fmt = choose_format(format, output, OutFormat.table)
-    refs, coding = parse_refs(ref), parse_contrasts(contrasts)
+    refs = parse_refs(ref)
+    options = glmm_options(family, link, nagq, weights)
     df, source = load_data(data)
-    result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
-                         source=source, weights=weights, contrasts=coding)
+    if options is not None:
+        from lmmcli.glmm.compare import compare_glmms
+
+        result = compare_glmms(formulas, df, factors=tuple(factor or ()), refs=refs, source=source, **options)
+    else:
+        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
+                             source=source, weights=weights, contrasts=parse_contrasts(contrasts))
     shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
                   lambda width, color: tables.compare_table(result, width=width, color=color))
     write(shown, fmt, output, inputs=(data,))

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
+from lmmcli.cli.app import (Contrasts, Decimal, Delimiter, CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
                             Output, Ref, Strict, app, command, command_settings, guarded)
 from lmmcli.cli.common import echo_warnings, load_data, model_state
+from lmmcli.cli.glmm import Family, Link, Nagq, Type, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
 
@@ -72,11 +72,15 @@ def predict(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    weights: Weights = None,
-    contrasts: Contrasts = None,
     format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
+    type: Type = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
 ):
@@ -84,10 +88,16 @@ def predict(
     from lmmcli.predict.predict import predict as run_predict
 
     fmt = choose_format(format, output, OutFormat.csv)
-    state, warnings, frame = model_state(data, formula, model, ml, factor, ref, weights, contrasts)
+    state, warnings, frame = model_state(data, formula, model, ml, factor, ref,
+                                         glmm_options(family, link, nagq, weights),
+                                         weights if family is None else None, contrasts)
     df, source, path = rows_to_predict(data, model, newdata, frame)
     p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                     level=level, keep=tuple(keep or ()), source=source)
+    if type is not None:
+        from lmmcli.cli.glmm import on_scale
+
+        on_scale(p, state, type)
     write(predictions_shown(p), fmt, output, inputs=(path,))
     prediction_notes(p, fmt == OutFormat.json and is_stdout(output))
     echo_warnings(warnings, strict)
@@ -123,18 +133,23 @@ def effects_command(kind: str):
         ml: Ml = False,
         factor: Factor = None,
         ref: Ref = None,
-        weights: Weights = None,
-        contrasts: Contrasts = None,
         format: FormatOpt = None,
         output: Output = None,
         strict: Strict = False,
+        family: Family = None,
+        link: Link = None,
+        nagq: Nagq = 1,
+        weights: Weights = None,
+        contrasts: Contrasts = None,
         delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
         decimal: Decimal = ".",
     ):
         from lmmcli.predict.ranef import effects
 
         fmt = choose_format(format, output, OutFormat.table)
-        state, warnings, _ = model_state(data, formula, model, ml, factor, ref, weights, contrasts)
+        state, warnings, _ = model_state(data, formula, model, ml, factor, ref,
+                                         glmm_options(family, link, nagq, weights),
+                                         weights if family is None else None, contrasts)
         write(effects_shown(effects(state, kind, level)), fmt, output, inputs=(data,))
         echo_warnings(warnings, strict)
 

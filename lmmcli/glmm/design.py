@@ -70,12 +70,12 @@ def _response(ev, resp, family: Family):
         if family.name != "binomial":
             raise ModelSpecError("cbind(successes, failures) is a binomial response", hint="use --family binomial")
         s, f = ev.numeric(resp.args[0]), ev.numeric(resp.args[1])
-        if np.any(s < 0) or np.any(f < 0):
+        if np.any(s < 0) or np.any(f < 0):        # (NaN compares False: missing counts pass)
             raise DataError("cbind(successes, failures): the counts must be non-negative")
         n = s + f
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.where(n > 0, s / np.where(n > 0, n, 1.0), 0.0)
-        return y, n, "cbind"
+        return np.where(np.isnan(n), np.nan, y), n, "cbind"      # a missing count drops the row
     if isinstance(resp, Name) and not _numeric_column(ev.df[resp.name]):
         if family.name != "binomial":
             raise DataError(f"the response '{resp.name}' is not numeric; a {family.name} response must be counts")

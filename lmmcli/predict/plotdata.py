@@ -19,6 +19,7 @@ from lmmcli.io.frame import as_frame
 from lmmcli.design.levels import value_labels
 from lmmcli.results import FitResult
 
+SMOOTH_POINTS = 20000   # the lowess of the residuals looks at most at this many (evenly spaced) rows
 GRID_POINTS = 25   # points along each group's predicted line (curved when x enters through log(), ^, ...)
 
 
@@ -43,8 +44,9 @@ class CaterpillarPanel:
         return len(self.levels)
 
 
-def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel]:
-    """One panel per (grouping factor, term), levels sorted by their conditional mode."""
+def caterpillar(result: FitResult, level: float = 0.95, aligned: bool = False) -> list[CaterpillarPanel]:
+    """One panel per (grouping factor, term), levels sorted by their conditional mode; aligned: every panel of
+    a grouping factor in the order of its first term's panel (lme4's dotplot), so a level sits on one row."""
     if not result.ngroups:
         raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
     z = interval_z(level)
@@ -57,6 +59,67 @@ def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel
         sd = np.array([r.std_error for r in rows])
         panels.append(CaterpillarPanel(group, term, [r.level for r in rows], est, est - z * sd,
                                        est + z * sd, level))
+    return align_levels(panels) if aligned else panels
+
+
+def align_levels(panels: list[CaterpillarPanel]) -> list[CaterpillarPanel]:
+    """Each panel reordered to the level order of the first panel of its grouping factor."""
+    first: dict[str, list[str]] = {}
+    out = []
+    for p in panels:
+        order = first.setdefault(p.group, p.levels)
+        pos = {lv: i for i, lv in enumerate(p.levels)}
+        idx = np.array([pos[lv] for lv in order])
+        out.append(CaterpillarPanel(p.group, p.term, list(order), p.estimate[idx], p.low[idx], p.high[idx],
+                                    p.level))
+    return out
+
+
+# -- densities of the random effects ------------------------------------------------------------
+@dataclass
+class DensityPanel:
+    """One random term's conditional modes: a Gaussian kernel density (R's density(), bw.nrd0) and the normal
+    density N(0, sd^2) the model assumes, sd its estimated standard deviation."""
+
+    group: str
+    term: str
+    values: np.ndarray
+    grid: np.ndarray
+    density: np.ndarray
+    sd: float
+    normal: np.ndarray
+
+
+def bw_nrd0(x: np.ndarray) -> float:
+    """R's bw.nrd0: 0.9 min(sd, IQR / 1.34) n^(-1/5) (Silverman's rule of thumb), never 0."""
+    sd = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+    q1, q3 = np.quantile(x, [0.25, 0.75])
+    lo = min(sd, (q3 - q1) / 1.34)
+    lo = lo or sd or abs(float(x[0])) or 1.0
+    return 0.9 * lo * len(x) ** -0.2
+
+
+def kernel_density(x: np.ndarray, grid: np.ndarray, bw: float) -> np.ndarray:
+    """The Gaussian kernel density estimate of x at the grid points."""
+    u = (grid[:, None] - x[None, :]) / bw
+    return np.exp(-0.5 * u * u).sum(axis=1) / (len(x) * bw * np.sqrt(2 * np.pi))
+
+
+def densities(result: FitResult, points: int = 256) -> list[DensityPanel]:
+    """One panel per (grouping factor, term): the density of its conditional modes beside N(0, sd^2)."""
+    if not result.ngroups:
+        raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
+    sds = {(vc.group, vc.term): vc.sd for vc in result.variance_components}
+    keys = list(dict.fromkeys((re.group, re.term) for re in result.random_effects))
+    panels = []
+    for group, term in keys:
+        b = np.array([r.estimate for r in result.random_effects if (r.group, r.term) == (group, term)])
+        sd = float(sds.get((group, term), np.std(b)))
+        bw = bw_nrd0(b)
+        half = max(np.abs(b).max() + 3 * bw, 3 * sd)
+        grid = np.linspace(-half, half, points)
+        normal = np.exp(-0.5 * (grid / sd) ** 2) / (sd * np.sqrt(2 * np.pi)) if sd > 0 else np.zeros(points)
+        panels.append(DensityPanel(group, term, b, grid, kernel_density(b, grid, bw), sd, normal))
     return panels
 
 
@@ -221,12 +284,38 @@ class QQ:
 
 @dataclass
 class Diagnostics:
-    """Residuals against fitted values, and QQ plots of the residuals and of each random term."""
+    """Residuals against fitted values (raw and standardized, residual / sigma, with a lowess smoother of the
+    standardized ones), and QQ plots of the residuals and of each random term."""
 
     response: str
     fitted: np.ndarray
     residuals: np.ndarray
     qq: list[QQ]
+    std_residuals: np.ndarray | None = None
+    smooth_x: np.ndarray | None = None
+    smooth_y: np.ndarray | None = None
+
+
+def lowess(x: np.ndarray, y: np.ndarray, span: float = 2 / 3, points: int = 60):
+    """A locally weighted linear fit of y on x (tricube weights over the nearest span * n points, as lowess
+    without its robustness steps), evaluated at `points` x values over the range: (grid, smooth)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) > SMOOTH_POINTS:            # a smoother's shape needs no million points: an even subsample
+        keep = np.linspace(0, len(x) - 1, SMOOTH_POINTS).astype(np.int64)
+        x, y = x[keep], y[keep]
+    grid = np.linspace(x.min(), x.max(), points) if len(x) else x
+    k = max(int(np.ceil(span * len(x))), min(len(x), 3))
+    out = np.empty(len(grid))
+    for i, g in enumerate(grid):
+        d = np.abs(x - g)
+        h = np.partition(d, k - 1)[k - 1] if k <= len(d) else d.max()
+        w = np.clip(1 - (d / (h if h > 0 else 1.0)) ** 3, 0, None) ** 3
+        sw, swx, swy = w.sum(), (w * x).sum(), (w * y).sum()
+        mx, my = swx / sw, swy / sw
+        vx = (w * (x - mx) ** 2).sum()
+        slope = (w * (x - mx) * (y - my)).sum() / vx if vx > 0 else 0.0
+        out[i] = my + slope * (g - mx)
+    return grid, out
 
 
 def ppoints(n: int) -> np.ndarray:
@@ -252,4 +341,6 @@ def diagnostics(fm) -> Diagnostics:
     qq = [normal_qq(resid, "Residuals")]
     for blk, b in zip(fm.blocks, fm.sol.b):
         qq.extend(normal_qq(b[:, j], f"{blk.group}: {term}") for j, term in enumerate(blk.terms))
-    return Diagnostics(fm.design.response, fitted, resid, qq)
+    std = resid / fm.sol.sigma
+    sx, sy = lowess(fitted, std)
+    return Diagnostics(fm.design.response, fitted, resid, qq, std, sx, sy)

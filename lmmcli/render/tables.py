@@ -329,7 +329,7 @@ def compare_table(r, width: int = 100, color: bool = False) -> str:
     head.append(f"Number of obs: {r.nobs} (the same rows for every model)\n")
     head.append("Models:\n")
     for m in r.models:
-        head.append(f"{m.name}: {m.formula}{'' if m.model == 'lmer' else '   (no random effects: lm)'}\n")
+        head.append(f"{m.name}: {m.formula}{'   (no random effects: lm)' if m.model == 'lm' else ''}\n")
     parts = [head, _compare_rows(r)]
     if r.notes:
         parts.append(Text("".join(f"note: {n}\n" for n in r.notes)))

@@ -319,6 +319,10 @@ def test_a_dot_in_days_is_a_warning_naming_the_column(tmp_path):
     (tmp_path / "dot.csv").write_text("\n".join(text) + "\n")
     res = runner.invoke(app, ["fit", str(tmp_path / "dot.csv"), SF])
     assert "warning: column 'Days' of dot.csv looks numeric, but values such as '.' are not numbers" in res.stderr
+    args = ["fit", str(tmp_path / "dot.csv"), "Reaction ~ Days + (1|Subject)"]
+    assert runner.invoke(app, args).exit_code == 0
+    assert runner.invoke(app, args + ["--strict"]).exit_code == 3                # a data warning counts
+    assert runner.invoke(app, ["fit", SLEEP, SF, "--strict"]).exit_code == 0     # nothing carried over
 
 
 @pytest.mark.parametrize("args", [

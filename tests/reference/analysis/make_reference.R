@@ -106,6 +106,8 @@ cases <- list(
   list(id = "crossed_slope", data = "crossed", formula = "y ~ grp + x + (1 + x | subj) + (1 | item)",
        factors = character(0), reml = TRUE, anova = c("3"), emmeans = list(em("grp", adjust = "holm")),
        ranova = TRUE),
+  list(id = "twoway_offset", data = "twoway", formula = "y ~ A + x + offset(0.5 * w) + (1 | g)", factors = "B",
+       reml = TRUE, anova = c("3"), emmeans = list(em("A"), em("A", df = "satterthwaite", adjust = "none"))),
   list(id = "twoway_3way", data = "twoway", formula = "y ~ A*B*x + (1 | g)", factors = "B", reml = TRUE,
        anova = c("3", "2", "1"), emmeans = list(em("B", by = "A", df = "satterthwaite", adjust = "holm")))
 )
