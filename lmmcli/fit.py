@@ -114,19 +114,13 @@ class FittedModel:
 
 
 def engine_inputs(design: Design):
-    """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
-    X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
-    y = design.y if design.offset is None else design.y - design.offset
-    if design.weights is None:
-        return design.X, y, design.blocks
-    sw = np.sqrt(design.weights)
-    blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in design.blocks]
-    return design.X * sw[:, None], y * sw, blocks
+    """(X, y, blocks) as the engine fits them (Design.engine_inputs: y less the offset, rows times sqrt(w))."""
+    return design.engine_inputs()
 
 
 def log_det_weights(design: Design) -> float:
-    """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
-    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+    """log |W| = sum(log w), which lme4's criterion subtracts (0 without weights)."""
+    return design.log_det_weights()
 
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:

@@ -194,7 +194,7 @@ class RandomTerm:
     group: tuple
     correlated: bool = True
     span: Span = field(default=(0, 0), compare=False)
-    label: str = ""            # lme4's name of the grouping factor, e.g. "c:(b:a)" for (1|a/b/c)
+    label: str = field(default="", compare=False)   # lme4's name of the group, e.g. "c:(b:a)" for (1|a/b/c)
 
     @property
     def group_label(self) -> str:

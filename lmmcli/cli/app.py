@@ -69,6 +69,14 @@ Factor = Annotated[Optional[List[str]], typer.Option("--factor", metavar="COL", 
                                                      help="treat this numeric column as a factor (repeatable)")]
 Ref = Annotated[Optional[List[str]], typer.Option("--ref", metavar="COL=LEVEL", show_default=False,
                                                   help="reference level of a factor (repeatable)")]
+Weights = Annotated[Optional[str], typer.Option(
+    "--weights", metavar="COL", show_default=False,
+    help="prior weights from this column, as lmer's weights = (residual variance sigma^2 / w; rows of weight 0 "
+         "are dropped); for a GLMM as glmer's (binomial: the number of trials of a proportion response)")]
+Contrasts = Annotated[Optional[List[str]], typer.Option(
+    "--contrasts", metavar="KIND|COL=KIND", show_default=False,
+    help="coding of the fixed part's factors, as lmer's contrasts =: treatment (default), sum, helmert or poly, "
+         "for every factor or COL=KIND for one (repeatable)")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
                                                 help="write the output to this file (atomically); its extension "
                                                      "chooses the format; '-' is standard output")]

@@ -82,7 +82,24 @@ def read_warnings(df, name: str) -> list[str]:
     return out
 
 
-def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None):
+def parse_contrasts(items: Optional[List[str]]) -> dict:
+    """--contrasts KIND or COL=KIND (R's contr.KIND spelling too) as {COL or "": KIND}."""
+    from lmmcli.design.transforms import CONTRASTS
+    from lmmcli.errors import UsageError
+
+    out = {}
+    for item in items or []:
+        col, sep, kind = item.rpartition("=")
+        kind = kind.removeprefix("contr.")
+        if kind not in CONTRASTS or (sep and not col):
+            raise UsageError(f"--contrasts expects KIND or COL=KIND with KIND one of {', '.join(CONTRASTS)}, "
+                             f"got '{item}'")
+        out[col] = kind
+    return out
+
+
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None, weights: Optional[str] = None,
+                 contrasts=None):
     """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
     and --ref are checked before the data is read, so their mistakes are reported first. With an
     aggregation engine (engine: aggregate.choose.EngineOptions) the rows are never loaded: the frame is None."""
@@ -96,7 +113,12 @@ def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None):
 
         name = choose_engine(data, engine.engine)
         if name != "memory":
+            from lmmcli.errors import UsageError
             from lmmcli.fit_scale import fit_source
+
+            if weights or contrasts:
+                raise UsageError(f"--weights and --contrasts are not available with --engine {name}",
+                                 hint="use --engine memory")
 
             runner = make_runner(name, data, engine)
             try:
@@ -104,8 +126,10 @@ def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None):
                                   source=source_name(data)), None
             finally:
                 runner.close()
+    coding = parse_contrasts(contrasts)
     df, source = load_data(data)
-    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source)
+    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source,
+                        weights=weights, contrasts=coding)
     return fm, df
 
 
@@ -171,7 +195,8 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
     write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None, engine=None):
+def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None, engine=None, weights=None,
+                contrasts=None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
     fit's warnings, so --strict means the same with --model as without. glmm: the --family, --link,
@@ -187,8 +212,9 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None,
         return glmm_state(data, formula, factor, ref, **glmm)
 
     if model is not None:
-        if formula is not None or ml or factor or ref:
-            raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        if formula is not None or ml or factor or ref or weights or contrasts:
+            raise UsageError("with --model, give no FORMULA, --ml, --factor, --ref, --weights or --contrasts: "
+                             "the saved model fixes them")
         from lmmcli.predict.saved_model import load
 
         state, frame = load(str(model)), None
@@ -197,7 +223,7 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None,
             raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
         from lmmcli.predict.predict import state_from_fit
 
-        fm, df = read_and_fit(data, formula, ml, factor, ref, engine)
+        fm, df = read_and_fit(data, formula, ml, factor, ref, engine, weights, contrasts)
         state, frame = state_from_fit(fm), (None if df is None else (df, source_name(data), data))
     return state, state.summary.get("warnings", []), frame
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.common import echo_warnings, load_data, parse_refs
+from lmmcli.cli.common import echo_warnings, load_data, parse_contrasts, parse_refs
 from lmmcli.cli.output import OutFormat, Shown, write
 
 Family = Annotated[Optional[str], typer.Option(
@@ -19,9 +19,7 @@ Link = Annotated[Optional[str], typer.Option(
 Nagq = Annotated[int, typer.Option(
     "--nagq", help="with --family: 1 = Laplace approximation; > 1 = adaptive Gauss-Hermite quadrature with "
                    "this many points (a single scalar random term only, as glmer)")]
-Weights = Annotated[Optional[str], typer.Option(
-    "--weights", metavar="COL", show_default=False,
-    help="with --family: prior weights (binomial: the number of trials of a proportion response)")]
+from lmmcli.cli.app import Weights  # noqa: E402,F401  (one --weights for lmer and glmer)
 
 
 Type = Annotated[Optional[str], typer.Option(
@@ -34,8 +32,8 @@ def glmm_options(family, link, nagq, weights) -> dict | None:
     from lmmcli.errors import UsageError
 
     if family is None:
-        if link is not None or weights is not None or nagq != 1:
-            raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
+        if link is not None or nagq != 1:     # --weights alone: lmer's prior weights
+            raise UsageError("--link and --nagq are for generalized models: add --family")
         return None
     return {"family": family, "link": link, "nagq": nagq, "weights": weights}
 
@@ -67,7 +65,7 @@ def glmm_shown(report) -> Shown:
 
 def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: int, weights: Optional[str],
              factor, ref, ci: Optional[str], level: float, fmt: OutFormat, output: Optional[Path],
-             strict: bool, save: Optional[Path] = None, nsim: int = 1000, seed: Optional[int] = None) -> None:
+             strict: bool, save: Optional[Path] = None, nsim: int = 1000, seed: Optional[int] = None, contrasts=None) -> None:
     """Fit the GLMM and write its summary (and the model with --save); --ci wald or boot."""
     from lmmcli import glmm
     from lmmcli.errors import UsageError
@@ -79,7 +77,8 @@ def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: in
     parse_formula(formula)
     refs = parse_refs(ref)
     df, source = load_data(data)
-    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source)
+    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source,
+                    parse_contrasts(contrasts))
     report = assemble(fm)
     if save is not None:
         from lmmcli.glmm.state import state_from_glmm

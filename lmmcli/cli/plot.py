@@ -10,7 +10,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import Decimal, Delimiter, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
+from lmmcli.cli.app import Contrasts, Decimal, Delimiter, DataArg, Factor, FormulaArg, Level, Ml, Ref, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit, terminal_width, use_color
 from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 
@@ -139,6 +139,7 @@ def plot(
     link: Link = None,
     nagq: Nagq = 1,
     weights: Weights = None,
+    contrasts: Contrasts = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
 ):
@@ -155,7 +156,7 @@ def plot(
         if kind == PlotKind.density or d.groups or width or height:
             raise UsageError("--family plots ranef or resid, without --groups, --width or --height (so far)")
         return _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm)
-    fm, df = read_and_fit(data, formula, ml, factor, ref)
+    fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
     result = fm.result()
     if terminal:
         from lmmcli.predict.plotdata import caterpillar

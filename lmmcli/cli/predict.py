@@ -7,9 +7,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CsvFormatOpt, Decimal, Delimiter, Engine, Factor, FormatOpt, IntervalKind, Level,
-                            MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, SparkMaster, Strict,
-                            Threads, app, command, command_settings, guarded)
+from lmmcli.cli.app import (Contrasts, CsvFormatOpt, Decimal, Delimiter, Engine, Factor, FormatOpt, IntervalKind,
+                            Level, MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, SparkMaster,
+                            Strict, Threads, app, command, command_settings, guarded)
 from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name
 from lmmcli.cli.glmm import Family, Link, Nagq, Type, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
@@ -80,6 +80,7 @@ def predict(
     link: Link = None,
     nagq: Nagq = 1,
     weights: Weights = None,
+    contrasts: Contrasts = None,
     type: Type = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
@@ -96,7 +97,8 @@ def predict(
     fmt = choose_format(format, output, OutFormat.csv)
     eng = engine_options(engine, threads, memory_limit, spark_master)
     state, warnings, frame = model_state(data, formula, model, ml, factor, ref,
-                                         glmm_options(family, link, nagq, weights), eng)
+                                         glmm_options(family, link, nagq, weights), eng,
+                                         weights if family is None else None, contrasts)
     rows_path = newdata or data
     if frame is None and rows_path is not None and choose_engine(rows_path, engine) != "memory":
         stream_predictions(state, rows_path, eng, population, interval.value if interval else None, level,
@@ -185,6 +187,7 @@ def effects_command(kind: str):
         link: Link = None,
         nagq: Nagq = 1,
         weights: Weights = None,
+        contrasts: Contrasts = None,
         delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
         decimal: Decimal = ".",
         engine: Engine = "auto",
@@ -197,7 +200,8 @@ def effects_command(kind: str):
         fmt = choose_format(format, output, OutFormat.table)
         eng = engine_options(engine, threads, memory_limit, spark_master)
         state, warnings, _ = model_state(data, formula, model, ml, factor, ref,
-                                         glmm_options(family, link, nagq, weights), eng)
+                                         glmm_options(family, link, nagq, weights), eng,
+                                         weights if family is None else None, contrasts)
         if kind == "ranef" and fmt == OutFormat.parquet and not is_stdout(output):
             import pyarrow.parquet as pq
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import Decimal, Delimiter, CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
+from lmmcli.cli.app import Contrasts, Decimal, Delimiter, CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit
 from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
@@ -38,7 +38,8 @@ def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, 
     _write_columns(simulate_spec(spec, seed), fmt, output)
 
 
-def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict, glmm=None):
+def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict, glmm=None,
+                         weights=None, contrasts=None):
     """`lmm simulate DATA FORMULA`: the data with columns sim_1..sim_N as CSV (a GLMM's with glmm options)."""
     from lmmcli.errors import UsageError
     from lmmcli.predict.simulate import sim_columns, simulate_model
@@ -56,7 +57,7 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt,
                             tuple(factor or ()), parse_refs(ref), source)
         sims, warnings = simulate_glmm(fm, nsim, seed, use_u), assemble(fm).warnings
     else:
-        fm, df = read_and_fit(data, formula, ml, factor, ref)
+        fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
         sims, warnings = simulate_model(fm, nsim, seed, use_u), fm.result().warnings
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
     _write_columns(df.to_pandas().assign(**cols), fmt, output, inputs=(data,))
@@ -100,6 +101,7 @@ def simulate(
     link: Link = None,
     nagq: Nagq = 1,
     weights: Weights = None,
+    contrasts: Contrasts = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
 ):
@@ -119,4 +121,5 @@ def simulate(
         if options is not None:
             raise UsageError("--family simulates from a fitted GLMM: give DATA FORMULA")
         return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, fmt, output)
-    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict, options)
+    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict, options,
+                         weights, contrasts)

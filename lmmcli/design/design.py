@@ -109,6 +109,22 @@ class Design:
     def fixed_names(self) -> list[str]:
         return self.spec.fixed_names
 
+    def engine_inputs(self):
+        """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
+        X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
+        from dataclasses import replace
+
+        y = self.y if self.offset is None else self.y - self.offset
+        if self.weights is None:
+            return self.X, y, self.blocks
+        sw = np.sqrt(self.weights)
+        blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in self.blocks]
+        return self.X * sw[:, None], y * sw, blocks
+
+    def log_det_weights(self) -> float:
+        """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
+        return 0.0 if self.weights is None else float(np.sum(np.log(self.weights)))
+
 
 # -- the variables ---------------------------------------------------------------------------
 def predictor_terms(formula: Formula):

@@ -38,7 +38,7 @@ class GlmmDesign:
 
 
 def build_glmm_design(formula: Formula, df, family: Family, weights: str | None = None, factor_columns=(),
-                      refs=None, source: str = "the data") -> GlmmDesign:
+                      refs=None, source: str = "the data", contrasts: dict | None = None) -> GlmmDesign:
     """Build the design of a GLMM: the response read for the family, prior weights times trials, offsets."""
     df = as_frame(df)
     if formula.response is None:
@@ -51,7 +51,7 @@ def build_glmm_design(formula: Formula, df, family: Family, weights: str | None 
         return y
 
     design = build_design(formula, df, factor_columns, refs, source, weights=weights, response=response,
-                          residual=False)
+                          residual=False, contrasts=contrasts)
     if not design.blocks:
         raise ModelSpecError("the formula has no random-effects terms such as (1 | group)",
                              hint="a GLMM needs at least one; lmm does not fit plain GLMs")

@@ -1,4 +1,4 @@
-"""The schema of a saved model (schema_version 1), checked as a whole before anything is built from it.
+"""The schema of a saved model (schema_version 1 and 2), checked as a whole before anything is built from it.
 
 A schema is made of small checkers (a checker is a function of (value, where) that raises Malformed);
 `validate(doc)` names the first place where the document differs from the schema: a wrong type, a missing
@@ -114,14 +114,17 @@ MATRIX = list_of(NUMBERS)
 NULLNUM = nullable(number)
 
 SPEC = record({
-    "variables": list_of(record({"label": text, "kind": one_of("numeric", "factor"), "levels": list_of(text)})),
+    "variables": list_of(record({"label": text, "kind": one_of("numeric", "matrix", "factor"),
+                                 "levels": list_of(text)})),
     "scale_state": dict_of(lambda v, w: (list_of(number, 2)(v, w), positive(v[1], f"{w}[1] (the scale)"))),
     "factor_columns": list_of(text),
     "refs": dict_of(text),
     "fixed_names": list_of(text),
     "aliased": list_of(text),
     "contrasts": dict_of(text),
-}, optional=("aliased", "contrasts"))
+    "transforms": dict_of(record({}, open_=True)),     # poly/ns/bs coefficients; checked by saved_model
+    "weights": nullable(text),
+}, optional=("aliased", "contrasts", "transforms", "weights"))
 
 TERM = record({
     "index": integer, "group": text, "terms": list_of(text), "levels": list_of(text), "correlated": boolean,

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmmcli.design.design import Evaluator, fixed_matrix, model_columns, predictor_terms
+from lmmcli.design.design import Evaluator, fixed_matrix, model_columns, offset_values, predictor_terms
 from lmmcli.distributions import interval_z, norm_ppf
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.formula import Name, deparse
+from lmmcli.formula import names_in, Name, deparse
 from lmmcli.io.frame import as_frame
 from lmmcli.design.levels import value_labels
 from lmmcli.results import FitResult
@@ -143,13 +143,15 @@ class Trajectories:
 
 
 def numeric_predictors(fm) -> list[str]:
-    """Columns that enter the fixed part as plain numeric variables, in formula order."""
+    """Columns that enter the fixed part as numeric variables (as themselves or inside one function of one
+    column, e.g. poly(Time, 2) or log(dose)), in formula order."""
     spec = fm.design.spec
     out = []
     for term in fm.formula.fixed:
         for e in term.factors:
-            if isinstance(e, Name) and spec.variables[deparse(e)].kind == "numeric" and e.name not in out:
-                out.append(e.name)
+            cols = names_in(e)
+            if spec.variables[deparse(e)].kind != "factor" and len(cols) == 1 and next(iter(cols)) not in out:
+                out.append(next(iter(cols)))
     return out
 
 
@@ -177,8 +179,8 @@ def _typical_row(used, spec, x_name: str) -> dict:
         if info is not None and info.kind == "factor":
             labels = value_labels(used[col])
             out[col] = used[col].iloc[int(np.argmax(labels == info.levels[0]))]
-        elif info is not None and info.kind == "numeric":
-            out[col] = float(used[col].mean())
+        elif info is None and used[col].dtype.kind in "iuf" or info is not None and info.kind == "numeric":
+            out[col] = float(used[col].mean())    # also a column seen only inside poly(), offset(), ...
         else:
             out[col] = used[col].iloc[0]
     return out
@@ -216,7 +218,7 @@ def _group_lines(fm, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group
     t = np.linspace(0.0, 1.0, GRID_POINTS)
     xs = (lo[:, None] + (hi - lo)[:, None] * t[None, :]).ravel()
     grid = _grid_frame(used, fm.design.spec, x_name, xs)
-    line = fixed_matrix(fm.design.spec, grid) @ fm.sol.beta
+    line = fixed_matrix(fm.design.spec, grid) @ fm.sol.beta + offset_values(fm.design.spec, grid)
     rows_level = np.repeat(np.arange(nlev), GRID_POINTS)
     for k, Z in _random_columns(fm, grid, group):
         line += np.einsum("ij,ij->i", Z, fm.sol.b[k][rows_level])
@@ -237,7 +239,8 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
     order = [idx[np.argsort(xv[idx], kind="stable")] for idx in order]
     line_x, line_y = _group_lines(fm, used, x_name, xv, blk.codes, blk.group)
     pop_x = np.linspace(xv.min(), xv.max(), GRID_POINTS * 4)
-    pop_y = fixed_matrix(fm.design.spec, _grid_frame(used, fm.design.spec, x_name, pop_x)) @ fm.sol.beta
+    pop_grid = _grid_frame(used, fm.design.spec, x_name, pop_x)
+    pop_y = fixed_matrix(fm.design.spec, pop_grid) @ fm.sol.beta + offset_values(fm.design.spec, pop_grid)
     pick = chosen_groups(blk, groups) if groups else sampled_groups(blk.nlevels, n_highlight, seed)
     return Trajectories(x_name, fm.design.response, blk.group, list(blk.levels),
                         [xv[i] for i in order], [fm.design.y[i] for i in order], line_x, line_y,
@@ -263,8 +266,8 @@ def chosen_groups(blk, names) -> list[int]:
 
 def _held(fm, x_name: str) -> list[str]:
     """Predictors other than x (fixed part and random slopes), in formula order."""
-    labels = [deparse(e) for term in predictor_terms(fm.formula) for e in term.factors]
-    return [lb for lb in dict.fromkeys(labels) if lb != deparse(Name(x_name))]
+    exprs = {deparse(e): e for term in predictor_terms(fm.formula) for e in term.factors}
+    return [lb for lb, e in exprs.items() if names_in(e) != {x_name}]   # poly(x, 2) moves with x
 
 
 # -- diagnostics -------------------------------------------------------------------------------

@@ -5,10 +5,12 @@ reference first; scale() centres and scales; --factor columns; --ref levels; the
 columns), theta, beta, vcov, sigma, every random term's levels, conditional modes and conditional
 covariances, and the fit summary. Floats are written with Python's repr, so they load bit for bit.
 
-Layout (schema_version 1):
+Layout (schema_version 2; a version 1 file has no transforms, contrasts or weights):
     {"format": "lmm-model", "schema_version": 1, "lmm_version", "formula", "method",
      "spec": {"variables": [{"label", "kind", "levels"}], "scale_state": {expr: [centre, scale]},
-              "factor_columns", "refs", "fixed_names", "aliased"},
+              "factor_columns", "refs", "fixed_names", "aliased",
+              "transforms": {expr: {poly's alpha, norm2 | ns/bs knots, boundary, degree}},
+              "contrasts": {factor: kind}, "weights": column or null},
      "theta", "beta", "vcov", "sigma",
      "random_terms": [{"index", "group", "terms", "levels", "correlated", "b", "cond_var", "cov"}],
      "summary": {... lmm fit --format json without random_effects and vcov ...},
@@ -24,6 +26,7 @@ import numpy as np
 
 from lmmcli import __version__
 from lmmcli.design.design import ModelSpec, VarInfo, predictor_terms
+from lmmcli.design.transforms import CONTRASTS
 from lmmcli.errors import DataError, LmmError
 from lmmcli.formula import deparse, parse_formula
 from lmmcli.predict.model_schema import Malformed, validate
@@ -31,7 +34,7 @@ from lmmcli.predict.predict import ModelState, TermState
 from lmmcli.results import clean
 
 FORMAT = "lmm-model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: transforms (poly/ns/bs), contrasts and weights in the spec; version 1 still reads
 
 
 # -- saving ----------------------------------------------------------------------------------
@@ -43,7 +46,9 @@ def _spec_dict(spec: ModelSpec) -> dict:
         "refs": dict(spec.refs),
         "fixed_names": list(spec.fixed_names),
         "aliased": list(spec.aliased),
+        "transforms": spec.transforms,
         "contrasts": dict(spec.contrasts),
+        "weights": spec.weights,
     }
 
 
@@ -156,7 +161,7 @@ def _array(value, shape, what: str) -> np.ndarray:
 def _spec(d: dict, formula) -> ModelSpec:
     variables = {}
     for v in d["variables"]:
-        if v["kind"] not in ("numeric", "factor"):
+        if v["kind"] not in ("numeric", "matrix", "factor"):
             raise _Malformed(f"variable '{v['label']}' has unknown kind '{v['kind']}'")
         variables[str(v["label"])] = VarInfo(str(v["label"]), v["kind"], tuple(str(x) for x in v["levels"]))
     scale = {str(k): (float(c), float(s)) for k, (c, s) in d["scale_state"].items()}
@@ -164,9 +169,26 @@ def _spec(d: dict, formula) -> ModelSpec:
         for e in term.factors:
             if deparse(e) not in variables:
                 raise _Malformed(f"no variable entry for '{deparse(e)}'")
+    transforms = {str(k): _transform(v) for k, v in d.get("transforms", {}).items()}
+    contrasts = {str(k): str(v) for k, v in d.get("contrasts", {}).items()}
+    for label, kind in contrasts.items():
+        if kind not in CONTRASTS or label not in variables:
+            raise _Malformed(f"bad contrasts entry '{label}': '{kind}'")
+    weights = d.get("weights")
     return ModelSpec(formula, variables, scale, tuple(d["factor_columns"]), dict(d["refs"]),
                      [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])],
-                     contrasts={str(k): str(v) for k, v in d.get("contrasts", {}).items()})
+                     transforms, contrasts, None if weights is None else str(weights))
+
+
+def _transform(v) -> dict:
+    """One poly/ns/bs coefficient set: a dict of finite numbers and lists of them."""
+    if not isinstance(v, dict):
+        raise _Malformed("a transforms entry is not an object")
+    for key, value in v.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(x, (int, float)) and np.isfinite(x) for x in values):
+            raise _Malformed(f"transforms entry '{key}' has non-numeric values")
+    return v
 
 
 def _term(d: dict, formula) -> TermState:

@@ -223,7 +223,7 @@ _DELETE = object()
     ("extra", 1, "unexpected name 'extra'"),
     ("spec.surprise", [], "the model.spec has an unexpected name 'surprise'"),
     ("random_terms.0.note", "x", r"the model.random_terms\[0\] has an unexpected name 'note'"),
-    ("spec.variables.0.kind", "ordinal", "must be one of 'numeric', 'factor'"),
+    ("spec.variables.0.kind", "ordinal", "must be one of 'numeric', 'matrix', 'factor'"),
     ("random_terms.0.correlated", 1, "must be true or false"),
     ("random_terms.0.levels.0", 308, "must be text"),
     ("spec.scale_state", {"x": [0.0, 0.0]}, "the scale"),
