@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -268,7 +268,7 @@ def _optimizer_summary(opt: OptSummary) -> dict:
 
 def assemble(fm: FittedModel) -> FitResult:
     """The FitResult of a fitted model (lme4's summary)."""
-    n, p = fm.design.n, len(fm.sol.beta)
+    n = fm.design.n
     npar, ll = fm.npar(), fm.loglik()
     singular = fm.is_singular()
     vcs, cors = _variance_components(fm)

@@ -22,7 +22,7 @@ from lmmcli.design import checks
 from lmmcli.design.design import ModelSpec, aliased_from_gram, check_columns
 from lmmcli.design.levels import group_codes
 from lmmcli.errors import DataError, ModelSpecError
-from lmmcli.formula import Formula, Name, deparse
+from lmmcli.formula import Formula, Name
 from lmmcli.io.frame import Frame
 
 PILOT_ROWS = 65536
