@@ -180,19 +180,26 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
     """Write the fitted model as versioned JSON (atomically); with the fitting data frame, also the section
     `lmm anova|emmeans --model` read. '-' is standard output (the report then goes to -o FILE:
     check_outputs refuses both on stdout)."""
-    from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
-    from lmmcli.predict.saved_model import dumps
 
     extra = {}
     if frame is not None:
         from lmmcli.predict.saved_analysis import analysis_section
 
         extra = analysis_section(fm, frame)
+    save_state(state_from_fit(fm), path, data, extra)
+
+
+def save_state(state, path: Path, data: str, extra: dict | None = None) -> None:
+    """Write a ModelState (lmer's or glmer's) as versioned JSON to PATH, atomically; '-' is standard output."""
+    from lmmcli.io.write import write_text
+    from lmmcli.predict.saved_model import dumps
+
+    text = dumps(state, extra or {})
     if str(path) == "-":
-        sys.stdout.write(dumps(state_from_fit(fm), extra))
+        sys.stdout.write(text)
         return
-    write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
+    write_text(str(path), text, inputs=(data,))
 
 
 def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None, engine=None, weights=None,

@@ -81,11 +81,10 @@ def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: in
                     parse_contrasts(contrasts))
     report = assemble(fm)
     if save is not None:
+        from lmmcli.cli.common import save_state
         from lmmcli.glmm.state import state_from_glmm
-        from lmmcli.io.write import write_text
-        from lmmcli.predict.saved_model import dumps
 
-        write_text(str(save), dumps(state_from_glmm(fm)), inputs=(data,))
+        save_state(state_from_glmm(fm), save, data)
     if ci == "wald":
         attach_wald(report, level)
     elif ci == "boot":

@@ -85,6 +85,16 @@ def test_predict_response_scale_and_population_and_saved_model(tmp_path):
     assert again == fitted
 
 
+def test_save_to_stdout_writes_no_file_named_dash(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run("fit", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "--save", "-", "-o", "s.txt")
+    assert r.exit_code == 0, r.output
+    saved = json.loads(r.stdout)
+    assert saved["format"] == "lmm-model" and saved["summary"]["family"] == "binomial"
+    assert (tmp_path / "s.txt").read_text().startswith("Generalized linear mixed model")
+    assert not (tmp_path / "-").exists()
+
+
 def test_type_is_for_glmms():
     r = run("predict", CBPP, "incidence ~ period + (1 | herd)", "--type", "response")
     assert r.exit_code == 2
