@@ -86,6 +86,10 @@ def fit(
             raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
         if by is not None or jobs is not None:
             raise UsageError("--by and --jobs are not available with --family yet")
+        if ml:
+            raise UsageError("--ml is for linear mixed models: a GLMM is always fitted by maximum likelihood")
+        if df != DfMethod.satterthwaite:
+            raise UsageError(f"--df {df.value} is for linear mixed models: a GLMM's fixed effects have z tests")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
                         level, fmt, output, strict, save, nsim, seed, contrasts=contrasts)
     if ci is not None:

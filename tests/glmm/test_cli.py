@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from lmmcli.cli import app
@@ -41,6 +42,15 @@ def test_link_without_family_is_a_usage_error():
     r = run("fit", CBPP, FORMULA, "--link", "probit")
     assert r.exit_code == 2
     assert "add --family" in r.stderr
+
+
+@pytest.mark.parametrize("args, named", [(["--df", "kenward-roger"], "--df kenward-roger"),
+                                         (["--df", "none"], "--df none"), (["--df", "residual"], "--df residual"),
+                                         (["--ml"], "--ml")])
+def test_linear_only_options_are_refused(args, named):
+    r = run("fit", CBPP, FORMULA, "--family", "binomial", "--factor", "period", *args)
+    assert r.exit_code == 2, r.output
+    assert named in r.stderr and r.stdout == ""
 
 
 def test_agq_with_a_slope_is_refused():
