@@ -81,3 +81,17 @@ def test_weights_and_contrasts_reach_every_model():
     w = expected("twoway_weights")["fixef"]
     tw = model_table(["y ~ A*B + x + (1 | g)"], df, factors=("B",), weights="w")
     assert [c.estimate for c in tw.models[0].fixed] == pytest.approx(list(w.values()), rel=1e-5)
+
+
+@pytest.mark.parametrize("ref, message", [({"nosuch": "1"}, "not in"), ({"sex": "female"}, "not a predictor")])
+def test_a_ref_no_model_uses_is_refused_as_fit_does(ref, message):
+    from lmmcli.errors import LmmError
+
+    with pytest.raises(LmmError, match=message):
+        model_table(FORMULAS, GPA, refs=ref)
+
+
+def test_a_ref_one_model_uses_reaches_only_that_model():
+    t = model_table(["gpa ~ occasion + sex + (1|student)", "gpa ~ occasion + (1|student)"], GPA,
+                    refs={"sex": "male"})
+    assert "sexfemale" in [c.term for c in t.models[0].fixed]

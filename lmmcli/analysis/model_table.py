@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lmmcli.compare import refs_for
 from lmmcli.design.design import build_design
 from lmmcli.distributions import interval_z
 from lmmcli.errors import UsageError
@@ -128,9 +129,9 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
         raise UsageError("Kenward-Roger's method needs REML fits", hint="drop --ml, or use --df satterthwaite")
     z = interval_z(ci_level) if ci_level is not None else None
     models = []
-    for k, text in enumerate(texts, start=1):
-        formula = parse_formula(text)
-        design = build_design(formula, df, factors, _refs_for(formula, refs or {}), source, weights,
+    formulas = [parse_formula(text) for text in texts]
+    for k, formula in enumerate(formulas, start=1):
+        design = build_design(formula, df, factors, refs_for(formula, refs or {}, formulas), source, weights,
                               _contrasts_for(formula, contrasts or {}))
         fm = fit_design(formula, design, reml=not ml)
         models.append(table_model(f"({k})", analyze(fm, df_method), z))
@@ -144,12 +145,6 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
                      "log-likelihoods are not comparable")
     warnings = [f"{m.name}: {w}" for m in models for w in m.warnings]
     return ModelTable(models, ci_level, df_method, notes, warnings)
-
-
-def _refs_for(formula, refs: dict) -> dict:
-    """The --ref settings for columns this formula uses (the others concern other models)."""
-    used = formula.columns()
-    return {c: lv for c, lv in refs.items() if c in used}
 
 
 def _contrasts_for(formula, contrasts: dict) -> dict:
