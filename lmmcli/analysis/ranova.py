@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from lmmcli.compare import refs_for
 from lmmcli.design.design import build_design
 from lmmcli.distributions import chi2_sf
 from lmmcli.errors import ModelSpecError
@@ -148,12 +149,6 @@ def _row(term: str, fm) -> RanovaRow:
     return RanovaRow(term, fm.npar(), ll, -2 * ll + 2 * fm.npar())
 
 
-def _refs_used(formula, refs: dict) -> dict:
-    """The --ref settings for columns this (reduced) formula still uses."""
-    used = formula.columns()
-    return {c: lv for c, lv in refs.items() if c in used}
-
-
 def _contrasts_used(formula, contrasts: dict) -> dict:
     """The contrasts for factors this (reduced) formula still has in its fixed part."""
     labels = {deparse(e) for t in formula.fixed for e in t.factors}
@@ -173,7 +168,7 @@ def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
         for name, replacement in reductions(bar):
             reduced = reduced_formula(formula, all_bars, k, replacement)
             spec = fm.design.spec     # the full model's weights and contrasts, as update() keeps them
-            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})),
+            design = build_design(reduced, rows_data, factors, refs_for(reduced, dict(refs or {}), [formula]),
                                   weights=spec.weights, contrasts=_contrasts_used(reduced, spec.contrasts))
             sub = fit_design(reduced, design, fm.reml)
             formulas[name] = str(reduced)
