@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lmmcli.errors import DataError, LmmError
+from lmmcli.errors import DataError, LmmError, UsageError
 from lmmcli.inference.basis import basis_from_fit, from_section, to_section
 from lmmcli.predict.saved_model import load
 
@@ -29,6 +29,10 @@ def load_basis(path: str):
     state = load(path)
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     section = doc.get("analysis")
+    if "family" in state.summary:
+        raise UsageError(f"'{Path(path).name}' is a generalized linear mixed model ({state.summary['family']}): "
+                         "anova and emmeans are for linear mixed models",
+                         hint="lmm compare --family fits GLMMs side by side (likelihood-ratio tests)")
     if not isinstance(section, dict):
         raise DataError(f"'{Path(path).name}' has no analysis section (a model without random terms, or saved "
                         "by an older lmm)", hint="give DATA FORMULA, or save it again with lmm fit --save")

@@ -105,6 +105,15 @@ def test_save_to_stdout_writes_no_file_named_dash(tmp_path, monkeypatch):
     assert not (tmp_path / "-").exists()
 
 
+@pytest.mark.parametrize("command", [["anova"], ["emmeans", "--specs", "period"]])
+def test_anova_and_emmeans_of_a_saved_glmm_say_they_are_for_linear_models(tmp_path, command):
+    model = tmp_path / "m.json"
+    assert run("fit", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "--save", str(model)).exit_code == 0
+    r = run(*command, "--model", str(model))
+    assert r.exit_code == 2, r.output
+    assert "for linear mixed models" in r.stderr and "save it again" not in r.stderr
+
+
 def test_type_is_for_glmms():
     r = run("predict", CBPP, "incidence ~ period + (1 | herd)", "--type", "response")
     assert r.exit_code == 2
