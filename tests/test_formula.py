@@ -235,7 +235,7 @@ def test_any_text_parses_or_raises_formula_error(text):
 
 
 FORMULA_PIECES = st.sampled_from(["x", "a", "b", "log(y)", "I(x^2)", "1", "0", "(1|g)",
-                                  "(x||g)", "(0 + a|g/h)", "`c d`", "I(-x / 2)"])
+                                  "(x||g)", "(0 + a|g/h)", "`c d`", "I(-x / 2)", "offset(log(n))"])
 
 
 @settings(max_examples=300, deadline=None)
@@ -247,13 +247,20 @@ def test_structured_formulas_round_trip(pieces):
         f = parse_formula(text)
     except FormulaSyntaxError:
         return
+    again = parse_formula(str(f))
     # the same model; within an interaction R orders variables by first appearance, which a term
-    # removed with '-' can set (y ~ a - a + x*a labels a:x, its text y ~ x + a + a:x labels x:a)
-    assert _as_sets(parse_formula(str(f))) == _as_sets(f)
+    # removed with '-' can set (y ~ a - a + x*a labels a:x, its text y ~ x + a + a:x labels x:a), and so can
+    # the reordering by degree (y ~ x:a + a is written y ~ a + x:a, which labels a:x; x/b/a + a likewise)
+    assert _as_sets(again) == _as_sets(f)
+    if all(op == " + " for op, _ in pieces[1:]):     # no '-', no interaction: nothing can reorder
+        assert again == f
+    assert parse_formula(str(again)) == again       # once written, the text is a fixed point
 
 
 def _as_sets(f):
-    return ([frozenset(deparse(e) for e in t.factors) for t in f.fixed], f.intercept,
+    """The model a formula means: response, offsets, and each term's set of variables (not their order)."""
+    return (deparse(f.response), [deparse(o) for o in f.offsets],
+            [frozenset(deparse(e) for e in t.factors) for t in f.fixed], f.intercept,
             [(r.group, r.intercept, [frozenset(deparse(e) for e in t.factors) for t in r.terms]) for r in f.random])
 
 
