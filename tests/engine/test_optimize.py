@@ -74,10 +74,10 @@ def test_maxeval_is_reported():
 
 
 # -- the start for several scalar terms (optimize.start_theta) -----------------------------------------
-def _crossed_frame(seed=7):
+def _crossed_frame(seed=7, n=1500):
     """A small InstEval-shaped design: students x lecturers crossed, lecturers nested in departments."""
     rng = np.random.default_rng(seed)
-    n, ns, nd = 4000, 300, 120
+    ns, nd = 300, 120
     s, d = rng.integers(0, ns, n), rng.integers(0, nd, n)
     dept = rng.integers(0, 6, nd)[d]
     service = rng.integers(0, 2, n)
