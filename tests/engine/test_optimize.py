@@ -133,4 +133,8 @@ def test_start_saves_evaluations_on_crossed_terms():
     theta0, _ = optimize.start_theta(model)
     old = optimize.minimize_theta(model.objective, model.theta0, model.lower)
     np.testing.assert_allclose(theta0, old.theta, rtol=0.5)
-    assert optimize.fit_theta(model).runs[0].feval <= 0.75 * old.feval     # the first run; restarts come after
+    fit = optimize.fit_theta(model)
+    assert fit.runs[0].feval <= 0.75 * old.feval     # the first run; restarts come after
+    # the whole fit, restarts included: measured 50 evaluations against 58 from theta = 1 (n = 1500; 55 against
+    # 54 with n = 4000), so 1.25 leaves a margin while a restart that costs a second full fit fails
+    assert fit.feval <= 1.25 * old.feval
