@@ -339,19 +339,6 @@ def compare_table(r, width: int = 100, color: bool = False) -> str:
     return to_text(parts + ([warn] if warn is not None else []), width, color)
 
 
-def rows_to_csv(rows: list[dict]) -> str:
-    """A list of flat dicts as CSV text (columns from the first row)."""
-    import csv
-
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()), lineterminator="\n")
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: ("" if v is None else v) for k, v in clean(row).items()})
-    return buf.getvalue()
-
-
 def effects_table(rows, title: str, level: float, width: int = 100, color: bool = False) -> str:
     """ranef/coef rows (ranef.EffectRow) as a table: group, level, term, estimate, std. error, interval."""
     pct = f"{100 * level:g}%"
