@@ -86,10 +86,6 @@ class Link:
             return 2.0 * eta
         return np.ones_like(eta)
 
-    @property
-    def canonical_for(self) -> str | None:
-        return {"logit": "binomial", "log": "poisson"}.get(self.name)
-
 
 LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log", "sqrt", "identity")}
 
@@ -100,10 +96,6 @@ class Family:
 
     name: str
     link: Link
-
-    @property
-    def canonical(self) -> bool:
-        return self.link.canonical_for == self.name
 
     def variance(self, mu):
         return mu * (1.0 - mu) if self.name == "binomial" else mu
