@@ -25,9 +25,6 @@ class Adjust(str, Enum):
     none = "none"
 
 
-Fmt = FormatOpt
-
-
 def split_names(values: Optional[List[str]]) -> list[str]:
     """--specs A,B (or repeated) as a list of names."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
@@ -81,7 +78,7 @@ def anova(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: Fmt = None,
+    format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
@@ -108,7 +105,7 @@ def ranova(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: Fmt = None,
+    format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
@@ -157,7 +154,7 @@ def emmeans(
     ref: Ref = None,
     weights: Weights = None,
     contrasts: Contrasts = None,
-    format: Fmt = None,
+    format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
