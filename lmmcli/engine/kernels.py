@@ -17,7 +17,7 @@ import numpy as np
 # -- cross-products by level, formed once -------------------------------------------------------
 def _is_ones(v: np.ndarray) -> bool:
     """Whether a column is all ones (an intercept), so products with it need no multiplication."""
-    return bool(v[0] == 1.0) and bool(np.all(v == 1.0))
+    return len(v) > 0 and bool(v[0] == 1.0) and bool(np.all(v == 1.0))
 
 
 def pair_sums(codes, nlev, A, B) -> np.ndarray:

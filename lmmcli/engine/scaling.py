@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lmmcli.engine.kernels import _is_ones
+
 FAR = 1e3          # a y or X scale outside [1/FAR, FAR], or a shift beyond FAR spreads, triggers rescaling
 FAR_Z = 30.0       # a random term's column scale outside [1/FAR_Z, FAR_Z] does too (slopes on x ~ 100s)
 SHIFT_TOL = 1e-8   # how exactly X e must reproduce the constant column
@@ -192,10 +194,6 @@ def _response_units(y: np.ndarray, shifted: bool) -> tuple[float, float]:
 
 def _y_far(m: float, c: float) -> bool:
     return _far([c]) or abs(m) > FAR * c
-
-
-def _is_ones(v: np.ndarray) -> bool:
-    return len(v) > 0 and bool(np.all(v == 1.0))
 
 
 def _term_units(blk, dz: np.ndarray) -> np.ndarray:
