@@ -102,7 +102,8 @@ def test_cli_writes_valid_images(tmp_path, kind, fmt):
     assert [p.name for p in tmp_path.iterdir()] == [out.name]     # no temporary file left behind
 
 
-@pytest.mark.parametrize("fmt", ["png", "svg"])
+# png's writing is covered by the test above; its determinism (the slower render) runs with the slow tests
+@pytest.mark.parametrize("fmt", [pytest.param("png", marks=pytest.mark.slow), "svg"])
 def test_same_seed_same_bytes(tmp_path, fmt):
     paths = [tmp_path / f"{name}.{fmt}" for name in ("a", "b", "c")]
     for path, seed in zip(paths, ("7", "7", "8")):
