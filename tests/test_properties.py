@@ -27,7 +27,7 @@ SLEEP = pd.read_csv(REF / "data" / "sleepstudy.csv")
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)   # 300 took 4.7 s (review timing); test_formula adds 800 ASCII cases
 @given(st.text(max_size=60))
 def test_any_unicode_text_parses_or_raises_formula_syntax_error(text):
     try:
