@@ -164,7 +164,7 @@ def assemble(fm: FittedModel) -> FitResult:
         sigma=fm.sol.sigma, theta=[float(t) for t in fm.sol.theta], converged=fm.opt.converged,
         singular=singular,
         optimizer=_optimizer_summary(fm.opt),
-        warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov().tolist(),
+        warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov(),
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
         scaled_residuals=_scaled_residuals(fm),
     )

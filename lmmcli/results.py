@@ -114,7 +114,7 @@ class FitResult:
     optimizer: dict
     warnings: list[str]
     fixed_effects: list[FixedEffect]
-    vcov: list[list[float]]
+    vcov: np.ndarray            # p x p (an array: at p = 5,000 a list of lists would take 1 GB)
     variance_components: list[VarianceComponent]
     correlations: list[Correlation]
     random_effects: list[RandomEffect]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -36,6 +37,9 @@ def fit(
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
+    correlation: Annotated[Optional[bool], typer.Option(
+        "--correlation/--no-correlation", show_default=False,
+        help="show the fixed effects' correlation table (default: only up to 12 fixed effects, as lme4)")] = None,
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
     from lmmcli.fit import analyze
@@ -52,7 +56,7 @@ def fit(
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
         note(message)
-    table = render.fit_table if analysis.mixed else render.lm_table
+    table = partial(render.fit_table, correlation=correlation) if analysis.mixed else render.lm_table
     emit_report(analysis.report, format, table, output, data, strict)
 
 

@@ -15,6 +15,21 @@ import numpy as np
 
 
 # -- cross-products by level, formed once -------------------------------------------------------
+SPARSE_GRAM_MIN, SPARSE_GRAM_FILL = 200, 0.05   # a sparse A'A for this many columns, at most this fill
+
+
+def gram(A: np.ndarray) -> np.ndarray:
+    """A'A; through a sparse product when A is mostly zeros (indicator columns of a factor with many
+    levels: at 15,000 x 5,000 the dense product is 4e11 flops, the sparse one milliseconds)."""
+    n, m = A.shape
+    if m < SPARSE_GRAM_MIN or np.count_nonzero(A[:min(n, 1000)]) > SPARSE_GRAM_FILL * min(n, 1000) * m:
+        return A.T @ A
+    import scipy.sparse as sp
+
+    S = sp.csc_matrix(A)
+    return (S.T @ S).toarray()
+
+
 def _is_ones(v: np.ndarray) -> bool:
     """Whether a column is all ones (an intercept), so products with it need no multiplication."""
     return bool(v[0] == 1.0) and bool(np.all(v == 1.0))
@@ -50,15 +65,20 @@ def level_cross(codes, nlev, A, Bs) -> list[np.ndarray]:
 
 
 def _distinct_columns(mats):
-    """The distinct columns among the matrices' ((values, is_ones) each) and each column's key into them."""
-    cols, keys = [], []
+    """The distinct columns among the matrices' ((values, is_ones) each) and each column's key into them.
+
+    Candidates are found by a fingerprint (first rows and sum), so m columns cost O(m), not O(m^2)
+    comparisons (at 5,000 indicator columns the pairwise scan was 12 million comparisons)."""
+    cols, keys, seen = [], [], {}
     for M in mats:
         for j in range(M.shape[1]):
             v = M[:, j]
-            k = next((i for i, (w, _) in enumerate(cols) if _same(w, v)), None)
+            fp = (v[:16].tobytes(), float(v.sum()))
+            k = next((i for i in seen.get(fp, ()) if _same(cols[i][0], v)), None)
             if k is None:
                 cols.append((v, _is_ones(v)))
                 k = len(cols) - 1
+                seen.setdefault(fp, []).append(k)
             keys.append(k)
     return cols, keys
 

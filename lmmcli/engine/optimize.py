@@ -169,11 +169,9 @@ def _restart_until_stable(fun, opt: OptSummary, lower, runs: list[OptRun]) -> Op
     for _ in range(MAX_RESTARTS):
         new = minimize_theta(fun, opt.theta, lower, step=_restart_step(opt.theta))
         runs.append(OptRun("restart", new.feval, new.fmin, new.return_code))
-        improved = _better(new, opt)
-        if new.fmin < opt.fmin:
-            opt = _keep(new, opt)
-        if not improved:
-            break
+        if not _better(new, opt):
+            break      # confirmed; the first point is kept (a gain below RESTART_RTOL is a flat direction's drift)
+        opt = _keep(new, opt)
     return opt
 
 

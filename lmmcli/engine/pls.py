@@ -138,7 +138,7 @@ class PlsModel:
         self.Xy = np.empty((self.n, self.p + 1))   # one n x m array, filled in place (no extra copy)
         self.Xy[:, :self.p] = X
         self.Xy[:, self.p] = y
-        self.XyXy = self.Xy.T @ self.Xy
+        self.XyXy = kern.gram(self.Xy)
         self.m = self.p + 1
         if self.blocks:
             self._init_first(self.blocks[0])

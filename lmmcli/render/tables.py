@@ -229,16 +229,31 @@ def interval_renderables(r: FitResult) -> list:
     return parts + [Text(f"{100 * level:g}% confidence intervals: {how}", style="dim")]
 
 
-def summary_renderables(r: FitResult, extra_sections=()) -> list:
-    """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
+CORRELATION_MAX = 12     # lme4's lme4.summary.cor.max: the correlation table only up to this many fixed effects
+
+
+def _correlation_parts(r: FitResult, correlation: bool | None) -> list:
+    """The fixed effects' correlation table (by default only for p <= CORRELATION_MAX, as lme4), or lme4's note."""
+    p = len(r.fixed_effects)
+    if correlation is False or (correlation is None and p > CORRELATION_MAX):
+        if correlation is None:
+            return [Text(""), Text(f"Correlation matrix not shown by default, as p = {p} > {CORRELATION_MAX}. "
+                                   "Use --correlation or --format json (vcov) if you need it.", style="dim")]
+        return []
+    corr = _fixed_corr_table(r)
+    return [] if corr is None else [Text(""), corr]
+
+
+def summary_renderables(r: FitResult, extra_sections=(), correlation: bool | None = None) -> list:
+    """The parts of lme4's summary(), in its order; extra sections go before the warnings.
+
+    correlation: show the fixed effects' correlation table (None: when p <= CORRELATION_MAX, as lme4)."""
     parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
              fixed_effects_table(r)]
     method = _df_method_line(r)
     if method is not None:
         parts.append(method)
-    corr = _fixed_corr_table(r)
-    if corr is not None:
-        parts += [Text(""), corr]
+    parts += _correlation_parts(r, correlation)
     vc_parts = variance_summary_renderables(r)
     if vc_parts:
         parts += [Text("")] + vc_parts
@@ -268,9 +283,9 @@ def to_json(data) -> str:
     return json.dumps(clean(data), indent=2, allow_nan=False) + "\n"
 
 
-def fit_table(r: FitResult, width: int = 100, color: bool = False) -> str:
-    """The summary as text."""
-    return to_text(summary_renderables(r), width, color)
+def fit_table(r: FitResult, width: int = 100, color: bool = False, correlation: bool | None = None) -> str:
+    """The summary as text (correlation: as summary_renderables)."""
+    return to_text(summary_renderables(r, correlation=correlation), width, color)
 
 
 # -- ordinary linear model (lm.LmResult) and model comparison (compare.CompareResult) ---------
