@@ -36,9 +36,11 @@ class FittedModel:
         return self.design.blocks
 
     def vcov(self) -> np.ndarray:
-        """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
-        RXinv = np.linalg.inv(self.sol.RX)
-        return self.sol.sigma ** 2 * RXinv @ RXinv.T
+        """Covariance of beta-hat: sigma^2 (RX' RX)^{-1} (formed once per solution: O(p^3))."""
+        cached = self.__dict__.get("_vcov")
+        if cached is None or cached[0] is not self.sol:
+            cached = self._vcov = (self.sol, self.sol.sigma ** 2 * _inverse_gram(self.sol.RX))
+        return cached[1]
 
     def fitted(self) -> np.ndarray:
         """X beta + Z b for the fitting rows."""
@@ -72,6 +74,23 @@ class FittedModel:
     def result(self) -> FitResult:
         """Assemble the FitResult that every renderer shows."""
         return assemble(self)
+
+
+def _inverse_gram(RX: np.ndarray) -> np.ndarray:
+    """(RX' RX)^{-1} for upper-triangular RX: a triangular inverse and one product (LAPACK when p is large)."""
+    if RX.shape[0] < 200:
+        RXinv = np.linalg.inv(RX)
+        return RXinv @ RXinv.T
+    from scipy.linalg.blas import dsyrk
+    from scipy.linalg.lapack import dtrtri
+
+    RXinv, info = dtrtri(RX, lower=0)
+    if info != 0:
+        raise np.linalg.LinAlgError("RX is singular")
+    V = dsyrk(1.0, RXinv)                  # the upper triangle of RXinv RXinv' (half a product's flops)
+    full = V + V.T                         # dsyrk leaves the strict lower triangle 0
+    full[np.diag_indices_from(full)] = np.diag(V)
+    return full
 
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:

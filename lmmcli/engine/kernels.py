@@ -30,6 +30,15 @@ def gram(A: np.ndarray) -> np.ndarray:
     return (S.T @ S).toarray()
 
 
+def solve_upper(U: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """U^{-1} b for an upper-triangular U (a triangular solve by LAPACK when U is large, numpy's otherwise)."""
+    if U.shape[0] < SPARSE_GRAM_MIN:
+        return np.linalg.solve(U, b)
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(U, b, lower=False)
+
+
 def _is_ones(v: np.ndarray) -> bool:
     """Whether a column is all ones (an intercept), so products with it need no multiplication."""
     return bool(v[0] == 1.0) and bool(np.all(v == 1.0))
@@ -71,9 +80,11 @@ def _distinct_columns(mats):
     comparisons (at 5,000 indicator columns the pairwise scan was 12 million comparisons)."""
     cols, keys, seen = [], [], {}
     for M in mats:
+        # a fingerprint per column: its projection on fixed pseudo-random weights (equal columns, equal numbers)
+        proj = np.asarray(M.T @ np.random.default_rng(0).standard_normal(M.shape[0])) if M.shape[1] > 16 else None
         for j in range(M.shape[1]):
             v = M[:, j]
-            fp = (v[:16].tobytes(), float(v.sum()))
+            fp = (v[:16].tobytes(), float(v.sum()) if proj is None else float(proj[j]))
             k = next((i for i in seen.get(fp, ()) if _same(cols[i][0], v)), None)
             if k is None:
                 cols.append((v, _is_ones(v)))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lmmcli.engine import convergence
+from lmmcli.engine import convergence, wide
 from lmmcli.engine.convergence import ConvergenceCheck
 
 # Measured (bench/, 14 reference cases + InstEval-shaped + 1e4/1e6 rows): loosening these to lme4's
@@ -144,14 +144,15 @@ def fit_theta(model, check: bool = True) -> OptSummary:
     off the boundary when a diagonal theta ends at 0; thetas within BOUNDARY_TOL of 0 set to 0 when no
     worse; then (check) lme4's convergence check, whose failures are messages (and converged = False).
     """
+    fun = wide.objective_of(model)
     theta0, step = start_theta(model)
-    opt = minimize_theta(model.objective, theta0, model.lower, step=step)
+    opt = minimize_theta(fun, theta0, model.lower, step=step)
     runs = [OptRun("initial", opt.feval, opt.fmin, opt.return_code)]
-    opt = _restart_until_stable(model.objective, opt, model.lower, runs)
-    opt = _off_boundary(model.objective, opt, model.lower, runs, theta_columns(model.blocks))
-    opt = _snap_to_boundary(model.objective, opt, model.lower)
+    opt = _restart_until_stable(fun, opt, model.lower, runs)
+    opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks))
+    opt = _snap_to_boundary(fun, opt, model.lower)
     opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
-    return with_check(model.objective, opt) if check else opt
+    return with_check(fun, opt) if check else opt
 
 
 def _restart_step(theta) -> np.ndarray:
@@ -251,8 +252,8 @@ def start_theta(model) -> tuple[np.ndarray, np.ndarray | None]:
     When the K views of sigma^2 disagree, that picture is wrong and lme4's start is used.
     """
     blocks = model.blocks
-    if len(blocks) < 2 or any(b.p != 1 for b in blocks):
-        return model.theta0, None
+    if len(blocks) < 2 or any(b.p != 1 for b in blocks) or wide.applies(model):
+        return model.theta0, None      # (a wide model's one-term fits would each cost O(p^3) per evaluation)
     try:
         fits = [_one_term_fit(model.term_model(k)) for k in range(len(blocks))]
     except (np.linalg.LinAlgError, ArithmeticError, ValueError):

@@ -338,7 +338,7 @@ class PlsModel:
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
         Lxx, lyx = F.Lxy[:p, :p], F.Lxy[p, :p]
-        beta = np.linalg.solve(Lxx.T, lyx) if p else np.zeros(0)
+        beta = kern.solve_upper(Lxx.T, lyx) if p else np.zeros(0)
         sigma = float(np.sqrt(pwrss / (self.n - p if self.reml else self.n)))
         u = self._solve_u(F, beta)
         b = [(Tk @ uk.T).T for Tk, uk in zip(F.Ts, u)]

@@ -194,10 +194,44 @@ def varpar_pieces(model, theta, sigma, vcov: np.ndarray) -> VarparPieces:
                         vcov_gradients(model, theta, sigma, solve))
 
 
+class WideSolves(Solves):
+    """Solves for a wide model (engine.wide): the deviance's pieces in q dimensions, memoised by theta."""
+
+    def __init__(self, model, w):
+        super().__init__(model)
+        self.wide = w
+
+    def __call__(self, theta):
+        theta = np.asarray(theta, dtype=float) + 0.0
+        key = theta.tobytes()
+        if key not in self._cache:
+            self._cache[key] = self.wide.parts(theta)
+        return self._cache[key]
+
+
+def _unscaled_vcov_diag(model, theta, solve, w) -> np.ndarray:
+    """diag (RX'RX)^{-1} at theta: from the full matrix, or (wide models) in O(p q^2)."""
+    return np.diag(unscaled_vcov(model, theta, solve)) if w is None else w.vcov_diag(theta)
+
+
 def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
-    """Satterthwaite df of each single coefficient, lmerTest's contest1D."""
-    pieces = varpar_pieces(model, theta, sigma, vcov)
-    return np.array([pieces.df(np.eye(vcov.shape[0])[j]) for j in range(vcov.shape[0])])
+    """Satterthwaite df of each single coefficient, lmerTest's contest1D: 2 V_jj^2 / (g_j' A g_j).
+
+    Only the diagonals of Var(beta) and of its gradients enter, so only those are differenced (the
+    same steps and numbers as varpar_pieces); a wide model never forms a p x p matrix per theta."""
+    from lmmcli.engine import wide
+
+    w = wide.for_model(model)
+    solve = Solves(model) if w is None else WideSolves(model, w)
+    A = varpar_covariance(model, theta, sigma, solve)
+    U = _unscaled_vcov_diag(model, theta, solve, w)
+    grads = jacobian(lambda t: _unscaled_vcov_diag(model, t, solve, w), theta, rel=HESS_REL,
+                     scale=theta_scales(model.blocks)) if len(theta) else []
+    D = np.array([sigma ** 2 * G for G in grads] + [2.0 * sigma * U])       # (k + 1, p)
+    denom = np.einsum("ij,ik,kj->j", D, A, D)
+    v = np.diag(vcov)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom > 0, 2.0 * v ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
 
 
 # -- the entry points -----------------------------------------------------------------------------

@@ -158,3 +158,16 @@ def test_correlation_table_only_up_to_12_fixed_effects(tmp_path, levels, flag, s
     assert res.exit_code == 0, res.stderr
     assert ("Correlation of fixed effects" in res.stdout) is shown
     assert ("Correlation matrix not shown by default, as p = 13 > 12" in res.stdout) is (not shown and not flag)
+
+
+def test_a_long_table_is_laid_out_as_rich_lays_it_out(monkeypatch):
+    """Over PLAIN_ROWS rows the fixed effects table is plain text: the same text as rich's table."""
+    from lmmcli.render import tables
+
+    cols = ["", "Estimate", "Std. Error", "t value"]
+    rows = [[f"f{i}" * (1 + i % 3), f"{i * 1.5:.2f}", f"{0.1 + i:.4f}", f"-{i % 7}.5"] for i in range(300)]
+    plain = tables._rows_table(cols, rows, "Fixed effects")
+    monkeypatch.setattr(tables, "PLAIN_ROWS", 10 ** 6)
+    rich = tables._rows_table(cols, rows, "Fixed effects")
+    assert not isinstance(plain, type(rich))
+    assert tables.to_text([plain]) == tables.to_text([rich])
