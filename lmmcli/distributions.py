@@ -122,3 +122,16 @@ def chi2_ppf(p, df):
 def f_sf(f, df1, df2):
     """Upper tail of the F distribution."""
     return _special().fdtrc(df1, df2, f)
+
+
+def t_ppf(p, df):
+    """Quantile of Student's t (the normal's for infinite df)."""
+    return _special().stdtrit(df, p) if np.isfinite(df) else _special().ndtri(p)
+
+
+def tukey_sf(q, k: int, df):
+    """Upper tail of the studentized range of k means with df error degrees of freedom (R's ptukey,
+    lower.tail = FALSE). scipy.stats is imported here only: it costs half a second."""
+    from scipy.stats import studentized_range
+
+    return float(studentized_range.sf(q, k, df if np.isfinite(df) else np.inf))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -43,8 +43,12 @@ class FittedModel:
         return cached[1]
 
     def fitted(self) -> np.ndarray:
-        """X beta + Z b for the fitting rows."""
-        return self.design.X @ self.sol.beta + self.z_times_b()
+        """X beta + Z b (+ the offset) for the fitting rows."""
+        return self.design.X @ self.sol.beta + self.z_times_b() + self.offset()
+
+    def offset(self) -> np.ndarray | float:
+        """The offset() terms' sum for the fitting rows (0 without)."""
+        return 0.0 if self.design.offset is None else self.design.offset
 
     def z_times_b(self) -> np.ndarray:
         """Z b, block by block, without forming Z."""
@@ -93,17 +97,39 @@ def _inverse_gram(RX: np.ndarray) -> np.ndarray:
     return full
 
 
+def engine_inputs(design: Design):
+    """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
+    X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
+    y = design.y if design.offset is None else design.y - design.offset
+    if design.weights is None:
+        return design.X, y, design.blocks
+    sw = np.sqrt(design.weights)
+    blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in design.blocks]
+    return design.X * sw[:, None], y * sw, blocks
+
+
+def log_det_weights(design: Design) -> float:
+    """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
+    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+
+
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
-    model = PlsModel(design.X, design.y, design.blocks, reml=reml)
-    opt, sol, theta_scaled = optimize_and_solve(model, design.X, design.y, design.blocks)
+    X, y, blocks = engine_inputs(design)
+    model = PlsModel(X, y, blocks, reml=reml)
+    opt, sol, theta_scaled = optimize_and_solve(model, X, y, blocks)
+    ldw = log_det_weights(design)
+    if ldw:   # the weighted model's criterion: the engine's value for the sqrt(w)-scaled rows - log|W|
+        sol = replace(sol, objective=sol.objective - ldw)
+        opt = replace(opt, fmin=opt.fmin - ldw)
     return FittedModel(formula, design, model, opt, sol, theta_scaled)
 
 
-def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data") -> FittedModel:
+def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",
+        weights: str | None = None, contrasts: dict | None = None) -> FittedModel:
     """lmer(): parse the formula, build the design from the data frame, fit."""
     formula = parse_formula(text)
-    design = build_design(formula, df, factors, refs, source)
+    design = build_design(formula, df, factors, refs, source, weights=weights, contrasts=contrasts)
     return fit_design(formula, design, reml)
 
 
@@ -119,13 +145,14 @@ def _variance_components(fm: FittedModel):
     vcs, cors = [], []
     for blk, C in zip(fm.blocks, fm.covariances()):
         sd = np.sqrt(np.diag(C))
+        name = blk.name or blk.group      # lme4's VarCorr name: Subject, Subject.1, ...
         for i, term in enumerate(blk.terms):
-            vcs.append(VarianceComponent(blk.group, term, float(C[i, i]), float(sd[i])))
+            vcs.append(VarianceComponent(name, term, float(C[i, i]), float(sd[i])))
         if blk.correlated:
             for j in range(blk.p):
                 for i in range(j + 1, blk.p):
                     r = C[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
-                    cors.append(Correlation(blk.group, blk.terms[j], blk.terms[i], float(r)))
+                    cors.append(Correlation(name, blk.terms[j], blk.terms[i], float(r)))
     s = fm.sol.sigma
     vcs.append(VarianceComponent("Residual", None, s * s, s))
     return vcs, cors
@@ -143,6 +170,8 @@ def _random_effects(fm: FittedModel) -> list[RandomEffect]:
 
 def _scaled_residuals(fm: FittedModel) -> dict[str, float]:
     r = (fm.design.y - fm.fitted()) / fm.sol.sigma
+    if fm.design.weights is not None:   # Pearson residuals: sqrt(w) (y - fitted) / sigma
+        r = r * np.sqrt(fm.design.weights)
     q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
     return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
 

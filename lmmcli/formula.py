@@ -12,8 +12,17 @@ from typing import NamedTuple, Union
 
 from lmmcli.errors import FormulaSyntaxError
 
-KNOWN_FUNCTIONS = ("I", "exp", "log", "scale", "sqrt")
-_FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS)
+# name -> (fewest, most positional arguments, keyword arguments it takes); R's names and argument order
+FUNCTIONS = {
+    "I": (1, 1, ()), "exp": (1, 1, ()), "log": (1, 2, ("base",)), "log10": (1, 1, ()), "log2": (1, 1, ()),
+    "log1p": (1, 1, ()), "sqrt": (1, 1, ()), "abs": (1, 1, ()), "sin": (1, 1, ()), "cos": (1, 1, ()),
+    "tan": (1, 1, ()), "scale": (1, 1, ()), "factor": (1, 1, ()), "as.numeric": (1, 1, ()),
+    "poly": (1, 2, ("degree", "raw")), "ns": (1, 2, ("df",)), "bs": (1, 3, ("df", "degree")),
+    "offset": (1, 1, ()), "c": (1, 10_000, ()),
+}
+KNOWN_FUNCTIONS = tuple(FUNCTIONS)
+_FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS if f != "c")
+CONSTANTS = {"pi"}      # names that are R's constants, not columns
 _MAX_DEPTH = 100  # parenthesis nesting limit, so deep input cannot exhaust Python's stack
 
 Span = tuple[int, int]
@@ -37,8 +46,23 @@ class Number:
 
 
 @dataclass(frozen=True)
+class Const:
+    """A logical or text literal: TRUE, FALSE, "a"."""
+    value: object
+    span: Span = field(default=(0, 0), compare=False)
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A named argument of a call, e.g. raw = TRUE in poly(x, 2, raw = TRUE)."""
+    name: str
+    value: "Expr"
+    span: Span = field(default=(0, 0), compare=False)
+
+
+@dataclass(frozen=True)
 class Call:
-    """A call of one of KNOWN_FUNCTIONS, e.g. log(x) or I(x^2)."""
+    """A call of one of FUNCTIONS, e.g. log(x), I(x^2), poly(x, 2)."""
     func: str
     args: tuple
     span: Span = field(default=(0, 0), compare=False)
@@ -61,13 +85,19 @@ class UnaryOp:
     span: Span = field(default=(0, 0), compare=False)
 
 
-Expr = Union[Name, Number, Call, BinOp, UnaryOp]
+Expr = Union[Name, Number, Const, Keyword, Call, BinOp, UnaryOp]
 
-# Precedence and right-associativity, low to high; unary minus sits between * and ^ as in R.
-_ARITH_OPS = {"+": (1, False), "-": (1, False), "*": (2, False), "/": (2, False), "^": (4, True)}
-_FORMULA_OPS = {"+": (1, False), "-": (1, False), "*": (2, False), "/": (2, False),
-                ":": (3, False), "^": (4, True)}
-_UNARY_PREC = 3
+# Precedence and right-associativity, low to high, as R's: | & (!) comparisons + - * / %in% : (unary -) ^
+_COMPARISONS = ("==", "!=", "<", ">", "<=", ">=")
+_ARITH_OPS = {"|": (1, False), "&": (2, False), **{op: (4, False) for op in _COMPARISONS},
+              "+": (5, False), "-": (5, False), "*": (6, False), "/": (6, False), "%in%": (7, False),
+              "^": (9, True)}
+_FORMULA_OPS = {"+": (5, False), "-": (5, False), "*": (6, False), "/": (6, False), "%in%": (7, False),
+                ":": (8, False), "^": (9, True)}
+_ALL_OPS = {**_ARITH_OPS, **_FORMULA_OPS}
+_UNARY_PREC = 8         # unary minus: binds tighter than : and looser than ^
+_NOT_PREC = 3           # ! binds looser than comparisons: !x > 3 is !(x > 3)
+_SPACED = {"+", "-", "*", "|", "&", "%in%", *_COMPARISONS}   # R's deparse spaces these, not / ^ :
 _RESERVED = {"if", "else", "repeat", "while", "function", "for", "next", "break", "in", "TRUE",
              "FALSE", "NULL", "Inf", "NaN", "NA", "NA_integer_", "NA_real_", "NA_character_"}
 _SYNTACTIC = re.compile(r"(?:[A-Za-z]|\.(?![0-9]))[A-Za-z0-9._]*", re.ASCII)
@@ -86,8 +116,17 @@ def _deparse_number(value: float) -> str:
 
 def _prec(e: Expr) -> int:
     if isinstance(e, BinOp):
-        return _FORMULA_OPS[e.op][0]
-    return _UNARY_PREC if isinstance(e, UnaryOp) else 9
+        return _ALL_OPS[e.op][0]
+    if isinstance(e, UnaryOp):
+        return _NOT_PREC if e.op == "!" else _UNARY_PREC
+    return 99
+
+
+def _deparse_const(value) -> str:
+    """TRUE/FALSE, or a double-quoted string with R's escapes."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _wrap(e: Expr, needs_parens: bool) -> str:
@@ -100,25 +139,31 @@ def deparse(e: Expr) -> str:
         return _deparse_name(e.name)
     if isinstance(e, Number):
         return _deparse_number(e.value)
+    if isinstance(e, Const):
+        return _deparse_const(e.value)
+    if isinstance(e, Keyword):
+        return f"{e.name} = {deparse(e.value)}"
     if isinstance(e, Call):
         return f"{e.func}({', '.join(deparse(a) for a in e.args)})"
     if isinstance(e, UnaryOp):
-        return e.op + _wrap(e.operand, _prec(e.operand) < _UNARY_PREC)
-    prec, right_assoc = _FORMULA_OPS[e.op]
+        return e.op + _wrap(e.operand, _prec(e.operand) < _prec(e))
+    prec, right_assoc = _ALL_OPS[e.op]
     left = _wrap(e.left, _prec(e.left) < prec or (right_assoc and _prec(e.left) <= prec))
     right_ok = right_assoc and isinstance(e.right, UnaryOp)  # 2^-1 reads back unambiguously
     right = _wrap(e.right, not right_ok and (_prec(e.right) < prec
                                              or (not right_assoc and _prec(e.right) == prec)))
-    sep = " " if e.op in "+-*" else ""  # R spaces + - * but not / ^ :
+    sep = " " if e.op in _SPACED else ""
     return f"{left}{sep}{e.op}{sep}{right}"
 
 
 def names_in(e: Expr) -> set[str]:
     """Column names referenced by an expression (function names excluded)."""
     if isinstance(e, Name):
-        return {e.name}
+        return set() if e.name in CONSTANTS else {e.name}
     if isinstance(e, Call):
         return set().union(*(names_in(a) for a in e.args))
+    if isinstance(e, Keyword):
+        return names_in(e.value)
     if isinstance(e, BinOp):
         return names_in(e.left) | names_in(e.right)
     if isinstance(e, UnaryOp):
@@ -146,15 +191,18 @@ class RandomTerm:
     group: tuple
     correlated: bool = True
     span: Span = field(default=(0, 0), compare=False)
+    label: str = ""            # lme4's name of the grouping factor, e.g. "c:(b:a)" for (1|a/b/c)
 
     @property
     def group_label(self) -> str:
-        return ":".join(self.group)
+        return self.label or ":".join(self.group)
 
     def __str__(self) -> str:
         lhs = _sum_text(self.terms, self.intercept) or "1"
         bar = "|" if self.correlated else "||"
-        return f"({lhs} {bar} {':'.join(_deparse_name(g) for g in self.group)})"
+        group = self.label if self.label and not any(_deparse_name(g) != g for g in self.group) \
+            else ":".join(_deparse_name(g) for g in self.group)
+        return f"({lhs} {bar} {group})"
 
 
 def _sum_text(terms, intercept: bool) -> str:
@@ -169,16 +217,20 @@ class Formula:
     fixed: tuple
     intercept: bool
     random: tuple
+    offsets: tuple = ()        # the expressions inside offset(...) terms, summed
 
     def columns(self) -> set[str]:
-        """Every column the formula references: response, fixed terms, random lhs and groups."""
+        """Every column the formula references: response, fixed terms, offsets, random lhs and groups."""
         cols = names_in(self.response) if self.response is not None else set()
         for term in self.fixed + tuple(t for r in self.random for t in r.terms):
             cols |= set().union(*(names_in(f) for f in term.factors))
+        for e in self.offsets:
+            cols |= names_in(e)
         return cols | {g for r in self.random for g in r.group}
 
     def __str__(self) -> str:
-        rhs = " + ".join(filter(None, [_sum_text(self.fixed, self.intercept)]
+        offsets = [f"offset({deparse(e)})" for e in self.offsets]
+        rhs = " + ".join(filter(None, [_sum_text(self.fixed, self.intercept)] + offsets
                                 + [str(r) for r in self.random])) or "1"
         lhs = deparse(self.response) + " " if self.response is not None else ""
         return f"{lhs}~ {rhs}"
@@ -187,7 +239,7 @@ class Formula:
 # ---------------------------------------------------------------- tokenizer
 
 class Token(NamedTuple):
-    kind: str        # "name", "number", "op" or "end"
+    kind: str        # "name", "number", "string", "op" or "end"
     text: str        # the operator, or the name without backquotes
     start: int
     end: int
@@ -198,7 +250,8 @@ _TOKEN_RE = re.compile(r"""
   | (?P<number>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>(?:[A-Za-z_]|\.(?![0-9]))[A-Za-z0-9._]*)
   | (?P<quoted>`[^`]*`?)
-  | (?P<op>\|\||[~+\-*/^:|(),])
+  | (?P<string>"(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?)
+  | (?P<op>\|\||%[^%\s]*%|==|!=|<=|>=|[~+\-*/^:|(),<>&!=])
 """, re.VERBOSE | re.ASCII)
 
 
@@ -214,6 +267,13 @@ def _token_from(m: re.Match, text: str) -> Token | None:
         if m.group() == "``":
             raise FormulaSyntaxError("empty backquoted name", text, (s, e))
         return Token("name", m.group()[1:-1], s, e)
+    if kind == "string":
+        text_ = m.group()
+        if len(text_) < 2 or text_[-1] != text_[0]:
+            raise FormulaSyntaxError("unterminated string", text, (s, e), f"close it with another {text_[0]}")
+        return Token("string", re.sub(r"\\(.)", r"\1", text_[1:-1]), s, e)
+    if kind == "op" and m.group().startswith("%") and m.group() != "%in%":
+        raise FormulaSyntaxError(f"unknown operator '{m.group()}'", text, (s, e), "the one %...% operator is %in%")
     if kind == "number" and float(m.group()) == float("inf"):
         raise FormulaSyntaxError("number is too large", text, (s, e))
     if kind == "name" and m.group() == ".":
@@ -322,29 +382,54 @@ class _Parser:
         if tok.kind == "number":
             self.advance()
             return Number(float(tok.text), tok.text, (tok.start, tok.end))
+        if tok.kind == "string":
+            self.advance()
+            return Const(tok.text, (tok.start, tok.end))
         if tok.kind != "name":
             return None
         self.advance()
-        is_call = self.at("(") and self.text[tok.start] != "`"
+        quoted = self.text[tok.start] == "`"
+        if tok.text in ("TRUE", "FALSE") and not quoted:
+            return Const(tok.text == "TRUE", (tok.start, tok.end))
+        is_call = self.at("(") and not quoted
         return self.call(tok) if is_call else Name(tok.text, (tok.start, tok.end))
 
     def call(self, name: Token) -> Call:
-        if name.text not in KNOWN_FUNCTIONS:
+        if name.text not in FUNCTIONS:
             self.fail(f"unknown function '{name.text}'", name,
                       _FUNCTION_HINT + f"; if '{name.text}' is a column, add an operator after it")
         self.advance()
-        args = [self.arith()]
+        args = [self.argument()]
         while self.at(","):
             self.advance()
-            args.append(self.arith())
+            args.append(self.argument())
         end = self.expect(")").end
-        if len(args) != 1:
-            raise FormulaSyntaxError(f"{name.text}() takes exactly one argument", self.text,
-                                     (name.start, end))
+        self.check_arguments(name.text, args, (name.start, end))
         return Call(name.text, tuple(args), (name.start, end))
 
+    def argument(self):
+        """One argument of a call: an expression, or name = expression."""
+        tok = self.tok
+        if tok.kind == "name" and self.tokens[self.i + 1].kind == "op" and self.tokens[self.i + 1].text == "=":
+            self.i += 2
+            value = self.arith()
+            return Keyword(tok.text, value, (tok.start, value.span[1]))
+        return self.arith()
+
+    def check_arguments(self, func: str, args: list, span: Span) -> None:
+        """The count of positional arguments and the names of keyword ones, as FUNCTIONS lists them."""
+        fewest, most, keywords = FUNCTIONS[func]
+        positional = [a for a in args if not isinstance(a, Keyword)]
+        for a in args:
+            if isinstance(a, Keyword) and a.name not in keywords:
+                what = f"takes {', '.join(k + ' =' for k in keywords)}" if keywords else "takes no named arguments"
+                raise FormulaSyntaxError(f"{func}() has no argument '{a.name}' (it {what})", self.text, a.span)
+        if not fewest <= len(positional) <= most:
+            count = "exactly one argument" if most == 1 else f"{fewest} to {most} arguments"
+            raise FormulaSyntaxError(f"{func}() takes {count}", self.text, span)
+
     def arith(self):
-        """Arithmetic expression (inside I() and function arguments)."""
+        """An R expression inside a call: arithmetic, comparisons, & | ! and %in%."""
         return self.climb(_ARITH_OPS, 1, self.arith_primary)
 
     def unary(self, table: dict, min_prec: int, primary) -> UnaryOp:
@@ -355,6 +440,8 @@ class _Parser:
     def arith_primary(self):
         if self.at("-", "+"):  # binds looser than ^ only: -x^2 is -(x^2)
             return self.unary(_ARITH_OPS, _ARITH_OPS["^"][0], self.arith_primary)
+        if self.at("!"):       # binds looser than comparisons: !x > 3 is !(x > 3)
+            return self.unary(_ARITH_OPS, _NOT_PREC + 1, self.arith_primary)
         if self.at("("):
             self.advance()
             inner = self.arith()
@@ -404,6 +491,7 @@ class _Terms:
     terms: list
     intercept: bool | None = None     # None: not mentioned
     random: list = field(default_factory=list)
+    offsets: list = field(default_factory=list)
 
 
 def _key(factors) -> frozenset:
@@ -431,8 +519,13 @@ class _Expander:
         raise FormulaSyntaxError(message, self.text, node.span, hint)
 
     def expand(self, node) -> _Terms:
+        if isinstance(node, Call) and node.func == "offset":
+            return _Terms([], offsets=[node.args[0]])
         if isinstance(node, (Name, Call)):
             return _Terms([(node,)])
+        if isinstance(node, Const):
+            self.fail("a text or logical value has no meaning in a formula", node,
+                      "compare inside I(), e.g. I(x > 3)")
         if isinstance(node, Number):
             return self.number(node)
         if isinstance(node, BinOp) and node.op in ("|", "||"):
@@ -457,7 +550,8 @@ class _Expander:
             return self.subtract(left, self.expand(right))
         right = self.expand(node.right)
         intercept = left.intercept if right.intercept is None else right.intercept
-        return _Terms(_unique(left.terms + right.terms), intercept, left.random + right.random)
+        return _Terms(_unique(left.terms + right.terms), intercept, left.random + right.random,
+                      left.offsets + right.offsets)
 
     def subtract(self, left: _Terms, right: _Terms) -> _Terms:
         if right.random:
@@ -465,7 +559,7 @@ class _Expander:
         drop = {_key(t) for t in right.terms}
         # "- 1" removes the intercept; "- 0" restores it
         intercept = left.intercept if right.intercept is None else not right.intercept
-        return _Terms([t for t in left.terms if _key(t) not in drop], intercept, left.random)
+        return _Terms([t for t in left.terms if _key(t) not in drop], intercept, left.random, left.offsets)
 
     def operand(self, node) -> _Terms:
         """Expand one side of : * / ^, which must be ordinary terms."""
@@ -477,6 +571,8 @@ class _Expander:
                       "add it with '+' instead")
         if result.intercept is not None:
             self.fail("0 or 1 cannot be part of an interaction", node)
+        if result.offsets:
+            self.fail("offset() cannot be part of an interaction", node, "add it with '+' instead")
         return result
 
     def product(self, node: BinOp) -> _Terms:
@@ -485,7 +581,7 @@ class _Expander:
             return _Terms(self.power(left, node.right))
         right = self.operand(node.right).terms
         crossed = [a + b for a in left for b in right]
-        if node.op == ":":
+        if node.op in (":", "%in%"):    # a %in% b is a:b in a formula (terms.formula)
             return _Terms(_unique(crossed))
         if node.op == "*":
             return _Terms(_unique(left + right + crossed))
@@ -506,17 +602,28 @@ class _Expander:
         lhs = self.expand(node.left)
         if lhs.random:
             self.fail("random-effect terms cannot be nested", lhs.random[0])
+        if lhs.offsets:
+            self.fail("offset() belongs in the fixed part, not in a random-effect term", node)
         intercept = lhs.intercept is not False
         if not lhs.terms and not intercept:
             self.fail("random-effect term has no terms left of '|'", node, "use (1 | g) or (x | g)")
-        terms = tuple(FixedTerm(t) for t in _ordered(lhs.terms))
-        return [RandomTerm(terms, intercept, g, node.op == "|", node.span)
-                for g in self.groups(node.right)]
+        order = _variable_order(node.left)
+        terms = tuple(FixedTerm(t) for t in _ordered(lhs.terms, order))
+        out = []
+        for cols, label in self.groups(node.right):
+            if node.op == "|":
+                out.append(RandomTerm(terms, intercept, cols, True, node.span, label))
+                continue
+            # lme4 1.1-31's expandDoubleVerts: (a + b || g) is (1|g) + (0 + a|g) + (0 + b|g)
+            out += [RandomTerm((), True, cols, True, node.span, label)] if intercept else []
+            out += [RandomTerm((t,), False, cols, True, node.span, label) for t in terms]
+        return out
 
     def groups(self, node) -> list:
-        """Grouping factors: g -> [(g,)]; a:b -> [(a, b)]; a/b -> [(a,), (b, a)] as lme4 names."""
+        """Grouping factors as (columns, lme4's label): g -> [((g,), "g")]; a:b -> [((a, b), "a:b")];
+        a/b -> [((a,), "a"), ((b, a), "b:a")]; a/b/c adds ((c, b, a), "c:(b:a)") as lme4 deparses it."""
         if isinstance(node, Name):
-            return [(node.name,)]
+            return [((node.name,), node.name)]
         if isinstance(node, BinOp) and node.op in ("|", "||"):
             self.fail("random-effect terms cannot be nested", node)
         if not isinstance(node, BinOp) or node.op not in (":", "/"):
@@ -524,12 +631,40 @@ class _Expander:
                       "e.g. (1 | Subject), (1 | batch/cask)")
         left, right = self.groups(node.left), self.groups(node.right)
         if node.op == ":":
-            return [a + b for a in left for b in right]
-        return left + [b + left[-1] for b in right]
+            return [(a + b, f"{la}:{_nested(lb)}") for a, la in left for b, lb in right]
+        last, last_label = left[-1]
+        return left + [(b + last, f"{lb}:{_nested(last_label)}") for b, lb in right]
 
 
-def _ordered(terms: list) -> list:
-    """R's terms() order: by interaction order, stable by first appearance."""
+def _nested(label: str) -> str:
+    """The right operand of ':' as R deparses it: parenthesised when it is itself an interaction."""
+    return f"({label})" if ":" in label else label
+
+
+def _variable_order(node) -> dict:
+    """Each variable's position in order of first appearance, skipping random-effect terms and offsets
+    (R's terms.formula orders the variables of an interaction so: a:b and b:a are both labelled by it)."""
+    order: dict = {}
+
+    def walk(e):
+        if isinstance(e, BinOp) and e.op in ("|", "||") or isinstance(e, Call) and e.func == "offset":
+            return
+        if isinstance(e, (Name, Call)):
+            order.setdefault(deparse(e), len(order))
+        elif isinstance(e, BinOp):
+            walk(e.left)
+            walk(e.right)
+        elif isinstance(e, UnaryOp):
+            walk(e.operand)
+
+    walk(node)
+    return order
+
+
+def _ordered(terms: list, order: dict) -> list:
+    """R's terms() order: by interaction order, stable by first appearance; the variables of each term
+    in the formula's variable order."""
+    terms = [tuple(sorted(t, key=lambda f: order.get(deparse(f), len(order)))) for t in terms]
     return sorted(terms, key=len)
 
 
@@ -563,5 +698,6 @@ def parse_formula(text: str) -> Formula:
     if parser.tok.kind != "end":
         parser.unexpected()
     result = _Expander(text).expand(rhs)
-    fixed = tuple(FixedTerm(t) for t in _ordered(result.terms))
-    return Formula(text, response, fixed, result.intercept is not False, tuple(result.random))
+    fixed = tuple(FixedTerm(t) for t in _ordered(result.terms, _variable_order(rhs)))
+    return Formula(text, response, fixed, result.intercept is not False, tuple(result.random),
+                   tuple(result.offsets))

@@ -48,12 +48,26 @@ PARSE_CASES = [
     dict(text="y ~ x + (1 + x|g)", fixed=["x"], random=[("g", ["x"], True, True)]),
     dict(text="y ~ x + (0 + x|g)", fixed=["x"], random=[("g", ["x"], False, True)]),
     dict(text="y ~ x + (x - 1|g)", fixed=["x"], random=[("g", ["x"], False, True)]),
-    dict(text="y ~ x + (x||g)", fixed=["x"], random=[("g", ["x"], True, False)]),
+    # lme4 1.1-31's expandDoubleVerts: one term per part, each its own correlated block
+    dict(text="y ~ x + (x||g)", fixed=["x"], random=[("g", [], True, True), ("g", ["x"], False, True)]),
+    dict(text="y ~ (f + x||g)", fixed=[],
+         random=[("g", [], True, True), ("g", ["f"], False, True), ("g", ["x"], False, True)]),
+    dict(text="y ~ (0 + x||g)", fixed=[], random=[("g", ["x"], False, True)]),
+    # interactions take their variables in the order they first appear (terms.formula)
+    dict(text="m ~ meanses * cses + sector * cses",
+         fixed=["meanses", "cses", "sector", "meanses:cses", "cses:sector"], response="m"),
+    dict(text="y ~ b %in% a", fixed=["b:a"]),
+    dict(text="y ~ b:a + a", fixed=["a", "b:a"]),
+    dict(text="y ~ I(x > 3) + I(g %in% c('a', \"b\")) + poly(x, 2, raw = TRUE) + log(x, 10)",
+         fixed=['I(x > 3)', 'I(g %in% c("a", "b"))', 'poly(x, 2, raw = TRUE)', 'log(x, 10)']),
+    dict(text="y ~ I(!a & b | c != 2) + abs(size-15) + I(pi * x)",
+         fixed=["I(!a & b | c != 2)", "abs(size - 15)", "I(pi * x)"]),
     dict(text="y ~ (1|a:b)", fixed=[], random=[("a:b", [], True, True)]),
     dict(text="strength ~ (1|batch/cask)", fixed=[], response="strength",
          random=[("batch", [], True, True), ("cask:batch", [], True, True)]),
     dict(text="y ~ (1|a/b/c)", fixed=[],
-         random=[("a", [], True, True), ("b:a", [], True, True), ("c:b:a", [], True, True)]),
+         random=[("a", [], True, True), ("b:a", [], True, True), ("c:(b:a)", [], True, True)]),
+    dict(text="y ~ (1|a/(b:c))", fixed=[], random=[("a", [], True, True), ("b:c:a", [], True, True)]),
     dict(text="y ~ (1|g) + x + (x*z|h)", fixed=["x"],
          random=[("g", [], True, True), ("h", ["x", "z", "x:z"], True, True)]),
     dict(text="`reaction time` ~ `day n` + (1|Subject)", fixed=["`day n`"],
@@ -101,7 +115,14 @@ ERROR_CASES = [
     dict(text="y ~ x:(1|g)", span=(6, 11), msg="interaction"),
     dict(text="y ~ x - (1|g)", span=(8, 13), msg="cannot be removed"),
     dict(text="y ~ (a+b)^x", span=(10, 11), msg="whole number"),
-    dict(text="y ~ log(x, 2)", span=(4, 13), msg="exactly one argument"),
+    dict(text="y ~ sqrt(x, 2)", span=(4, 14), msg="exactly one argument"),
+    dict(text="y ~ poly(x, 2, 3)", span=(4, 17), msg="1 to 2 arguments"),
+    dict(text="y ~ poly(x, 2, rwa = TRUE)", span=(15, 25), msg="no argument 'rwa'"),
+    dict(text="y ~ x + 'a'", span=(8, 11), msg="text or logical"),
+    dict(text="y ~ I(g == 'a)", span=(11, 14), msg="unterminated string"),
+    dict(text="y ~ a %o% b", span=(6, 9), msg="unknown operator"),
+    dict(text="y ~ x:offset(z)", span=(6, 15), msg="offset() cannot"),
+    dict(text="y ~ (offset(z)|g)", span=(4, 17), msg="fixed part"),
     dict(text="y ~ ()", span=(5, 6), msg="missing before ')'"),
     dict(text="a + b ~ x", span=(0, 5), msg="response"),
     dict(text="y ~ .", span=(4, 5), msg="'.'"),
@@ -181,7 +202,8 @@ def test_columns_and_spans():
 
 STR_CASES = [
     ("Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (Days | Subject)"),
-    ("y~0+x+(0+x||g)", "y ~ 0 + x + (0 + x || g)"),
+    ("y~0+x+(0+x||g)", "y ~ 0 + x + (0 + x | g)"),
+    ("y ~ x + offset(log(n)) + (1|a/b/c)", "y ~ x + offset(log(n)) + (1 | a) + (1 | b:a) + (1 | c:(b:a))"),
     ("y ~ (1|batch/cask)", "y ~ (1 | batch) + (1 | cask:batch)"),
     ("y ~ a*b", "y ~ a + b + a:b"),
     ("y ~ -1", "y ~ 0"),
@@ -225,4 +247,22 @@ def test_structured_formulas_round_trip(pieces):
         f = parse_formula(text)
     except FormulaSyntaxError:
         return
-    assert parse_formula(str(f)) == f
+    # the same model; within an interaction R orders variables by first appearance, which a term
+    # removed with '-' can set (y ~ a - a + x*a labels a:x, its text y ~ x + a + a:x labels x:a)
+    assert _as_sets(parse_formula(str(f))) == _as_sets(f)
+
+
+def _as_sets(f):
+    return ([frozenset(deparse(e) for e in t.factors) for t in f.fixed], f.intercept,
+            [(r.group, r.intercept, [frozenset(deparse(e) for e in t.factors) for t in r.terms]) for r in f.random])
+
+
+def test_offsets_are_kept_apart_from_terms():
+    f = parse_formula("y ~ x + offset(log(n)) + offset(z) + (1|g)")
+    assert labels(f) == ["x"] and f.intercept
+    assert [deparse(e) for e in f.offsets] == ["log(n)", "z"]
+    assert f.columns() == {"y", "x", "n", "z", "g"}
+
+
+def test_pi_is_a_constant_not_a_column():
+    assert parse_formula("y ~ I(pi * x) + sin(x)").columns() == {"y", "x"}

@@ -1,7 +1,7 @@
 """The layering holds: each package imports only packages of its own or earlier layers.
 
 errors, formula, results, distributions -> io -> design -> engine -> aggregate -> inference -> predict
--> fit, lm, compare, glmm -> render -> cli.
+-> fit, lm, compare, glmm, analysis, batch -> render -> cli.
 The engine never imports formula or design (it sees sufficient statistics, not formulas).
 Only cli imports typer; only render and cli import rich; nothing imports cli.
 """
@@ -24,7 +24,7 @@ LAYERS = [
     {"aggregate"},
     {"inference"},
     {"predict"},
-    {"fit", "lm", "compare", "glmm", "analysis"},
+    {"fit", "lm", "compare", "glmm", "analysis", "batch"},
     {"render"},
     {"cli"},
 ]

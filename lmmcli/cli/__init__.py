@@ -1,6 +1,6 @@
 """The `lmm` command: a thin typer layer over the library, one module per command family.
 
-app.py holds what the commands share; fit.py, predict.py, plot.py and simulate.py register their commands on
+app.py holds what the commands share; fit.py, predict.py, plot.py, simulate.py and analysis.py register their commands on
 import. This package is the only place that knows stdout, stderr and exit codes; nothing imports it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from lmmcli.cli.app import app
-from lmmcli.cli import fit, predict, plot, simulate  # noqa: F401,I001  (each registers its commands on app, in --help order)
+from lmmcli.cli import fit, predict, plot, simulate, analysis  # noqa: F401,I001  (each registers its commands on app, in --help order)
 
 __all__ = ["app", "main"]
 

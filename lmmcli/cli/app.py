@@ -16,6 +16,9 @@ try:
     from typing import Annotated, List, Optional
 
     import typer
+
+    from lmmcli.cli.help import LmmCommand, examples_epilog
+    from lmmcli.cli.output import OutFormat, format_help
 except KeyboardInterrupt:  # Ctrl-C while starting up (importing typer is most of the start): no traceback
     sys.stderr.write("error: interrupted\n")
     raise SystemExit(130)
@@ -24,17 +27,12 @@ app = typer.Typer(
     name="lmm",
     help="Fit and report linear mixed models with lme4's formulas: lmm fit data.csv \"y ~ x + (x|g)\"",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 EXIT_STRICT = 3
-
-
-class Format(str, Enum):
-    table = "table"
-    json = "json"
 
 
 class CiMethod(str, Enum):
@@ -50,17 +48,6 @@ class DfMethod(str, Enum):
     none = "none"
 
 
-class RowsFormat(str, Enum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-class PredictFormat(str, Enum):
-    csv = "csv"
-    json = "json"
-
-
 class IntervalKind(str, Enum):
     confidence = "confidence"
     prediction = "prediction"
@@ -71,10 +58,10 @@ DataArg = Annotated[str, typer.Argument(metavar="DATA", show_default=False,
                                         help="CSV, TSV or Parquet file ('-' reads CSV from standard input)")]
 FormulaArg = Annotated[str, typer.Argument(metavar="FORMULA", show_default=False,
                                            help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')]
-OptDataArg = Annotated[Optional[str], typer.Argument(metavar="[DATA]", show_default=False,
+OptDataArg = Annotated[Optional[str], typer.Argument(metavar="DATA", show_default=False,
                                                      help="CSV, TSV or Parquet file the model is fitted to "
                                                           "(not with --model)")]
-OptFormulaArg = Annotated[Optional[str], typer.Argument(metavar="[FORMULA]", show_default=False,
+OptFormulaArg = Annotated[Optional[str], typer.Argument(metavar="FORMULA", show_default=False,
                                                         help="lme4 formula (not with --model)")]
 Ml = Annotated[bool, typer.Option("--ml", help="fit by maximum likelihood instead of REML")]
 Factor = Annotated[Optional[List[str]], typer.Option("--factor", metavar="COL", show_default=False,
@@ -87,6 +74,10 @@ Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 if the 
 Level = Annotated[float, typer.Option("--level", help="level of the intervals")]
 Model = Annotated[Optional[Path], typer.Option("--model", metavar="FILE", show_default=False,
                                                help="a saved model (lmm fit ... --save FILE): no data, no refit")]
+FormatOpt = Annotated[Optional[OutFormat], typer.Option("--format", "-f", show_default=False,
+                                                       help=format_help(OutFormat.table))]
+CsvFormatOpt = Annotated[Optional[OutFormat], typer.Option("--format", "-f", show_default=False,
+                                                          help=format_help(OutFormat.csv))]
 Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
                                              help="random seed (same seed, same result)")]
 
@@ -132,11 +123,29 @@ def guarded(fn):
     return command
 
 
-def command(name: str | None = None, **kwargs):
-    """Register a guarded command on the app: `@command()` over a plain function of its options."""
-    return lambda fn: app.command(name, **kwargs)(guarded(fn))
+def command(name: str | None = None, examples: tuple[str, ...] = (), **kwargs):
+    """Register a guarded command on the app: `@command(examples=...)` over a plain function of its options."""
+    return lambda fn: app.command(name, **command_settings(examples), **kwargs)(guarded(fn))
+
+
+def command_settings(examples) -> dict:
+    """What every command is registered with: lmm's help layout and its Examples section."""
+    return {"cls": LmmCommand, "epilog": examples_epilog(list(examples)) if examples else None}
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        import platform
+
+        from lmmcli import __version__
+
+        sys.stdout.write(f"lmm {__version__} (Python {platform.python_version()})\n")
+        raise typer.Exit(0)
 
 
 @app.callback()
-def root():
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="print lmm's version and exit")] = False,
+):
     """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""

@@ -26,16 +26,6 @@ def parse_refs(refs: Optional[List[str]]) -> dict:
     return out
 
 
-def emit(text: str, output: Optional[Path], inputs=()) -> None:
-    """Write text to stdout, or atomically to the output file."""
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from lmmcli.io.write import write_text
-
-    write_text(str(output), text, inputs)
-
-
 def note(message: str) -> None:
     """A note for the user on stderr (never mixed into the output)."""
     sys.stderr.write(f"note: {message}\n")
@@ -88,19 +78,6 @@ def terminal_width() -> int:
     import shutil
 
     return shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 100
-
-
-def emit_report(result, format, table, output: Optional[Path], data: str, strict: bool) -> None:
-    """A result (FitResult, LmResult, CompareResult) as JSON or as table(result, width, color); then its
-    warnings on stderr."""
-    from lmmcli.render import tables as render
-
-    if format.value == "json":
-        text = render.to_json(result.to_dict())
-    else:
-        text = table(result, width=terminal_width(), color=use_color(output))
-    emit(text, output, inputs=(data,))
-    echo_warnings(result.warnings, strict)
 
 
 def stderr_is_terminal() -> bool:
@@ -156,3 +133,13 @@ def model_state(data, formula, model, ml, factor, ref):
         fm, df = read_and_fit(data, formula, ml, factor, ref)
         state, frame = state_from_fit(fm), (df, source_name(data), data)
     return state, state.summary.get("warnings", []), frame
+
+
+def emit(text: str, output: Optional[Path], inputs=()) -> None:
+    """Text already rendered, to stdout (no -o, or -o -) or atomically to the file."""
+    if output is None or str(output) == "-":
+        sys.stdout.write(text)
+        return
+    from lmmcli.io.write import write_text
+
+    write_text(str(output), text, inputs)

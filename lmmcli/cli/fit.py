@@ -8,21 +8,39 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, Format, FormulaArg, Level, Ml, Output, Ref, Seed,
+from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
                             Strict, command)
-from lmmcli.cli.common import emit_report, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.by import fit_by_command
+from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
-FitFormat = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
+
+def fit_shown(report, mixed: bool, correlation: bool | None = None) -> Shown:
+    """A fit's report in every format: lme4's summary, its JSON document, broom.mixed's tidy() rows.
+
+    correlation: the summary's fixed-effects correlation table (None: for p <= 12, as lme4)."""
+    from lmmcli.render import formats, tables
+
+    table = partial(tables.fit_table, correlation=correlation) if mixed else tables.lm_table
+    return Shown(f"lmm fit: {report.formula}", report.to_dict, lambda: formats.tidy_rows(report),
+                 lambda width, color: table(report, width=width, color=color), lines=lambda: [report.to_dict()],
+                 columns=formats.TIDY_COLUMNS)
 
 
-@command()
+@command(examples=(
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --ci profile --df kenward-roger',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o tidy.csv     # broom.mixed tidy() rows',
+    'lmm fit sleepstudy.csv "Reaction ~ Days + (1|Subject)" --save model.json',
+    'lmm fit gpa.csv "gpa ~ occasion + (1|student)" --by sex -f ndjson',
+))
 def fit(
     data: DataArg,
     formula: FormulaArg,
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: FitFormat = Format.table,
+    format: FormatOpt = None,
     df: Annotated[DfMethod, typer.Option(
         "--df", help="df and p-values of the fixed effects: satterthwaite (lmerTest's default), kenward-roger "
                      "(REML fits; adjusted standard errors), residual (n - p), none")] = DfMethod.satterthwaite,
@@ -37,18 +55,32 @@ def fit(
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
-    correlation: Annotated[Optional[bool], typer.Option(
-        "--correlation/--no-correlation", show_default=False,
-        help="show the fixed effects' correlation table (default: only up to 12 fixed effects, as lme4)")] = None,
+    correlation: Annotated[bool, typer.Option(
+        "--correlation", help="show the fixed effects' correlation table whatever their number "
+                              "(by default only up to 12 fixed effects, as lme4)")] = False,
+    by: Annotated[Optional[str], typer.Option(
+        "--by", metavar="COL", show_default=False,
+        help="fit the model to the rows of each value of COL (in parallel): a report per value, then a summary; "
+             "CSV/NDJSON rows carry a `by` field")] = None,
+    jobs: Annotated[Optional[int], typer.Option(
+        "--jobs", "-j", metavar="N", show_default=False, help="--by: fit in N processes (default: every core)")] = None,
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default)."""
+    from lmmcli.errors import UsageError
     from lmmcli.fit import analyze
-    from lmmcli.render import tables as render
 
+    fmt = choose_format(format, output, OutFormat.table)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
         check_options(ci.value, level, nsim)
+    if by is not None:
+        if save is not None:
+            raise UsageError("--save keeps one model; with --by there is one per value")
+        return fit_by_command(data, formula, by, ml, factor, ref, fmt, output, strict, df.value,
+                              ci.value if ci else None, level, nsim, seed, jobs)
+    if jobs is not None:
+        raise UsageError("--jobs is for --by: one fit runs in one process")
     fm, _ = read_and_fit(data, formula, ml, factor, ref)
     if save is not None:
         save_model(fm, save, data)
@@ -56,11 +88,14 @@ def fit(
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
         note(message)
-    table = partial(render.fit_table, correlation=correlation) if analysis.mixed else render.lm_table
-    emit_report(analysis.report, format, table, output, data, strict)
+    write(fit_shown(analysis.report, analysis.mixed, correlation or None), fmt, output, inputs=(data,))
+    echo_warnings(analysis.report.warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm compare sleepstudy.csv "Reaction ~ Days + (1|Subject)" "Reaction ~ Days + (Days|Subject)"',
+    'lmm compare sleepstudy.csv "Reaction ~ 1 + (1|Subject)" "Reaction ~ Days + (1|Subject)" -f json',
+))
 def compare(
     data: DataArg,
     formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,
@@ -71,16 +106,20 @@ def compare(
                            "effects, otherwise exit code 2")] = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: FitFormat = Format.table,
+    format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
     from lmmcli.compare import compare as run_compare
-    from lmmcli.render import tables as render
+    from lmmcli.render import formats, tables
 
+    fmt = choose_format(format, output, OutFormat.table)
     refs = parse_refs(ref)
     df, source = load_data(data)
     result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
                          source=source)
-    emit_report(result, format, render.compare_table, output, data, strict)
+    shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
+                  lambda width, color: tables.compare_table(result, width=width, color=color))
+    write(shown, fmt, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)

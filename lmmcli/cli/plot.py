@@ -58,7 +58,11 @@ def _plot_command(kind, data, formula, output, terminal, level, x, highlight, se
     echo_warnings(result.warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm plot ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o ranef.png',
+    'lmm plot fitted sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o fitted.svg',
+    'lmm plot ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --terminal',
+))
 def plot(
     kind: Annotated[PlotKind, typer.Argument(
         show_default=False, help="ranef (caterpillar of the random effects), fitted (each group's data and "

@@ -8,9 +8,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (Factor, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg, Output, PredictFormat,
-                            Ref, RowsFormat, Strict, app, command, guarded)
-from lmmcli.cli.common import echo_warnings, emit, load_data, model_state, terminal_width, use_color
+from lmmcli.cli.app import (CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
+                            Output, Ref, Strict, app, command, command_settings, guarded)
+from lmmcli.cli.common import echo_warnings, load_data, model_state
+from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
 
 def rows_to_predict(data, model, newdata, fitted_frame):
@@ -41,25 +42,20 @@ def prediction_notes(p, to_json: bool) -> None:
         sys.stderr.write(f"note: {p.interval} intervals at level {p.level:g}: {p.interval_method}\n")
 
 
-def emit_predictions(p, format, output: Optional[Path], inputs) -> None:
-    """CSV (default) or JSON to stdout / -o FILE; -o FILE.parquet writes Parquet (atomically)."""
-    from lmmcli.render import tables as render
-    from lmmcli.io.read import PARQUET_EXT
+def predictions_shown(p) -> Shown:
+    """Predictions in every format: one row per input row; the interval method in the Parquet metadata."""
+    from lmmcli.render.tables import rows_table
 
-    if output is not None and output.suffix.lower() in PARQUET_EXT:
-        import pyarrow.parquet as pq
-
-        from lmmcli.io.write import atomic_write
-        from lmmcli.predict.predict import predictions_arrow
-
-        table = predictions_arrow(p)
-        atomic_write(str(output), lambda fh: pq.write_table(table, fh), inputs)
-        return
-    text = render.to_json(p.to_dict()) if format == PredictFormat.json else render.rows_to_csv(p.rows())
-    emit(text, output, inputs)
+    return Shown("lmm predict", p.to_dict, p.rows, lambda width, color: rows_table(p.rows(), "Predictions",
+                                                                                  width, color),
+                 metadata=p.header())
 
 
-@command()
+@command(examples=(
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --keep Subject',
+    'lmm predict sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --newdata new.csv --interval prediction',
+    "lmm predict --model model.json --newdata new.csv -o predictions.parquet",
+))
 def predict(
     data: OptDataArg = None,
     formula: OptFormulaArg = None,
@@ -76,41 +72,46 @@ def predict(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: Annotated[PredictFormat, typer.Option(
-        "--format", "-f", help="csv or json; -o FILE.parquet writes Parquet")] = PredictFormat.csv,
+    format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
 ):
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
     from lmmcli.predict.predict import predict as run_predict
 
+    fmt = choose_format(format, output, OutFormat.csv)
     state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
     df, source, path = rows_to_predict(data, model, newdata, frame)
     p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                     level=level, keep=tuple(keep or ()), source=source)
-    emit_predictions(p, format, output, inputs=(path,))
-    prediction_notes(p, format == PredictFormat.json and output is None)
+    write(predictions_shown(p), fmt, output, inputs=(path,))
+    prediction_notes(p, fmt == OutFormat.json and is_stdout(output))
     echo_warnings(warnings, strict)
 
 
-def emit_effects(effects, format: RowsFormat, output: Optional[Path], inputs) -> None:
-    """A ranef.Effects report as a table, JSON or CSV."""
-    from lmmcli.render import tables as render
+RANEF_EXAMPLES = (
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm ranef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" -o ranef.parquet',
+    "lmm ranef --model model.json --format csv --level 0.9",
+)
+COEF_EXAMPLES = (
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+    'lmm coef sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --format markdown',
+)
 
-    if format == RowsFormat.json:
-        text = render.to_json(effects.to_dict())
-    elif format == RowsFormat.csv:
-        text = render.rows_to_csv(effects.records())
-    else:
-        text = render.effects_table(effects.rows, effects.title, effects.level, width=terminal_width(),
-                                    color=use_color(output))
-    emit(text, output, inputs)
+
+def effects_shown(effects) -> Shown:
+    """ranef/coef rows in every format."""
+    from lmmcli.render.tables import effects_table
+
+    return Shown(effects.title, effects.to_dict, effects.records,
+                 lambda width, color: effects_table(effects.rows, effects.title, effects.level, width, color))
 
 
 def effects_command(kind: str):
     """The `lmm ranef` or `lmm coef` command: the same arguments and options, ranef.effects(kind)."""
 
-    def command(
+    def run(
         data: OptDataArg = None,
         formula: OptFormulaArg = None,
         model: Model = None,
@@ -118,20 +119,23 @@ def effects_command(kind: str):
         ml: Ml = False,
         factor: Factor = None,
         ref: Ref = None,
-        format: Annotated[RowsFormat, typer.Option("--format", "-f", help="table, json or csv")] = RowsFormat.table,
+        format: FormatOpt = None,
         output: Output = None,
         strict: Strict = False,
     ):
         from lmmcli.predict.ranef import effects
 
+        fmt = choose_format(format, output, OutFormat.table)
         state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
-        emit_effects(effects(state, kind, level), format, output, inputs=(data,))
+        write(effects_shown(effects(state, kind, level)), fmt, output, inputs=(data,))
         echo_warnings(warnings, strict)
 
-    return guarded(command)
+    return guarded(run)
 
 
 app.command("ranef", help="Random effects: conditional modes, conditional sds and intervals "
-                          "(lme4's ranef(condVar = TRUE)).")(effects_command("ranef"))
+                          "(lme4's ranef(condVar = TRUE)).",
+            **command_settings(RANEF_EXAMPLES))(effects_command("ranef"))
 app.command("coef", help="Group-specific coefficients, fixed + random effects (lme4's coef()), "
-                         "with approximate intervals.")(effects_command("coef"))
+                         "with approximate intervals.",
+            **command_settings(COEF_EXAMPLES))(effects_command("coef"))

@@ -7,18 +7,25 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import Factor, Ml, OptFormulaArg, Output, Ref, Seed, Strict, command
-from lmmcli.cli.common import echo_warnings, emit, read_and_fit
+from lmmcli.cli.app import CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
+from lmmcli.cli.common import echo_warnings, read_and_fit
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
-def _write_csv(columns: dict, output: Optional[Path], inputs=()) -> None:
-    """A data frame (or a dict of columns) as CSV on stdout or atomically to the file."""
+def _write_columns(columns, fmt: OutFormat, output: Optional[Path], inputs=()) -> None:
+    """A data frame (or a dict of columns) in the chosen format on stdout or atomically to the file."""
     import pandas as pd
 
-    emit(pd.DataFrame(columns).to_csv(index=False), output, inputs)
+    from lmmcli.render.tables import rows_table
+
+    frame = pd.DataFrame(columns)
+    rows = lambda: frame.to_dict("records")  # noqa: E731
+    shown = Shown("lmm simulate", lambda: {"rows": rows()}, rows,
+                  lambda width, color: rows_table(rows(), "Simulated data", width, color))
+    write(shown, fmt, output, inputs)
 
 
-def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output):
+def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, fmt, output):
     """`lmm simulate --groups ...`: the simulated columns as CSV."""
     from lmmcli.errors import UsageError
     from lmmcli.predict.simulate import SimSpec, parse_fixed, simulate_spec
@@ -27,10 +34,10 @@ def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, 
         raise UsageError("give DATA FORMULA to simulate from a fitted model, or a specification: "
                          "--groups, --per-group, --sd-group and --sd-resid (and --fixed)")
     spec = SimSpec(groups, per_group, parse_fixed(fixed), sd_group, sd_resid, sd_slope, cor)
-    _write_csv(simulate_spec(spec, seed), output)
+    _write_columns(simulate_spec(spec, seed), fmt, output)
 
 
-def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict):
+def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict):
     """`lmm simulate DATA FORMULA`: the data with columns sim_1..sim_N as CSV."""
     from lmmcli.errors import UsageError
     from lmmcli.predict.simulate import sim_columns, simulate_model
@@ -40,15 +47,19 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, outp
     fm, df = read_and_fit(data, formula, ml, factor, ref)
     sims = simulate_model(fm, nsim, seed, use_u)
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
-    _write_csv(df.to_pandas().assign(**cols), output, inputs=(data,))
+    _write_columns(df.to_pandas().assign(**cols), fmt, output, inputs=(data,))
     echo_warnings(fm.result().warnings, strict)
 
 
-@command()
+@command(examples=(
+    'lmm simulate --groups 100 --per-group 3 --fixed "2 + 0.5*x" --sd-group 0.5 --sd-resid 0.25 --seed 1',
+    'lmm simulate sleepstudy.csv "Reaction ~ Days + (Days|Subject)" --nsim 100 --seed 1 -o sims.parquet',
+))
 def simulate(
     data: Annotated[Optional[str], typer.Argument(
-        metavar="[DATA]", show_default=False, help="with FORMULA: simulate new responses from this fitted model")] = None,
-    formula: OptFormulaArg = None,
+        metavar="DATA", show_default=False, help="with FORMULA: simulate new responses from this fitted model")] = None,
+    formula: Annotated[Optional[str], typer.Argument(
+        metavar="FORMULA", show_default=False, help="lme4 formula of the model to simulate from")] = None,
     nsim: Annotated[int, typer.Option(
         "--nsim", help="from a model: number of simulated responses (sim_1..sim_N)")] = 1,
     use_u: Annotated[bool, typer.Option(
@@ -70,12 +81,14 @@ def simulate(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
 ):
-    """Simulate data as CSV: from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
+    """Simulate data (CSV by default): from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
     from lmmcli.errors import UsageError
 
+    fmt = choose_format(format, output, OutFormat.csv)
     spec_given = any(v is not None for v in (groups, per_group, sd_group, sd_resid)) or sd_slope or cor
     if data is not None and spec_given:
         raise UsageError("simulate either from DATA FORMULA or from --groups/--per-group/--sd-* options, not both")
@@ -84,5 +97,5 @@ def simulate(
         raise UsageError("--nsim, --use-u, --ml, --factor and --ref are for simulating from DATA FORMULA, "
                          "not from a specification")
     if data is None:
-        return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, output)
-    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, output, strict)
+        return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, fmt, output)
+    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict)

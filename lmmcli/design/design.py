@@ -1,10 +1,12 @@
-"""Formula + data (a Frame, or a pandas DataFrame) -> Design: the response y, the fixed-effects matrix X, one ReBlock per random term.
+"""Formula + data (a Frame, or a pandas DataFrame) -> Design: the response y, the fixed-effects matrix X,
+one ReBlock per random term, and the prior weights and offset.
 
-Columns are coded and named as R's model.matrix names them (treatment contrasts, reference = first
-level in sorted order, interactions with the first factor varying fastest), because users compare
-our output with lme4's line by line. What is learned from the fitting data (factor levels, the
-centre and scale of `scale()`, the columns kept) is kept in a ModelSpec, so the same columns can be
-built for new data (predictions, saved models).
+As lmer's model.frame: every variable (a column, log(x), poly(x, 2), factor(g), I(x > 3), ...) is
+evaluated over all rows first, so scale(), poly(), ns() and bs() learn from every row where their
+argument is present; then the rows where any variable is missing (NA, or NaN such as sqrt(-1)) are
+dropped. Columns are coded and named as R's model.matrix does (matrices.py). What is learned from
+the fitting data (factor levels, transformation coefficients, contrasts, the columns kept) is kept in
+a ModelSpec, so the same columns can be built for new data (predictions, saved models).
 """
 
 from __future__ import annotations
@@ -15,26 +17,30 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmmcli.design import checks
+from lmmcli.design.evaluate import Evaluator, factor_is_numeric, is_factor, is_logical
+from lmmcli.design.levels import group_codes, sorted_levels, text_order
+from lmmcli.design.matrices import factor_codes, model_columns, term_columns  # noqa: F401  (re-exported)
+from lmmcli.design.transforms import CONTRASTS
 from lmmcli.errors import DataError, ModelSpecError
-from lmmcli.io.frame import as_frame, infer_kind, missing
-from lmmcli.formula import BinOp, Call, FixedTerm, Formula, Name, Number, RandomTerm, UnaryOp, deparse
-from lmmcli.design.levels import group_codes, is_factor_column, is_number, sorted_levels, value_labels
+from lmmcli.formula import Formula, Name, RandomTerm, deparse, names_in
+from lmmcli.io.frame import as_frame, missing
 
-NUMERIC_FUNCS = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt}
 ALIAS_TOL = 1e-9
 SPARSE_GRAM_MIN, SPARSE_GRAM_FILL = 200, 0.05   # a sparse A'A for this many columns, at most this fill
+LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 
 @dataclass(frozen=True)
 class ReBlock:
     """One random-effects term: rows' level codes, its model-matrix columns, and its theta layout."""
 
-    group: str                 # grouping factor label, e.g. "Subject" or "cask:batch"
+    group: str                 # grouping factor label, e.g. "Subject", "cask:batch" or "c:(b:a)"
     terms: tuple[str, ...]     # column names, e.g. ("(Intercept)", "Days")
     levels: tuple[str, ...]    # level labels, codes index into this
     codes: np.ndarray          # (n,) int level index of each row
     Z: np.ndarray              # (n, p) model-matrix columns of this term
-    correlated: bool = True    # False for (x || g): only the diagonal of T is free
+    correlated: bool = True    # False: only the diagonal of T is free
+    name: str = ""             # lme4's VarCorr name: the group, then group.1, group.2 for its later terms
 
     @property
     def p(self) -> int:
@@ -57,7 +63,7 @@ class VarInfo:
     """One variable of the model: a numeric expression, or a factor with its levels (reference first)."""
 
     label: str
-    kind: str                          # "numeric" or "factor"
+    kind: str                          # "numeric", "matrix" (poly, ns, bs) or "factor"
     levels: tuple[str, ...] = ()
 
 
@@ -72,6 +78,9 @@ class ModelSpec:
     refs: dict[str, str] = field(default_factory=dict)
     fixed_names: list[str] = field(default_factory=list)      # columns of X after dropping aliased ones
     aliased: list[str] = field(default_factory=list)
+    transforms: dict = field(default_factory=dict)            # poly/ns/bs coefficients by expression
+    contrasts: dict[str, str] = field(default_factory=dict)   # factor label -> contrast kind (fixed part)
+    weights: str | None = None                                # the --weights column
 
 
 @dataclass
@@ -86,6 +95,8 @@ class Design:
     rows: np.ndarray                   # positions in the input data of the rows used
     n_input: int
     warnings: list[str] = field(default_factory=list)
+    weights: np.ndarray | None = None  # prior weights (residual variance sigma^2 / w)
+    offset: np.ndarray | None = None   # the summed offset() terms, a known part of the linear predictor
 
     @property
     def n(self) -> int:
@@ -100,63 +111,7 @@ class Design:
         return self.spec.fixed_names
 
 
-# -- evaluation of expressions ---------------------------------------------------------------
-class Evaluator:
-    """Evaluates formula expressions on a Frame's columns (never with eval)."""
-
-    def __init__(self, df, spec_scale: dict | None = None):
-        self.df = as_frame(df)
-        self.scale_state = {} if spec_scale is None else spec_scale
-        self.learn = spec_scale is None
-
-    def numeric(self, e) -> np.ndarray:
-        """The expression's values as floats."""
-        if isinstance(e, Name):
-            col = self.df[e.name]
-            if not is_number(col):
-                raise DataError(f"column '{e.name}' is not numeric, so it cannot be used in arithmetic")
-            return col.astype(float)
-        if isinstance(e, Number):
-            return np.full(len(self.df), float(e.value))
-        if isinstance(e, UnaryOp):
-            v = self.numeric(e.operand)
-            return -v if e.op == "-" else v
-        if isinstance(e, BinOp):
-            return _arith(e.op, self.numeric(e.left), self.numeric(e.right))
-        if isinstance(e, Call):
-            return self._call(e)
-        raise ModelSpecError(f"cannot evaluate '{deparse(e)}'")
-
-    def _call(self, e: Call) -> np.ndarray:
-        """log, exp, sqrt, I and scale."""
-        if len(e.args) != 1:
-            raise ModelSpecError(f"{e.func}() takes one argument", span=e.span)
-        x = self.numeric(e.args[0])
-        if e.func == "I":
-            return x
-        if e.func == "scale":
-            return self._scale(deparse(e), x)
-        with np.errstate(all="ignore"):
-            return NUMERIC_FUNCS[e.func](x)
-
-    def _scale(self, key: str, x: np.ndarray) -> np.ndarray:
-        """Centre and scale by the fitting data's mean and sd (remembered for new data)."""
-        if self.learn:
-            sd = float(np.std(x, ddof=1)) if len(x) > 1 else 1.0
-            self.scale_state[key] = (float(np.mean(x)), sd if sd > 0 else 1.0)
-        if key not in self.scale_state:
-            raise ModelSpecError(f"no stored centre and scale for '{key}'")
-        c, s = self.scale_state[key]
-        return (x - c) / s
-
-
-def _arith(op, a, b):
-    """Arithmetic with R's meaning of ^ (power)."""
-    with np.errstate(all="ignore"):
-        return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}[op](a, b)
-
-
-# -- learning the spec -----------------------------------------------------------------------
+# -- the variables ---------------------------------------------------------------------------
 def predictor_terms(formula: Formula):
     """Every term whose variables are predictors: fixed terms, then the left sides of random terms."""
     yield from formula.fixed
@@ -164,19 +119,55 @@ def predictor_terms(formula: Formula):
         yield from rt.terms
 
 
-def learn_variables(formula: Formula, df, factor_columns, refs) -> dict[str, VarInfo]:
-    """Decide for each variable whether it is numeric or a factor, and the factor's levels."""
-    out: dict[str, VarInfo] = {}
+def variable_exprs(formula: Formula) -> dict:
+    """label -> expression of every predictor variable, in order of appearance."""
+    out = {}
     for term in predictor_terms(formula):
         for e in term.factors:
-            label = deparse(e)
-            if label in out:
-                continue
-            if isinstance(e, Name) and is_factor_column(df[e.name], e.name in factor_columns):
-                out[label] = VarInfo(label, "factor", _with_ref(e.name, sorted_levels(df[e.name]), refs))
-            else:
-                out[label] = VarInfo(label, "numeric")
+            out.setdefault(deparse(e), e)
     return out
+
+
+def variable_kinds(formula: Formula, df, forced: set) -> dict[str, VarInfo]:
+    """Each variable as numeric, matrix (several columns) or factor (its levels are learned later)."""
+    out = {}
+    for label, e in variable_exprs(formula).items():
+        if is_factor(e, df, forced):
+            out[label] = VarInfo(label, "factor", LOGICAL_LEVELS if is_logical(e, df) else ())
+        elif getattr(e, "func", None) in ("poly", "ns", "bs"):
+            out[label] = VarInfo(label, "matrix")
+        else:
+            out[label] = VarInfo(label, "numeric")
+    return out
+
+
+def learn_levels(variables: dict, exprs: dict, ev: Evaluator, refs: dict) -> list[str]:
+    """Fill in each factor's levels from the rows kept (R drops unused levels); notes for a level named
+    "". A factor left with one level is an error, as in R (a logical keeps FALSE and TRUE)."""
+    notes = []
+    for label, info in variables.items():
+        if info.kind != "factor":
+            continue
+        if info.levels == LOGICAL_LEVELS:   # R codes a logical as factor(x, levels = c(FALSE, TRUE))
+            info.levels = _with_ref(label, LOGICAL_LEVELS, refs)
+            continue
+        e = exprs[label]
+        present = {v for v in ev.labels(e).tolist()}
+        numeric = factor_is_numeric(e, ev.df, ev.forced) or isinstance(e, Name) and ev.df[e.name].dtype.kind in "iuf"
+        if numeric:
+            levels = tuple(sorted(present, key=float))
+        elif isinstance(e, Name) and ev.df.orders.get(e.name) is not None:
+            levels = tuple(c for c in ev.df.orders[e.name] if c in present)
+        else:
+            levels = tuple(sorted(present, key=text_order))
+        if len(levels) < 2:
+            raise DataError(f"'{label}' has only one level ('{levels[0] if levels else ''}') in the rows used: "
+                            "contrasts can be applied only to factors with 2 or more levels",
+                            hint="drop it from the formula, or check the rows dropped for missing values")
+        if "" in levels:
+            notes.append(f"factor '{label}' has a level named \"\" (empty text is a value, as in R's read.csv)")
+        info.levels = _with_ref(label, levels, refs)
+    return notes
 
 
 def _with_ref(col: str, levels: tuple[str, ...], refs: dict[str, str]) -> tuple[str, ...]:
@@ -192,63 +183,147 @@ def _with_ref(col: str, levels: tuple[str, ...], refs: dict[str, str]) -> tuple[
     return (ref,) + tuple(v for v in levels if v != ref)
 
 
-# -- model matrices --------------------------------------------------------------------------
-def _factor_codes(df, e, info: VarInfo) -> np.ndarray:
-    """Row codes into info.levels; a value not among the levels is an error."""
-    labels = value_labels(df[e.name])
-    index = {lv: i for i, lv in enumerate(info.levels)}
-    codes = np.fromiter((index.get(v, -1) for v in labels), dtype=np.int64, count=len(labels))
-    if (codes < 0).any():
-        bad = labels[np.argmax(codes < 0)]
-        raise DataError(f"level '{bad}' of '{e.name}' was not in the data the model was fitted to")
-    return codes
+def resolve_contrasts(contrasts: dict | None, variables: dict) -> dict[str, str]:
+    """--contrasts as {factor label: kind}: the key "" applies to every factor; unknown names and kinds
+    are errors."""
+    contrasts = dict(contrasts or {})
+    for label, kind in contrasts.items():
+        if kind not in CONTRASTS:
+            raise ModelSpecError(f"--contrasts: unknown kind '{kind}'", hint="use one of " + ", ".join(CONTRASTS))
+        if label and (label not in variables or variables[label].kind != "factor"):
+            raise ModelSpecError(f"--contrasts {label}={kind}: '{label}' is not a factor of the model")
+    default = contrasts.pop("", "treatment")
+    return {label: contrasts.get(label, default) for label, info in variables.items()
+            if info.kind == "factor" and contrasts.get(label, default) != "treatment"}
 
 
-def term_columns(term: FixedTerm, present: set, spec: ModelSpec, ev: Evaluator):
-    """The model-matrix columns of one term: [(name, values)], R's contrast rule and column order."""
-    cols = [("", None)]     # None: the empty product, so a one-factor term costs no multiplication
-    labels = [deparse(f) for f in term.factors]
-    for e, label in zip(term.factors, labels):
-        info = spec.variables[label]
-        if info.kind == "numeric":
-            parts = [(label, ev.numeric(e))]
-        else:
-            margin = frozenset(lb for lb in labels if lb != label)
-            contrast = margin in present
-            codes = _factor_codes(ev.df, e, info)
-            use = info.levels[1:] if contrast else info.levels
-            start = 1 if contrast else 0
-            parts = [(label + lv, (codes == k + start).astype(float)) for k, lv in enumerate(use)]
-        # the first factor varies fastest: new parts go in the outer loop
-        cols = [(_join(n1, n2), v2 if v1 is None else v1 * v2) for n2, v2 in parts for n1, v1 in cols]
-    return cols
+# -- the model frame: evaluate, then drop incomplete rows --------------------------------------
+def _model_frame(formula: Formula, variables: dict, exprs: dict, ev: Evaluator, weights: str | None):
+    """(response, offset, weights, missing mask, notes) over all rows; evaluating learns the transforms."""
+    y = ev.numeric(formula.response)
+    bad = np.isnan(y)
+    notes = _nan_notes(formula.response, y, ev)
+    for label, info in variables.items():
+        e = exprs[label]
+        if info.kind == "factor":
+            bad |= np.array([v is None for v in ev.labels(e).tolist()])
+            continue
+        gone = np.isnan(ev.matrix(e)[1]).any(axis=1)
+        bad |= gone
+        notes += _nan_notes(e, gone, ev)
+    offset = None
+    for e in formula.offsets:
+        v = ev.numeric(e)
+        offset = v if offset is None else offset + v
+        bad |= np.isnan(v)
+    for rt in formula.random:
+        for g in rt.group:
+            bad |= missing(ev.df[g])
+    w = None
+    if weights is not None:
+        w = ev.numeric(Name(weights))
+        bad |= np.isnan(w)
+    return y, offset, w, bad, notes
 
 
-def _join(a: str, b: str) -> str:
-    return b if not a else f"{a}:{b}"
+def _nan_notes(e, values, ev: Evaluator) -> list[str]:
+    """A note when an expression is NaN (sqrt(-1), log(-1)) where its columns are present: R drops those rows."""
+    gone = np.isnan(values) if values.dtype.kind == "f" else values
+    for col in names_in(e):
+        if col in ev.df.columns:
+            gone = gone & ~missing(ev.df[col])
+    k = int(gone.sum())
+    if not k:
+        return []
+    return [f"{k} row{'s' if k > 1 else ''} dropped where {deparse(e)} is not a number (NaN), as R drops them"]
 
 
-def _term_set(terms, intercept: bool) -> set:
-    """The labels' sets of each term (for R's contrast rule); the empty set stands for the intercept."""
-    present = {frozenset(deparse(f) for f in t.factors) for t in terms}
-    if intercept:
-        present.add(frozenset())
-    return present
+def _check_weights(w: np.ndarray, name: str, rows: np.ndarray):
+    """lme4's rule: negative weights are an error. Zero weights would make lme4's REML criterion
+    infinite (it includes -sum(log w)); their rows carry no information and are dropped with a note."""
+    neg = w[rows] < 0
+    if neg.any():
+        raise DataError(f"negative weights are not allowed: '{name}' is {w[rows][neg][0]:.15g} in row "
+                        f"{int(rows[neg][0]) + 1} of the data")
+    if not np.all(np.isfinite(w[rows])):
+        raise DataError(f"the weights '{name}' must be finite")
+    zero = w[rows] == 0
+    if not zero.any():
+        return rows, []
+    k = int(zero.sum())
+    return rows[~zero], [f"{k} row{'s' if k > 1 else ''} with weight 0 dropped (they carry no information)"]
 
 
-def model_columns(terms, intercept: bool, spec: ModelSpec, ev: Evaluator):
-    """Names and matrix of an intercept plus terms."""
-    present = _term_set(terms, intercept)
-    names, cols = [], []
-    if intercept:
-        names.append("(Intercept)")
-        cols.append(np.ones(len(ev.df)))
-    for t in terms:
-        for name, v in term_columns(t, present, spec, ev):
-            names.append(name)
-            cols.append(v)
-    X = np.column_stack(cols) if cols else np.zeros((len(ev.df), 0))
-    return names, X
+def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str = "the data",
+                 weights: str | None = None, contrasts: dict | None = None) -> Design:
+    """Check, clean and encode the data for this formula (the design step of lmer)."""
+    refs = dict(refs or {})
+    df = as_frame(df)
+    check_columns(formula, df, source)
+    for col in refs:
+        if col not in df.columns:
+            raise ModelSpecError(f"--ref names column '{col}', which is not in {source}")
+    if weights is not None and weights not in df.columns:
+        raise ModelSpecError(f"--weights names column '{weights}', which is not in {source}")
+    checks.check_formula_columns(formula)
+    checks.check_response(formula, df)
+    if formula.response is None:
+        raise ModelSpecError("the formula has no response (left of '~')", text=formula.text, span=(0, 1))
+    used = sorted(formula.columns() | ({weights} if weights else set()))
+    frame = df.select(used)
+    forced = set(factor_columns)
+    exprs = variable_exprs(formula)
+    variables = variable_kinds(formula, frame, forced)
+    ev = Evaluator(frame, forced=forced)
+    y, offset, w, bad, notes = _model_frame(formula, variables, exprs, ev, weights)
+    rows = np.flatnonzero(~bad)
+    if w is not None:
+        rows, more = _check_weights(w, weights, rows)
+        notes += more
+    n_input = len(df)
+    if len(rows) == 0:
+        raise DataError("no rows are left after dropping rows with missing values in the model's columns")
+    kept = ev if len(rows) == n_input else ev.take(rows)
+    checks.check_refs(refs, formula, variables)
+    notes += learn_levels(variables, exprs, kept, refs)
+    spec = ModelSpec(formula, variables, ev.scale_state, tuple(factor_columns), refs,
+                     transforms=ev.transforms, contrasts=resolve_contrasts(contrasts, variables), weights=weights)
+    y = y[rows]
+    names, X = model_columns(formula.fixed, formula.intercept, spec, kept, fixed=True)
+    checks.check_values(deparse(formula.response), y, names, X, rows)
+    X, warnings = _drop_aliased(spec, names, X)
+    blocks = [random_block(rt, spec, kept) for rt in formula.random]
+    blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
+    blocks = _varcorr_names(blocks)
+    warnings += checks.check_random_effects(blocks, rows)
+    dropped = n_input - len(rows)
+    if dropped:
+        warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")
+    return Design(spec, deparse(formula.response), y, X, blocks, rows, n_input, notes + warnings,
+                  None if w is None else w[rows], None if offset is None else offset[rows])
+
+
+def _varcorr_names(blocks: list) -> list:
+    """lme4's VarCorr names: a grouping factor's second and later terms are group.1, group.2, ..."""
+    from dataclasses import replace
+
+    seen: dict = {}
+    out = []
+    for blk in blocks:
+        k = seen.get(blk.group, 0)
+        seen[blk.group] = k + 1
+        out.append(replace(blk, name=blk.group if k == 0 else f"{blk.group}.{k}"))
+    return out
+
+
+# -- random terms ----------------------------------------------------------------------------
+def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
+    """One ReBlock: the term's columns, its grouping factor and its theta layout."""
+    names, Z = model_columns(rt.terms, rt.intercept, spec, ev)
+    if not names:
+        raise ModelSpecError(f"random term '({rt.group_label})' has no columns", span=rt.span)
+    codes, levels = group_codes(ev.df, rt.group)
+    return ReBlock(rt.group_label, tuple(names), levels, codes, Z, rt.correlated)
 
 
 def _gram(A: np.ndarray) -> np.ndarray:
@@ -304,17 +379,6 @@ def aliased_columns(X: np.ndarray) -> list[int]:
     return drop
 
 
-# -- random terms ----------------------------------------------------------------------------
-def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
-    """One ReBlock: the term's columns, its grouping factor and its theta layout."""
-    names, Z = model_columns(rt.terms, rt.intercept, spec, ev)
-    if not names:
-        raise ModelSpecError(f"random term '({rt.group_label})' has no columns", span=rt.span)
-    codes, levels = group_codes(ev.df, rt.group)
-    return ReBlock(rt.group_label, tuple(names), levels, codes, Z, rt.correlated)
-
-
-# -- the whole design ------------------------------------------------------------------------
 def check_columns(formula: Formula, df, source: str = "the data") -> None:
     """Every referenced column exists; otherwise say which, where, and what it might have been."""
     df = as_frame(df)
@@ -341,44 +405,6 @@ def complete_rows(df, columns) -> np.ndarray:
     return np.flatnonzero(~bad)
 
 
-def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str = "the data") -> Design:
-    """Check, clean and encode the data for this formula (the design step of lmer)."""
-    refs = dict(refs or {})
-    df = as_frame(df)
-    check_columns(formula, df, source)
-    for col in refs:
-        if col not in df.columns:
-            raise ModelSpecError(f"--ref names column '{col}', which is not in {source}")
-    checks.check_formula_columns(formula)
-    checks.check_response(formula, df)
-    used = sorted(formula.columns())
-    rows = complete_rows(df, used)
-    n_input = len(df)
-    # infer_kind: a TRUE/FALSE column that had missing values is boolean again once they are gone
-    picked = df.select(used).take(rows)
-    clean = picked.with_columns({c: infer_kind(picked[c]) for c in used})
-    if len(clean) == 0:
-        raise DataError("no rows are left after dropping rows with missing values in the model's columns")
-    variables = learn_variables(formula, clean, set(factor_columns), refs)
-    checks.check_refs(refs, formula, variables)
-    spec = ModelSpec(formula, variables, {}, tuple(factor_columns), refs)
-    ev = Evaluator(clean)
-    if formula.response is None:
-        raise ModelSpecError("the formula has no response (left of '~')", text=formula.text, span=(0, 1))
-    y = ev.numeric(formula.response)
-    names, X = model_columns(formula.fixed, formula.intercept, spec, ev)
-    spec.scale_state = ev.scale_state
-    checks.check_values(deparse(formula.response), y, names, X, rows)
-    X, warnings = _drop_aliased(spec, names, X)
-    blocks = [random_block(rt, spec, ev) for rt in formula.random]
-    blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
-    warnings += checks.check_random_effects(blocks, rows)
-    dropped = n_input - len(clean)
-    if dropped:
-        warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")
-    return Design(spec, deparse(formula.response), y, X, blocks, rows, n_input, warnings)
-
-
 def _drop_aliased(spec: ModelSpec, names: list[str], X: np.ndarray):
     """(X without its aliased columns, [lme4's rank-deficiency warning]); records the kept and dropped
     names in spec."""
@@ -392,8 +418,17 @@ def _drop_aliased(spec: ModelSpec, names: list[str], X: np.ndarray):
 
 
 def fixed_matrix(spec: ModelSpec, df) -> np.ndarray:
-    """X for new rows, with the fitting data's levels, scaling and kept columns."""
-    ev = Evaluator(as_frame(df), spec.scale_state)
-    names, X = model_columns(spec.formula.fixed, spec.formula.intercept, spec, ev)
+    """X for new rows, with the fitting data's levels, transformations, contrasts and kept columns."""
+    ev = Evaluator.for_spec(spec, as_frame(df))
+    names, X = model_columns(spec.formula.fixed, spec.formula.intercept, spec, ev, fixed=True)
     keep = [names.index(nm) for nm in spec.fixed_names]
     return X[:, keep]
+
+
+def offset_values(spec: ModelSpec, df) -> np.ndarray:
+    """The summed offset() terms for new rows (zeros when the formula has none)."""
+    ev = Evaluator.for_spec(spec, as_frame(df))
+    out = np.zeros(len(ev.df))
+    for e in spec.formula.offsets:
+        out = out + ev.numeric(e)
+    return out

@@ -170,9 +170,11 @@ def _restart_until_stable(fun, opt: OptSummary, lower, runs: list[OptRun]) -> Op
     for _ in range(MAX_RESTARTS):
         new = minimize_theta(fun, opt.theta, lower, step=_restart_step(opt.theta))
         runs.append(OptRun("restart", new.feval, new.fmin, new.return_code))
-        if not _better(new, opt):
-            break      # confirmed; the first point is kept (a gain below RESTART_RTOL is a flat direction's drift)
-        opt = _keep(new, opt)
+        improved = _better(new, opt)
+        if new.fmin < opt.fmin:
+            opt = _keep(new, opt)     # even a gain below RESTART_RTOL: the objective may be noisy (cancellation)
+        if not improved:
+            break
     return opt
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.design.design import Evaluator, term_columns
+from lmmcli.design.matrices import coding
 from lmmcli.formula import deparse
 from lmmcli.io.frame import as_frame, infer_kind
 
@@ -72,21 +73,19 @@ def fitting_frame(design, df):
 def term_layout(design, df) -> TermLayout:
     """The term of each of X's columns (R's assign) and the over-parameterised rdX, from the fitting rows."""
     spec, formula = design.spec, design.spec.formula
-    ev = Evaluator(fitting_frame(design, df), spec.scale_state)
-    present = {frozenset(deparse(f) for f in t.factors) for t in formula.fixed}
-    if formula.intercept:
-        present.add(frozenset())
+    ev = Evaluator.for_spec(spec, fitting_frame(design, df))
+    codes = coding(formula.fixed, formula.intercept, spec)      # R's contrasts-or-indicators per factor
     index = {name: j for j, name in enumerate(design.fixed_names)}
     terms, rd_cols, rd_names = [], [], []
     if formula.intercept:
         rd_cols.append(np.ones(design.n))
         rd_names.append("(Intercept)")
-    for t in formula.fixed:
+    for t, code in zip(formula.fixed, codes):
         labels = [deparse(f) for f in t.factors]
-        names = [nm for nm, _ in term_columns(t, present, spec, ev)]
-        numerics = frozenset(lb for lb in labels if spec.variables[lb].kind == "numeric")
+        names = [nm for nm, _ in term_columns(t, code, spec, ev)]
+        numerics = frozenset(lb for lb in labels if spec.variables[lb].kind != "factor")
         terms.append(Term(t.label, frozenset(labels), numerics, tuple(index[nm] for nm in names if nm in index)))
-        for nm, v in term_columns(t, set(), spec, ev):
+        for nm, v in term_columns(t, [False] * len(t.factors), spec, ev):
             rd_names.append(nm)
             rd_cols.append(np.ones(design.n) if v is None else v)
     rdX = np.column_stack(rd_cols) if rd_cols else np.zeros((design.n, 0))

@@ -1,8 +1,8 @@
 """Read a data file (CSV, TSV, Parquet, or CSV on stdin) into a Frame (numpy columns; no pandas).
 
 Values are typed as R's read.csv types them: numbers (quoted or not, 'Inf' included) are numbers,
-TRUE/FALSE (and T/F, true/false) are booleans, everything else stays text; 'NA' and empty fields
-are missing. Column names are kept as written (the formula can backquote them), except that
+TRUE/FALSE (and T/F, true/false) are booleans, everything else stays text; 'NA' is missing, and so
+is an empty field except in a text column, where it is the value "" (read.csv's rule). Column names are kept as written (the formula can backquote them), except that
 duplicates get R's suffixes (x, x.1) and an empty name becomes 'X'.
 
 CSV goes through pyarrow's multithreaded reader, straight into numpy columns; pandas is the fallback
@@ -206,10 +206,28 @@ def _arrow_read(src, sep, names, encoding, columns, newlines_in_values=False, as
     table = pacsv.read_csv(_rewound(src), read, parse, convert)
     if encoding == "utf-8" and any(pa.types.is_binary(f.type) for f in table.schema):
         raise _Latin1()
+    table = _blank_text(table, src, read, parse)
     odd = [f.name for f in table.schema if not _r_type(pa, f.type)]
     if odd and not as_text:
         return _arrow_read(src, sep, names, encoding, columns, newlines_in_values, as_text=odd)
     return _to_frame(table), encoding
+
+
+def _blank_text(table, src, read, parse):
+    """read.csv's rule for empty fields: NA in numeric and logical columns, but the value "" in a text
+    column (where only "NA" is missing). Text columns with missing entries are read again so."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) and table.column(f.name).null_count]
+    if not text:
+        return table
+    convert = pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True, include_columns=text,
+                                   column_types={n: pa.string() for n in text})
+    again = pacsv.read_csv(_rewound(src), read, parse, convert)
+    for name in text:
+        table = table.set_column(table.schema.get_field_index(name), name, again.column(name))
+    return table
 
 
 def _r_type(pa, t) -> bool:
@@ -328,6 +346,14 @@ def _pandas_read(src, sep, names, encoding, label, columns):
                          false_values=FALSE_STRINGS, low_memory=False)
     except (pd.errors.ParserError, ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot parse {label}: {_first_line(exc)}") from exc
+    text = [c for c in df.columns if (df[c].dtype == object or pd.api.types.is_string_dtype(df[c].dtype))
+            and df[c].isna().any()
+            and not df[c].dropna().map(lambda v: isinstance(v, bool)).all()]
+    if text:   # as _blank_text: "" is a value of a text column
+        again = pd.read_csv(_rewound(src), sep=sep, header=0, names=names, usecols=text, encoding=encoding,
+                            keep_default_na=False, na_values=["NA"], dtype=str, low_memory=False)
+        for c in text:
+            df[c] = again[c].where(again[c].notna(), None)
     return as_frame(df)
 
 

@@ -134,7 +134,7 @@ def _grid_frame(used, spec, x_name: str, xs: np.ndarray):
 def _random_columns(fm, grid, group: str) -> list[tuple[int, np.ndarray]]:
     """(block index, Z columns on the grid) for each random term of `group`."""
     spec = fm.design.spec
-    ev = Evaluator(grid, spec.scale_state)
+    ev = Evaluator.for_spec(spec, grid)
     out = []
     for rt in fm.formula.random:
         if rt.group_label != group:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import Evaluator, ModelSpec, complete_rows, fixed_matrix, model_columns
+from lmmcli.design.design import Evaluator, ModelSpec, complete_rows, fixed_matrix, model_columns, offset_values
 from lmmcli.distributions import interval_z
 from lmmcli.errors import DataError, ModelSpecError, UsageError
 from lmmcli.formula import names_in
@@ -155,7 +155,7 @@ def needed_columns(spec: ModelSpec, population: bool, random_terms: bool | None 
     terms = list(f.fixed)
     if random_terms or (random_terms is None and not population):
         terms += [t for rt in f.random for t in rt.terms]
-    cols = set().union(set(), *(names_in(e) for t in terms for e in t.factors))
+    cols = set().union(set(), *(names_in(e) for t in terms for e in t.factors), *(names_in(e) for e in f.offsets))
     if not population:
         cols |= {g for rt in f.random for g in rt.group}
     return sorted(cols)
@@ -201,7 +201,7 @@ class _TermRows:
 def term_rows(state: ModelState, df, groups: bool = True) -> list[_TermRows]:
     """Z columns (design.model_columns with the term's own terms) and level codes for every term
     (all -1, no level known, when groups is False: population predictions)."""
-    ev = Evaluator(df, state.spec.scale_state)
+    ev = Evaluator.for_spec(state.spec, df)
     out = []
     for t in state.terms:
         rt = state.formula.random[t.index]
@@ -263,7 +263,7 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
     sub = df.take(rows)
     X = fixed_matrix(state.spec, sub)
     parts = term_rows(state, sub, groups=not population) if need_z else []
-    eta = X @ state.beta
+    eta = X @ state.beta + offset_values(state.spec, sub)
     zb, new = _random_part(parts, len(sub))
     pred = eta if population else eta + zb
     out = Predictions(_spread(pred, rows, len(df)), population, kept={k: _column_values(df[k]) for k in keep})

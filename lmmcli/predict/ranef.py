@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from lmmcli.distributions import interval_z
+from lmmcli.errors import ModelSpecError
 from lmmcli.predict.predict import ModelState
 from lmmcli.results import RandomEffect
 
@@ -112,5 +113,9 @@ KINDS = {
 
 def effects(state: ModelState, kind: str, level: float = 0.95) -> Effects:
     """ranef (kind 'ranef') or coef (kind 'coef') of a model as an Effects report."""
+    if not state.terms:
+        what = "random effects" if kind == "ranef" else "group-specific coefficients"
+        raise ModelSpecError(f"the model has no random terms, so there are no {what}",
+                             hint='add a random term such as (1 | group) to the formula, or use lmm fit')
     key, title, rows = KINDS[kind]
     return Effects(key, title, level, rows(state, level))

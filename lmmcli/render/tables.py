@@ -6,10 +6,10 @@ import io
 import json
 
 from rich import box
-from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from lmmcli.render.layout import fit_to_width, natural_width
 from lmmcli.results import FitResult, clean
 
 
@@ -314,11 +314,16 @@ def summary_renderables(r: FitResult, extra_sections=(), correlation: bool | Non
 
 # -- output formats --------------------------------------------------------------------------
 def to_text(renderables, width: int = 100, color: bool = False) -> str:
-    """Render rich objects to a string (deterministic: fixed width, no colour unless asked)."""
+    """Render rich objects to a string (deterministic: fixed width, no colour unless asked). Tables wider than
+    width are wrapped, never cut (layout.fit_to_width)."""
+    from rich.console import Console
+
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None,
-                      highlight=False)
-    console.print(Group(*renderables))
+    for part in fit_to_width(renderables, width):
+        w = max(width, natural_width(part)) if isinstance(part, Table) else width
+        console = Console(file=buf, width=w, force_terminal=color, color_system="standard" if color else None,
+                          highlight=False)
+        console.print(part)
     return buf.getvalue()
 
 
@@ -408,6 +413,29 @@ def effects_table(rows, title: str, level: float, width: int = 100, color: bool 
     """ranef/coef rows (ranef.EffectRow) as a table: group, level, term, estimate, std. error, interval."""
     pct = f"{100 * level:g}%"
     t = _table("Group", "Level", "Term", "Estimate", "Std. Error", f"lower {pct}", f"upper {pct}", title=title)
+    t.label_columns = 3
     for r in rows:
         t.add_row(r.group, r.level, r.term, fmt(r.estimate), fmt(r.std_error), fmt(r.conf_low), fmt(r.conf_high))
     return to_text([t], width, color)
+
+
+def rows_table(rows: list[dict], title: str | None = None, width: int = 100, color: bool = False) -> str:
+    """Flat rows as a table: text columns left, numbers right (4 significant digits, as the summaries)."""
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    numeric = {n for n in names if all(isinstance(row.get(n), (int, float)) and not isinstance(row.get(n), bool)
+                                       or row.get(n) is None for row in rows)}
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    if title:
+        t.title, t.title_justify, t.title_style, t.min_width = title, "left", "bold", len(title)
+    for n in names:
+        t.add_column(n, justify="right" if n in numeric else "left")
+    t.label_columns = next((i for i, n in enumerate(names) if n in numeric), 1) or 1
+    for row in clean(rows):
+        t.add_row(*(_cell(row.get(n)) for n in names))
+    return to_text([t], width, color)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return ""
+    return fmt(v) if isinstance(v, float) else str(v)

@@ -119,10 +119,9 @@ def test_nested_grouping_labels():
     assert d.blocks[0].levels[:3] == ("u:a", "u:b", "u:c")
 
 
-def test_uncorrelated_is_one_block_with_diagonal_theta():
+def test_double_bar_is_one_block_per_part_named_as_varcorr():
     d = design("y ~ x + (x||g)")
-    (blk,) = d.blocks
-    assert not blk.correlated and blk.theta_index() == [(0, 0), (1, 1)]
+    assert [(b.group, b.name, b.terms) for b in d.blocks] == [("g", "g", ("(Intercept)",)), ("g", "g.1", ("x",))]
 
 
 def test_numeric_grouping_column_labels():

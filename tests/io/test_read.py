@@ -40,7 +40,8 @@ TYPING = [
      ["2020-01-01", "2020-01-02"]),
     ("times stay text", "a\n12:00:00\n13:30:00\n", "a", "str", ["12:00:00", "13:30:00"]),
     ("NA and empty are missing in numbers", "a,b\n1,x\nNA,y\n,z\n", "a", "f", [1.0, np.nan, np.nan]),
-    ("NA and empty are missing in text", "a,b\n1,x\n2,NA\n3,\n", "b", "str", ["x", np.nan, np.nan]),
+    # read.csv: only NA is missing in a text column; an empty field is the value "" (quoted or not)
+    ("NA is missing in text, empty is text", "a,b\n1,x\n2,NA\n3,\n4,\"\"\n", "b", "str", ["x", np.nan, "", ""]),
     ("'null' is text, not missing (as R)", "a\nnull\nx\n", "a", "str", ["null", "x"]),
     ("an all-missing column is float", "a,b\nNA,1\n,2\n", "a", "f", [np.nan, np.nan]),
     ("spaces around numbers", "a,b\n1, 2\n3, 4.5\n", "b", "f", [2.0, 4.5]),

@@ -52,7 +52,7 @@ cases <- list(
                       em("job", by = "sex", adjust = "holm"))),
   list(id = "gpa_main", data = "gpa", formula = "gpa ~ job + sex + highgpa + (1 | student)",
        factors = character(0), reml = TRUE, anova = c("3", "2", "1"),
-       emmeans = list(em("sex"), em("job", df = "satterthwaite"))),
+       emmeans = list(em("sex"), em("job", df = "satterthwaite")), ranova = TRUE),
   list(id = "sleep_slope", data = "sleepstudy", formula = "Reaction ~ Days + (Days | Subject)",
        factors = "Subject", reml = TRUE, anova = c("3"), emmeans = list(), ranova = TRUE),
   list(id = "sleep_ml", data = "sleepstudy", formula = "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
@@ -60,7 +60,11 @@ cases <- list(
   list(id = "nested", data = "nested", formula = "y ~ x + (1 | a/b)", factors = "b", reml = TRUE,
        anova = c("3"), emmeans = list(), ranova = TRUE),
   list(id = "twoway_ranova", data = "twoway", formula = "y ~ A + x + (1 + x | g)", factors = "B", reml = TRUE,
-       anova = character(0), emmeans = list(), ranova = TRUE)
+       anova = character(0), emmeans = list(), ranova = TRUE),
+  list(id = "twoway_uncorr", data = "twoway", formula = "y ~ A + B + x + (x || g)", factors = "B", reml = TRUE,
+       anova = c("3", "2"), emmeans = list(em("A", adjust = "none", level = 0.99)), ranova = TRUE),
+  list(id = "twoway_3way", data = "twoway", formula = "y ~ A*B*x + (1 | g)", factors = "B", reml = TRUE,
+       anova = c("3", "2", "1"), emmeans = list(em("B", by = "A", df = "satterthwaite", adjust = "holm")))
 )
 
 # -- helpers --------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Analyses that refit models: tests of random terms (ranova), the side-by-side model table."""

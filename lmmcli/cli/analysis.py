@@ -1,0 +1,181 @@
+"""`lmm anova`, `lmm ranova`, `lmm emmeans`: the analyst's tables after a fit."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, List, Optional
+
+import typer
+
+from lmmcli.cli.app import DataArg, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Strict, command
+from lmmcli.cli.output import OutFormat, Shown, choose_format, write
+from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
+
+
+class AnalysisDf(str, Enum):
+    satterthwaite = "satterthwaite"
+    kenward_roger = "kenward-roger"
+
+
+class Adjust(str, Enum):
+    tukey = "tukey"
+    holm = "holm"
+    bonferroni = "bonferroni"
+    none = "none"
+
+
+Fmt = FormatOpt
+
+
+def split_names(values: Optional[List[str]]) -> list[str]:
+    """--specs A,B (or repeated) as a list of names."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def emit_analysis(result, format, table, rows, output, data: str, strict: bool) -> None:
+    """The result in the chosen format (output.OutFormat; rows(document) for the row formats), to stdout or -o;
+    then the warnings on stderr."""
+    fmt = choose_format(format, output, OutFormat.table)
+    name = type(result).__name__.removesuffix("Result").lower()
+    shown = Shown(f"lmm {name}", result.to_dict, lambda: rows(result.to_dict()),
+                  lambda width, color: table(result, width=width, color=color))
+    write(shown, fmt, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)
+
+
+@command(examples=(
+    'lmm anova gpa.csv "gpa ~ occasion + job + (1|student)"',
+    'lmm anova gpa.csv "gpa ~ occasion * job + (1|student)" --type 2 --df kenward-roger',
+))
+def anova(
+    data: DataArg,
+    formula: FormulaArg,
+    type: Annotated[str, typer.Option("--type", help="hypotheses: 1 (sequential), 2 or 3 (lmerTest's default)")] = "3",
+    df: Annotated[AnalysisDf, typer.Option(
+        "--df", help="denominator df: satterthwaite (lmerTest's default) or kenward-roger (REML fits)")
+    ] = AnalysisDf.satterthwaite,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Fmt = None,
+    output: Output = None,
+    strict: Strict = False,
+):
+    """F tests of the fixed terms, as lmerTest's anova() (type 3, Satterthwaite by default)."""
+    from lmmcli.inference.anova import anova as run, check_options
+    from lmmcli.render.analysis import anova_table
+
+    check_options(type, df.value, not ml)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    emit_analysis(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
+
+
+@command(examples=(
+    'lmm ranova sleepstudy.csv "Reaction ~ Days + (Days|Subject)"',
+))
+def ranova(
+    data: DataArg,
+    formula: FormulaArg,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Fmt = None,
+    output: Output = None,
+    strict: Strict = False,
+):
+    """Likelihood-ratio tests of each random term, as lmerTest's ranova() (slopes reduced, not removed)."""
+    from lmmcli.analysis.ranova import ranova as run
+    from lmmcli.render.analysis import ranova_table
+
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    result = run(fm, frame, tuple(factor or ()), parse_refs(ref))
+    emit_analysis(result, format, ranova_table, lambda d: d["ranova"], output, data, strict)
+
+
+def emmeans_rows(doc: dict) -> list[dict]:
+    """CSV rows: the means (levels as columns), then the contrasts, each with a `contrast` column."""
+    rows = [{"contrast": "", **e.pop("levels"), **e} for e in doc["emmeans"]]
+    for c in doc.get("contrasts", []):
+        rows.append({"contrast": c.pop("contrast"), **c.pop("by", {}), **c})
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    return [{k: r.get(k) for k in keys} for r in rows]
+
+
+@command(examples=(
+    'lmm emmeans gpa.csv "gpa ~ occasion + job + (1|student)" --specs job --pairwise',
+))
+def emmeans(
+    data: DataArg,
+    formula: FormulaArg,
+    specs: Annotated[List[str], typer.Option("--specs", metavar="F[,G]", show_default=False,
+                                             help="factor(s) whose marginal means to estimate")],
+    by: Annotated[Optional[List[str]], typer.Option("--by", metavar="H", show_default=False,
+                                                    help="factor(s) to condition on: means and contrasts within "
+                                                         "each of their levels")] = None,
+    pairwise: Annotated[bool, typer.Option("--pairwise", help="also every pairwise difference of the means")] = False,
+    adjust: Annotated[Adjust, typer.Option("--adjust", help="p-value adjustment of the pairwise contrasts")
+                      ] = Adjust.tukey,
+    df: Annotated[Optional[AnalysisDf], typer.Option(
+        "--df", show_default=False, help="df method: kenward-roger (emmeans' default; REML fits) or satterthwaite "
+                                         "(the default with --ml)")] = None,
+    level: Annotated[float, typer.Option("--level", help="level of the confidence intervals")] = 0.95,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Fmt = None,
+    output: Output = None,
+    strict: Strict = False,
+):
+    """Estimated marginal means and pairwise contrasts, as emmeans (equal weights, covariates at their means)."""
+    from lmmcli.inference.emmeans import check_df, emmeans as run
+    from lmmcli.render.analysis import emmeans_table
+
+    method = check_df(df.value if df else None, not ml)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    result = run(fm, frame, split_names(specs), split_names(by), pairwise, adjust.value, method, level)
+    emit_analysis(result, format, emmeans_table, emmeans_rows, output, data, strict)
+
+
+class ModelTableFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    html = "html"
+    csv = "csv"
+    json = "json"
+
+
+@command("table", examples=(
+    'lmm table gpa.csv "gpa ~ occasion + (1|student)" "gpa ~ occasion + job + (1|student)" -f markdown',
+))
+def model_table(
+    data: DataArg,
+    formulas: Annotated[List[str], typer.Argument(metavar="FORMULA...", show_default=False,
+                                                  help="one or more lme4 formulas, one column each")],
+    ci: Annotated[bool, typer.Option("--ci", help="Wald confidence intervals instead of standard errors")] = False,
+    level: Annotated[float, typer.Option("--level", help="level of the --ci intervals")] = 0.95,
+    df: Annotated[AnalysisDf, typer.Option("--df", help="df of the p-values in the JSON: satterthwaite or "
+                                           "kenward-roger")] = AnalysisDf.satterthwaite,
+    ml: Ml = False,
+    factor: Factor = None,
+    ref: Ref = None,
+    format: Annotated[ModelTableFormat, typer.Option("--format", "-f", help="table, markdown, html, csv or json")
+                      ] = ModelTableFormat.table,
+    output: Output = None,
+    strict: Strict = False,
+):
+    """Several models side by side (as modelsummary): estimates and SEs, random-effect sds, ICC, R², AIC, BIC."""
+    from lmmcli.analysis.model_table import model_table as run
+    from lmmcli.cli.common import load_data
+    from lmmcli.render import model_table as render
+    from lmmcli.render.tables import to_json
+
+    refs = parse_refs(ref)
+    frame, source = load_data(data)
+    result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source)
+    text = {ModelTableFormat.json: lambda: to_json(result.to_dict()),
+            ModelTableFormat.markdown: lambda: render.as_markdown(result),
+            ModelTableFormat.html: lambda: render.as_html(result),
+            ModelTableFormat.csv: lambda: render.as_csv(result),
+            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[format]()
+    emit(text, output, inputs=(data,))
+    echo_warnings(result.warnings, strict)
