@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 from rich import box
 from rich.table import Table
@@ -329,7 +328,9 @@ def to_text(renderables, width: int = 100, color: bool = False) -> str:
 
 def to_json(data) -> str:
     """Exactly one JSON document, full precision, NaN as null."""
-    return json.dumps(clean(data), indent=2, allow_nan=False) + "\n"
+    from lmmcli.render.jsontext import dumps
+
+    return dumps(clean(data)) + "\n"
 
 
 def fit_table(r: FitResult, width: int = 100, color: bool = False, correlation: bool | None = None) -> str:
