@@ -24,6 +24,7 @@ from lmmcli import fit
 from lmmcli import formula
 from lmmcli.engine import optimize
 from lmmcli.engine import pls
+from lmmcli.engine.fit import EngineFit
 from lmmcli.render import tables as render  # noqa: E402
 
 T_IMPORT = time.perf_counter() - T0
@@ -50,12 +51,12 @@ def run(path: str, text: str, repeat: int) -> dict:
     f = formula.parse_formula(text)
     t_read, df = best_of(repeat, lambda: data.read_table(path))
     t_design, des = best_of(repeat, lambda: design.build_design(f, df, source=path))
-    t_setup, model = best_of(repeat, lambda: pls.PlsModel(des.X, des.y, des.blocks, reml=True))
+    t_setup, model = best_of(repeat, lambda: pls.PlsModel.from_rows(des.X, des.y, des.blocks, reml=True))
     t_opt, opt = best_of(repeat, lambda: optimize.fit_theta(model))
     t_eval, _ = best_of(max(repeat, 5), lambda: model.objective(opt.theta))
     t_solve, sol = best_of(repeat, lambda: model.solve(opt.theta))
-    fm = fit.FittedModel(f, des, model, opt, sol)
-    t_result, res = best_of(repeat, fm.result)
+    fm = fit.FittedModel(f, des, EngineFit(model, opt))
+    t_result, res = best_of(repeat, lambda: fit.assemble(fm))
     t_render, _ = best_of(repeat, lambda: render.fit_table(res, width=100, color=False))
     return {
         "rows": int(des.n), "groups": {b.group: b.nlevels for b in des.blocks}, "theta": opt.theta.tolist(),

@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
 from lmmcli.formula import Formula, parse_formula
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import EngineFit
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
-from lmmcli.engine.pls import PlsModel, PlsSolution, split_theta
+from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
-from lmmcli.engine.scaling import optimize_and_solve
 
 SINGULAR_TOL = 1e-4
 
 
 @dataclass
 class FittedModel:
-    """A fitted model: its design, its objective, the optimizer's summary and the solution at the optimum."""
+    """A fitted model: its design, the engine's fit of its cross-products (optimizer summary and solution)."""
 
     formula: Formula
     design: Design
-    model: PlsModel
-    opt: OptSummary
-    sol: PlsSolution
-    theta_scaled: np.ndarray | None = None   # theta in the rescaled units, when scaling.py rescaled the fit
+    engine: EngineFit
+    _result: FitResult | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products the engine fitted (in its stored units)."""
+        return self.engine.cp
+
+    @property
+    def model(self):
+        """The objective, solve and deviance parts in original units (a PlsModel or ScaledModel)."""
+        return self.engine.model
+
+    @property
+    def opt(self) -> OptSummary:
+        return self.engine.opt
+
+    @property
+    def sol(self) -> PlsSolution:
+        return self.engine.sol
+
+    @property
+    def theta_scaled(self) -> np.ndarray | None:
+        """theta in the rescaled units, when scaling.py rescaled the fit."""
+        return self.engine.theta_stored if self.engine.scaled else None
 
     @property
     def reml(self) -> bool:
@@ -39,7 +63,7 @@ class FittedModel:
         """Covariance of beta-hat: sigma^2 (RX' RX)^{-1} (formed once per solution: O(p^3))."""
         cached = self.__dict__.get("_vcov")
         if cached is None or cached[0] is not self.sol:
-            cached = self._vcov = (self.sol, self.sol.sigma ** 2 * _inverse_gram(self.sol.RX))
+            cached = self._vcov = (self.sol, self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX))
         return cached[1]
 
     def fitted(self) -> np.ndarray:
@@ -49,6 +73,10 @@ class FittedModel:
     def offset(self) -> np.ndarray | float:
         """The offset() terms' sum for the fitting rows (0 without)."""
         return 0.0 if self.design.offset is None else self.design.offset
+
+    def inputs(self):
+        """(X, y, blocks) of the rows as the engine fitted them (see engine_inputs)."""
+        return engine_inputs(self.design)
 
     def z_times_b(self) -> np.ndarray:
         """Z b, block by block, without forming Z."""
@@ -76,25 +104,10 @@ class FittedModel:
         return -0.5 * self.sol.objective
 
     def result(self) -> FitResult:
-        """Assemble the FitResult that every renderer shows."""
-        return assemble(self)
-
-
-def _inverse_gram(RX: np.ndarray) -> np.ndarray:
-    """(RX' RX)^{-1} for upper-triangular RX: a triangular inverse and one product (LAPACK when p is large)."""
-    if RX.shape[0] < 200:
-        RXinv = np.linalg.inv(RX)
-        return RXinv @ RXinv.T
-    from scipy.linalg.blas import dsyrk
-    from scipy.linalg.lapack import dtrtri
-
-    RXinv, info = dtrtri(RX, lower=0)
-    if info != 0:
-        raise np.linalg.LinAlgError("RX is singular")
-    V = dsyrk(1.0, RXinv)                  # the upper triangle of RXinv RXinv' (half a product's flops)
-    full = V + V.T                         # dsyrk leaves the strict lower triangle 0
-    full[np.diag_indices_from(full)] = np.diag(V)
-    return full
+        """The FitResult that every renderer shows, assembled once (callers may extend it, e.g. with df)."""
+        if self._result is None:
+            self._result = assemble(self)
+        return self._result
 
 
 def engine_inputs(design: Design):
@@ -115,14 +128,16 @@ def log_det_weights(design: Design) -> float:
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
+    # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
+    fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
+    return FittedModel(formula, design, fit)
+
+
+def crossproducts(design: Design) -> CrossProducts:
+    """The cross-products of the design's engine inputs, in the units scaling.py chooses for them."""
     X, y, blocks = engine_inputs(design)
-    model = PlsModel(X, y, blocks, reml=reml)
-    opt, sol, theta_scaled = optimize_and_solve(model, X, y, blocks)
-    ldw = log_det_weights(design)
-    if ldw:   # the weighted model's criterion: the engine's value for the sqrt(w)-scaled rows - log|W|
-        sol = replace(sol, objective=sol.objective - ldw)
-        opt = replace(opt, fmin=opt.fmin - ldw)
-    return FittedModel(formula, design, model, opt, sol, theta_scaled)
+    units = choose_scaling(X, y, blocks)
+    return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
 
 
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",

@@ -18,7 +18,7 @@ FUNCTIONS = {
     "log1p": (1, 1, ()), "sqrt": (1, 1, ()), "abs": (1, 1, ()), "sin": (1, 1, ()), "cos": (1, 1, ()),
     "tan": (1, 1, ()), "scale": (1, 1, ()), "factor": (1, 1, ()), "as.numeric": (1, 1, ()),
     "poly": (1, 2, ("degree", "raw")), "ns": (1, 2, ("df",)), "bs": (1, 3, ("df", "degree")),
-    "offset": (1, 1, ()), "c": (1, 10_000, ()),
+    "offset": (1, 1, ()), "c": (1, 10_000, ()), "cbind": (2, 2, ()),
 }
 KNOWN_FUNCTIONS = tuple(FUNCTIONS)
 _FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS if f != "c")
@@ -675,10 +675,21 @@ def _response(parser: _Parser):
     if parser.at("~"):
         return None
     node = parser.model()
-    if not isinstance(node, (Name, Call)):
+    # arithmetic of columns (incidence/size) is a response too; a top-level '+' reads as a list of terms
+    arithmetic = isinstance(node, BinOp) and node.op != "+" and _is_arithmetic(node)
+    if not isinstance(node, (Name, Call)) and not arithmetic:
         raise FormulaSyntaxError("the response must be one column or a function of one",
                                  parser.text, node.span, "e.g. y ~ x or log(y) ~ x")
     return node
+
+
+def _is_arithmetic(node) -> bool:
+    """Whether an expression uses only names, numbers, calls and arithmetic operators."""
+    if isinstance(node, BinOp):
+        return node.op in ("+", "-", "*", "/", "^") and _is_arithmetic(node.left) and _is_arithmetic(node.right)
+    if isinstance(node, UnaryOp):
+        return _is_arithmetic(node.operand)
+    return isinstance(node, (Name, Number, Call))
 
 
 def parse_formula(text: str) -> Formula:

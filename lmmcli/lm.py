@@ -5,7 +5,7 @@ residual standard error, R^2 and adjusted R^2, and the overall F test against th
 model (against the zero model when the formula has no intercept, as R does). The likelihood is the
 ML one, as R's logLik(lm): -2 logLik = n (1 + log(2 pi RSS / n)), with p + 1 parameters.
 
-The numbers come from the same engine as the mixed models: with no random blocks, pls.PlsModel is
+The numbers come from the same engine as the mixed models: with no random blocks, engine.fit is
 ordinary least squares (RX is the R factor of X, pwrss the residual sum of squares).
 """
 
@@ -19,7 +19,10 @@ from lmmcli.design.design import Design
 from lmmcli.distributions import f_sf, t_two_sided_p
 from lmmcli.errors import ModelSpecError
 from lmmcli.formula import Formula
-from lmmcli.engine.pls import PlsModel
+from lmmcli.engine.crossprod import CrossProducts
+from lmmcli.engine.fit import fit as engine_fit
+from lmmcli.engine.pls import unscaled_vcov
+from lmmcli.engine.scaling import choose_scaling
 from lmmcli.results import SCHEMA_VERSION, FixedEffect, report_dict
 
 
@@ -69,8 +72,9 @@ class OlsFit:
 
 def ols(design: Design) -> OlsFit:
     """Solve the least-squares problem through PlsModel (no theta); the ML objective is -2 logLik."""
-    empty = np.zeros(0)
-    sol = PlsModel(design.X, design.y, [], reml=False).solve(empty, cond_var=False)
+    units = choose_scaling(design.X, design.y, [])
+    cp = CrossProducts.from_rows(design.X, design.y, [], (*design.fixed_names, design.response), units)
+    sol = engine_fit(cp, reml=False).solution(cond_var=False)
     return OlsFit(sol.beta, sol.RX, sol.pwrss, sol.objective)
 
 
@@ -121,8 +125,7 @@ def fit_lm(formula: Formula, design: Design) -> LmResult:
                              hint="use fewer fixed-effect terms or more rows")
     o = ols(design)
     sigma = float(np.sqrt(o.rss / df_resid))
-    RXinv = np.linalg.inv(o.RX) if p else np.zeros((0, 0))
-    vcov = sigma ** 2 * RXinv @ RXinv.T
+    vcov = sigma ** 2 * unscaled_vcov(o.RX)
     intercept = formula.intercept and "(Intercept)" in design.fixed_names
     fitted = design.X @ o.beta
     mss = _model_ss(fitted, intercept)

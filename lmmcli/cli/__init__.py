@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from lmmcli.cli.app import app
-from lmmcli.cli import fit, predict, plot, simulate, analysis  # noqa: F401,I001  (each registers its commands on app, in --help order)
+from lmmcli.cli import fit, predict, plot, simulate, analysis, report  # noqa: F401,I001  (each registers its commands on app, in --help order)
 
 __all__ = ["app", "main"]
 

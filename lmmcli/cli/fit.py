@@ -12,6 +12,7 @@ from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, FormatOpt, Form
                             Strict, command)
 from lmmcli.cli.by import fit_by_command
 from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
@@ -64,12 +65,25 @@ def fit(
              "CSV/NDJSON rows carry a `by` field")] = None,
     jobs: Annotated[Optional[int], typer.Option(
         "--jobs", "-j", metavar="N", show_default=False, help="--by: fit in N processes (default: every core)")] = None,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
 ):
-    """Fit a linear mixed model and print lme4's summary (REML by default)."""
+    """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
     from lmmcli.errors import UsageError
     from lmmcli.fit import analyze
 
     fmt = choose_format(format, output, OutFormat.table)
+    if family is not None or link is not None or weights is not None or nagq != 1:
+        from lmmcli.cli.glmm import fit_glmm
+
+        if family is None:
+            raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
+        if save is not None:
+            raise UsageError("--save is not available with --family yet")
+        return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
+                        level, fmt, output, strict)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 

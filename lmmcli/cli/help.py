@@ -67,6 +67,7 @@ class LmmCommand(typer.core.TyperCommand):
                 formatter.write_dl(opts)
 
     def parse_args(self, ctx, args):
+        ctx.meta["lmm.args"] = list(args)       # the command line as given, for reports that record it
         try:
             return super().parse_args(ctx, args)
         except typer.BadParameter as exc:

@@ -94,12 +94,22 @@ def _finite(what: str, v: np.ndarray, rows: np.ndarray) -> None:
                         hint="remove those rows, or transform the variable so it stays finite")
 
 
-def check_random_effects(blocks, rows: np.ndarray) -> list[str]:
-    """Finite random-effect columns, lme4's checkNlevels and checkZdims (errors); checkZrank's warning, if any."""
+def check_random_effects(blocks, rows: np.ndarray, residual: bool = True) -> list[str]:
+    """Finite random-effect columns, lme4's checkNlevels and checkZdims (errors); checkZrank's warning, if any.
+
+    Without a residual variance (glmer's binomial and Poisson), only the first two checks apply, as
+    glmerControl's defaults: an observation-level random effect is allowed there.
+    """
     n = len(rows)
     for blk in blocks:
         for j, term in enumerate(blk.terms):
             _finite(f"'{term}' in the random term for '{blk.group}'", blk.Z[:, j], rows)
+    if not residual:
+        for blk in blocks:
+            if blk.nlevels < 2:
+                raise DataError(f"grouping factor '{blk.group}' has only {blk.nlevels} level; "
+                                "grouping factors must have > 1 sampled level")
+        return []
     for blk in blocks:
         if blk.nlevels < 2:
             raise DataError(f"grouping factor '{blk.group}' has only {blk.nlevels} level; "

@@ -198,9 +198,10 @@ def resolve_contrasts(contrasts: dict | None, variables: dict) -> dict[str, str]
 
 
 # -- the model frame: evaluate, then drop incomplete rows --------------------------------------
-def _model_frame(formula: Formula, variables: dict, exprs: dict, ev: Evaluator, weights: str | None):
+def _model_frame(formula: Formula, variables: dict, exprs: dict, ev: Evaluator, weights: str | None,
+                 response=None):
     """(response, offset, weights, missing mask, notes) over all rows; evaluating learns the transforms."""
-    y = ev.numeric(formula.response)
+    y = ev.numeric(formula.response) if response is None else response(ev)
     bad = np.isnan(y)
     notes = _nan_notes(formula.response, y, ev)
     for label, info in variables.items():
@@ -255,8 +256,14 @@ def _check_weights(w: np.ndarray, name: str, rows: np.ndarray):
 
 
 def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str = "the data",
-                 weights: str | None = None, contrasts: dict | None = None) -> Design:
-    """Check, clean and encode the data for this formula (the design step of lmer)."""
+                 weights: str | None = None, contrasts: dict | None = None, response=None,
+                 residual: bool = True) -> Design:
+    """Check, clean and encode the data for this formula (the design step of lmer).
+
+    response: a function of the Evaluator giving y on every row (NaN where missing), for responses that
+    are not one numeric expression (glmer's cbind(), factors); residual: whether the model has a residual
+    variance (glmer's binomial and Poisson models do not, so they may have as many levels as rows).
+    """
     refs = dict(refs or {})
     df = as_frame(df)
     check_columns(formula, df, source)
@@ -266,7 +273,8 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     if weights is not None and weights not in df.columns:
         raise ModelSpecError(f"--weights names column '{weights}', which is not in {source}")
     checks.check_formula_columns(formula)
-    checks.check_response(formula, df)
+    if response is None:
+        checks.check_response(formula, df)
     if formula.response is None:
         raise ModelSpecError("the formula has no response (left of '~')", text=formula.text, span=(0, 1))
     used = sorted(formula.columns() | ({weights} if weights else set()))
@@ -275,7 +283,7 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     exprs = variable_exprs(formula)
     variables = variable_kinds(formula, frame, forced)
     ev = Evaluator(frame, forced=forced)
-    y, offset, w, bad, notes = _model_frame(formula, variables, exprs, ev, weights)
+    y, offset, w, bad, notes = _model_frame(formula, variables, exprs, ev, weights, response)
     rows = np.flatnonzero(~bad)
     if w is not None:
         rows, more = _check_weights(w, weights, rows)
@@ -295,7 +303,7 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     blocks = [random_block(rt, spec, kept) for rt in formula.random]
     blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
     blocks = _varcorr_names(blocks)
-    warnings += checks.check_random_effects(blocks, rows)
+    warnings += checks.check_random_effects(blocks, rows, residual)
     dropped = n_input - len(rows)
     if dropped:
         warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")

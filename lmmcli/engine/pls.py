@@ -17,25 +17,33 @@ Layout. The random-effect blocks come ordered by number of levels, largest first
 MixedModels.jl do). Lambda'Z'Z Lambda + I is block-diagonal in the first block, so its factor is a
 batch of small p1 x p1 Cholesky factors, one per level. All other blocks (crossed or nested terms)
 are gathered into one dense "rest" part whose size is the total number of their random effects;
-the coupling between the two is a sparse matrix. Every cross-product of [Z X y] is formed once, in
-`PlsModel.__init__`; evaluating the objective never touches the n rows.
+the coupling between the two is a sparse matrix. With Lambda = blockdiag(L1, Lr) (first term, rest)
+the whole system is one blocked lower Cholesky factor:
+
+    [ L1'A11L1 + I                           ]     [ L11   0    0   ] [ L11   0    0   ]'
+    [ Lr'A21L1       Lr'A22Lr + I            ]  =  [ L21   L22  0   ] [ L21   L22  0   ]
+    [ [X y]'Z1L1     [X y]'ZrLr    [X y]'[X y]]     [ C1'   C2'  Lxy ] [ C1'   C2'  Lxy ]
+
+L11 is block-diagonal (one p1 x p1 factor per level), L21 sparse, L22 dense (q_r x q_r), and
+Lxy (m x m, m = p + 1) is the factor of the [X y] Schur complement: its top-left p x p block is
+RX', its last row holds RX beta-hat (the X columns) and sqrt(pwrss) (the corner). The objective
+needs only log|L11|^2 + log|L22|^2, Lxy's diagonal and, for the rest terms, L22 and C2.
+Every cross-product of [Z X y] arrives formed, in a CrossProducts (crossprod.py); evaluating the
+objective never touches the n rows.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from lmmcli.engine import kernels as kern
-from lmmcli.errors import ModelSpecError, NumericalError
+from lmmcli.engine.crossprod import MAX_DENSE_REST, CrossProducts, sparse_model_matrix  # noqa: F401 (glmm uses MAX_DENSE_REST)
+from lmmcli.errors import NumericalError
 
 # scipy is imported where it is needed (the crossed/nested path and the solution), not here:
 # a single-term fit needs numpy only, and importing scipy.linalg costs ~0.1 s of start-up.
-
-# The dense part (all random effects after the largest term) must fit in memory as a square matrix.
-MAX_DENSE_REST = 20000
 
 
 def theta_lower(blocks) -> np.ndarray:
@@ -59,6 +67,22 @@ def split_theta(blocks, theta) -> list[np.ndarray]:
         out.append(T)
         pos += len(idx)
     return out
+
+
+def unscaled_vcov(RX: np.ndarray) -> np.ndarray:
+    """(RX'RX)^{-1} = RX^{-1} RX^{-T} for an upper-triangular RX: Var(beta) / sigma^2.
+
+    RX^{-1} by back substitution, one row at a time from the last (numpy only: a one-term fit and
+    its t tests load no scipy).
+    """
+    p = len(RX)
+    if p >= kern.SPARSE_GRAM_MIN:
+        return kern.inverse_gram_upper(RX)    # LAPACK (O(p^3) in BLAS 3; the rows below are BLAS 2)
+    Rinv = np.zeros((p, p))
+    for i in range(p - 1, -1, -1):
+        Rinv[i, i:] = -(RX[i, i + 1:] @ Rinv[i + 1:, i:]) / RX[i, i]
+        Rinv[i, i] = 1.0 / RX[i, i]
+    return Rinv @ Rinv.T
 
 
 @dataclass
@@ -93,22 +117,9 @@ class _Factor:
     logdet_L: float
 
 
-def _pair_sums(codes, nlev, A, B):
-    """sum over rows of each level of A[:, i] * B[:, j] -> (nlev, A.shape[1], B.shape[1])."""
-    return kern.pair_sums(codes, nlev, A, B)
-
-
 def sparse_Z(blocks):
-    """The n x q sparse model matrix of a list of blocks (columns level-major within each block)."""
-    import scipy.sparse as sp
-
-    mats = []
-    for blk in blocks:
-        n, p = blk.Z.shape
-        rows = np.repeat(np.arange(n), p)
-        cols = (blk.codes[:, None] * p + np.arange(p)[None, :]).ravel()
-        mats.append(sp.csr_matrix((blk.Z.ravel(), (rows, cols)), shape=(n, blk.nlevels * p)))
-    return sp.hstack(mats, format="csr")
+    """The n x q sparse model matrix of a list of blocks of rows (columns level-major within each block)."""
+    return sparse_model_matrix(blocks, [blk.codes for blk in blocks], [blk.Z for blk in blocks])
 
 
 def block_diag_pattern(nblk: int, p: int):
@@ -127,48 +138,52 @@ def lambda_matrix(blocks, Ts):
 
 
 class PlsModel:
-    """Cross-products of [Z X y] formed once, and the profiled objective (BMBW 34, 41) of theta."""
+    """The profiled objective (BMBW 34, 41) of theta, from a CrossProducts (no rows).
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, blocks, reml: bool = True):
-        self.n, self.p = X.shape
+    Works in the record's stored units (crossprod.py): theta, objective values, the solution and
+    deviance_parts are in those units; engine.fit.ScaledModel shows them in the original ones.
+    """
+
+    def __init__(self, cp: CrossProducts, reml: bool = True, rest_part=None):
+        self.cp = cp
+        self.n, self.p, self.m = cp.n, cp.p, cp.m
         self.reml = reml
-        self.blocks = list(blocks)
+        self.blocks = list(cp.terms)
         self.lower = theta_lower(self.blocks)
         self.theta0 = theta_start(self.blocks)
-        self.Xy = np.empty((self.n, self.p + 1))   # one n x m array, filled in place (no extra copy)
-        self.Xy[:, :self.p] = X
-        self.Xy[:, self.p] = y
-        self.XyXy = kern.gram(self.Xy)
-        self.m = self.p + 1
+        self.XyXy = cp.XyXy
+        self.rest = self.blocks[1:]
+        self.q_r = cp.q_rest
         if self.blocks:
-            self._init_first(self.blocks[0])
-            self._init_rest(self.blocks[1:])
+            self.l1, self.p1 = self.blocks[0].nlevels, self.blocks[0].p
+            self.D1, self.ZtXy1 = cp.D1, cp.ZtXy1
+        if self.rest:
+            self.A21, self.A22, self.A2Xy = cp.A21, cp.A22, cp.A2Xy
+            self.rest_part = rest_part if rest_part is not None else self._rest_part()
 
-    # -- formed once -------------------------------------------------------------------------
-    def _init_first(self, blk):
-        """The largest term: per-level Z'Z blocks and Z'[X y] blocks."""
-        self.l1, self.p1 = blk.nlevels, blk.p
-        self.D1, self.ZtXy1 = kern.level_cross(blk.codes, self.l1, blk.Z, [blk.Z, self.Xy])
+    def z_rms(self) -> list[np.ndarray]:
+        """Root mean square of each random term's Z columns (the natural size of theta's rows is 1 / it)."""
+        return [np.sqrt(np.diag(self.cp.term_gram(k)) / self.n) if self.n else np.ones(t.p)
+                for k, t in enumerate(self.blocks)]
 
-    def _init_rest(self, rest):
-        """All other terms: their Z'Z and coupling to the first term (sparse), and a dense Z'[X y]."""
-        self.rest = rest
-        self.q_r = sum(b.nlevels * b.p for b in rest)
-        if not rest:
-            return
-        if self.q_r > MAX_DENSE_REST:
-            raise ModelSpecError(
-                f"the random terms after the largest one have {self.q_r} random effects together; "
-                f"lmm handles at most {MAX_DENSE_REST} there",
-                hint="put the grouping factor with the most levels in its own term, or use fewer levels")
-        Z1 = sparse_Z(self.blocks[:1])
-        Zr = sparse_Z(rest)
-        self.A22 = (Zr.T @ Zr).tocsr()
-        self.A21 = (Zr.T @ Z1).tocsr()
-        self.A2Xy = np.asarray(Zr.T @ self.Xy)
-        offsets = np.cumsum([0] + [b.nlevels * b.p for b in rest])
-        layout = [(int(o), b.nlevels, b.p) for o, b in zip(offsets, rest)]
-        self.rest_part = kern.RestPart(self.A21, self.A22, layout, self.l1, self.p1)
+    @classmethod
+    def from_rows(cls, X, y, blocks, reml: bool = True) -> "PlsModel":
+        """The model of one batch of rows taken as they are (CrossProducts.from_rows without units)."""
+        return cls(CrossProducts.from_rows(X, y, blocks), reml)
+
+    def _rest_part(self):
+        """The rest terms' fixed fill-in structure (theta-independent; shared by with_criterion)."""
+        offsets = np.cumsum([0] + [b.nlevels * b.p for b in self.rest])
+        layout = [(int(o), b.nlevels, b.p) for o, b in zip(offsets, self.rest)]
+        return kern.RestPart(self.A21, self.A22, layout, self.l1, self.p1)
+
+    def with_criterion(self, reml: bool) -> "PlsModel":
+        """The same cross-products under the other criterion (REML or ML), sharing the fill-in structure."""
+        return PlsModel(self.cp, reml, getattr(self, "rest_part", None))
+
+    def term_model(self, k: int) -> "PlsModel":
+        """The model with scalar random term k alone (CrossProducts.term)."""
+        return PlsModel(self.cp.term(k), self.reml)
 
     # -- per theta ---------------------------------------------------------------------------
     def _factor(self, theta, full: bool = False) -> _Factor:
@@ -199,11 +214,10 @@ class PlsModel:
         return _Factor(Ts, L11, C1, L21, L22, C2, Lxy, logdet)
 
     def _first_soa(self):
-        """D1 and ZtXy1 as contiguous per-level arrays, cached (and rebuilt if either was replaced)."""
-        c = getattr(self, "_soa_cache", None)
-        if c is None or c[0] is not self.D1 or c[1] is not self.ZtXy1:
-            c = self._soa_cache = (self.D1, self.ZtXy1, kern.soa(self.D1, self.ZtXy1))
-        return c[2]
+        """D1 and ZtXy1 as contiguous per-level arrays, formed at the first evaluation."""
+        if not hasattr(self, "_soa_cache"):
+            self._soa_cache = kern.soa(self.D1, self.ZtXy1)
+        return self._soa_cache
 
     def _first_general(self, T1):
         """L11, C1, log|L11|^2, C1'C1 and S_g = T1 M_g^{-1} T1' of the first block, any p1."""
@@ -270,65 +284,6 @@ class PlsModel:
         F = self._factor(np.asarray(theta, dtype=float))
         _, pwrss, logdet_RX = self._criterion(F)
         return F.logdet_L, pwrss, logdet_RX
-
-    # -- the same design with other responses (profiling, bootstrap) -------------------------------
-    def with_response(self, y) -> "PlsModel":
-        """A copy for a new response y: only the cross-products with y are recomputed."""
-        new, p = copy.copy(self), self.p
-        y = np.asarray(y, dtype=float)
-        new.Xy = self.Xy.copy()
-        new.Xy[:, p] = y
-        new.XyXy = self.XyXy.copy()
-        new.XyXy[:, p] = new.XyXy[p, :] = new.Xy.T @ y
-        if self.blocks:
-            blk = self.blocks[0]
-            new.ZtXy1 = self.ZtXy1.copy()
-            new.ZtXy1[:, :, p] = _pair_sums(blk.codes, self.l1, blk.Z, y[:, None])[:, :, 0]
-            if self.rest:
-                new.A2Xy = self.A2Xy.copy()
-                new.A2Xy[:, p] = sparse_Z(self.rest).T @ y
-        return new
-
-    def recombined(self, M) -> "PlsModel":
-        """A copy whose [X y] is [X y] M (M: (p+1) x (p'+1)), e.g. a column moved into an offset.
-
-        Every cross-product is linear in [X y], so the n rows are never touched; the copy keeps no
-        rows (Xy is None): it is for the objective and solve(), not for another with_response().
-        """
-        new = copy.copy(self)
-        new.Xy = None
-        new.XyXy = M.T @ self.XyXy @ M
-        new.m = M.shape[1]
-        new.p = new.m - 1
-        if self.blocks:
-            new.ZtXy1 = self.ZtXy1 @ M
-            if self.rest:
-                new.A2Xy = self.A2Xy @ M
-        return new
-
-    def term_model(self, k: int) -> "PlsModel":
-        """The model with scalar random term k alone, from the cross-products already formed (no rows).
-
-        A scalar term's Z'Z is diagonal (its per-level sums), so term k's D is the diagonal of its
-        block of A22 (or D1 for the first term); its Z'[X y] is its rows of A2Xy (or ZtXy1).
-        """
-        blk = self.blocks[k]
-        if blk.p != 1:
-            raise ValueError("term_model is for scalar random terms")
-        if k == 0:
-            d, zxy = self.D1[:, 0, 0], self.ZtXy1[:, 0, :]
-        else:
-            off = sum(b.nlevels for b in self.blocks[1:k])
-            d = self.A22.diagonal()[off:off + blk.nlevels]
-            zxy = self.A2Xy[off:off + blk.nlevels]
-        new = copy.copy(self)
-        new.blocks, new.rest, new.q_r = [blk], [], 0
-        new.lower, new.theta0 = theta_lower(new.blocks), theta_start(new.blocks)
-        new.l1, new.p1 = blk.nlevels, 1
-        new.D1, new.ZtXy1 = d[:, None, None].copy(), zxy[:, None, :].copy()
-        for name in ("A22", "A21", "A2Xy", "rest_part", "_soa_cache"):
-            new.__dict__.pop(name, None)
-        return new
 
     # -- the solution ------------------------------------------------------------------------
     def solve(self, theta, cond_var: bool = True) -> PlsSolution:

@@ -129,19 +129,34 @@ class WideObjective:
         except np.linalg.LinAlgError:
             return np.inf
 
-    def vcov_diag(self, theta) -> np.ndarray:
-        """diag (X'V^-1 X)^-1 = diag (X'X)^-1 + the row sums of squares of Q Lambda L~^-T."""
+    def vcov_diag(self, theta, W=None) -> np.ndarray:
+        """diag (X'V^-1 X)^-1 = diag (X'X)^-1 + the row sums of squares of Q Lambda L~^-T; with W
+        (p x p, mostly zeros: the units' Wxx) the diagonal of W (X'V^-1 X)^-1 W' instead."""
         from scipy.linalg import solve_triangular
 
-        if not hasattr(self, "_Rinv"):
-            from scipy.linalg.lapack import dtrtri
-
-            self._Rinv = dtrtri(self._R, lower=0)[0]                     # R^-1, once
-            self._Q = self._Rinv @ self._W                                 # (X'X)^-1 X'Z = R^-1 W
+        WR, WQ = self._w_pieces(W)
         Lam = self._lambda(theta)
         Lt, _ = self._tilde(Lam)
-        G = solve_triangular(Lt, np.asarray((Lam.T @ self._Q.T)), lower=True)   # L~^-1 Lambda' Q'
-        return np.einsum("ij,ij->i", self._Rinv, self._Rinv) + np.einsum("ij,ij->j", G, G)
+        G = solve_triangular(Lt, np.asarray((Lam.T @ WQ.T)), lower=True)   # L~^-1 Lambda' Q' W'
+        return np.einsum("ij,ij->i", WR, WR) + np.einsum("ij,ij->j", G, G)
+
+    def _w_pieces(self, W):
+        """(W R^-1, W Q) with Q = (X'X)^-1 X'Z, formed once per W (W = None: the identity)."""
+        key = None if W is None else id(W)
+        cache = self.__dict__.setdefault("_wcache", {})
+        if key not in cache:
+            from scipy.linalg.lapack import dtrtri
+            import scipy.sparse as sp
+
+            if "_Rinv" not in self.__dict__:
+                self._Rinv = dtrtri(self._R, lower=0)[0]                 # R^-1, once
+                self._Q = self._Rinv @ self._W                           # (X'X)^-1 X'Z = R^-1 W
+            if W is None:
+                cache[key] = (self._Rinv, self._Q)
+            else:
+                Ws = sp.csr_matrix(W)
+                cache[key] = (np.asarray(Ws @ self._Rinv), np.asarray(Ws @ self._Q), W)
+        return cache[key][:2]
 
 
 def _dense_cross(model):

@@ -3,7 +3,7 @@
 Each replicate draws y* = X beta + Z b* + e*, b* = Lambda(theta) u*, u* ~ N(0, sigma^2 I), e* ~ N(0, sigma^2 I)
 from the fitted parameters, refits the same criterion (REML or ML) starting from the fitted theta,
 and records the sds, correlations, sigma (lme4's profile scale) and beta. The design never changes,
-so each refit only recomputes the cross-products with y* (PlsModel.with_response).
+so each refit only recomputes the cross-products with y* (CrossProducts.with_response).
 
 Reproducibility: replicate i draws from SeedSequence(seed).spawn(nsim)[i], so the results do not
 depend on how replicates are spread over worker processes.
@@ -17,8 +17,10 @@ import numpy as np
 from lmmcli.distributions import norm_ppf
 
 from lmmcli.engine.blas import set_threads, single_threaded
-from lmmcli.engine.optimize import minimize_theta
+from lmmcli.engine.fit import REFIT_TOL
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.pls import split_theta
+from lmmcli.errors import NumericalError
 from lmmcli.inference.profile import sdcor_of, var_params
 
 CHUNK = 25              # replicates per task: progress is reported per chunk; larger chunks send fewer tasks
@@ -45,30 +47,35 @@ class BootSample:
 
 @dataclass
 class _Setup:
-    """What a worker needs: the model (its design) and the fitted parameters to simulate from."""
+    """What a worker needs: the design's rows, its cross-products and fitted model, and the fitted parameters."""
 
-    model: object
-    theta: np.ndarray
+    X: np.ndarray
+    blocks: list               # the design's random-effects blocks of rows (codes, Z)
+    cp: object                 # the fit's CrossProducts (stored units)
+    inner: object              # the fit's stored-units PlsModel (its fill-in structure is shared)
+    reml: bool
+    theta: np.ndarray          # original units, to simulate from
+    theta_stored: np.ndarray   # the same in stored units, the refits' start
     beta: np.ndarray
     sigma: float
 
 
 def simulate(setup: _Setup, rng) -> np.ndarray:
     """One response vector from the fitted model."""
-    m = setup.model
-    y = m.Xy[:, :m.p] @ setup.beta + setup.sigma * rng.standard_normal(m.n)
-    for blk, T in zip(m.blocks, split_theta(m.blocks, setup.theta)):
+    n = len(setup.X)
+    y = setup.X @ setup.beta + setup.sigma * rng.standard_normal(n)
+    for blk, T in zip(setup.blocks, split_theta(setup.blocks, setup.theta)):
         b = setup.sigma * rng.standard_normal((blk.nlevels, blk.p)) @ T.T
         y += np.einsum("ij,ij->i", blk.Z, b[blk.codes])
     return y
 
 
 def refit_stats(setup: _Setup, y, params) -> np.ndarray:
-    """sds, correlations, sigma and beta of the model refitted to y."""
-    model = setup.model.with_response(y)
-    opt = minimize_theta(model.objective, setup.theta, model.lower)
-    sol = model.solve(opt.theta, cond_var=False)
-    return np.concatenate([sdcor_of(model.blocks, params, sol.theta, sol.sigma), sol.beta])
+    """sds, correlations, sigma and beta of the model refitted to y (through engine.fit: scale-free)."""
+    fit = engine_fit(setup.cp.with_response(y, setup.X, setup.blocks), setup.reml, start=setup.theta_stored,
+                     like=setup.inner, tol=REFIT_TOL)
+    sol = fit.solution(cond_var=False)
+    return np.concatenate([sdcor_of(setup.blocks, params, sol.theta, sol.sigma), sol.beta])
 
 
 def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
@@ -78,7 +85,7 @@ def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
     for ss in seeds:
         try:
             out.append(refit_stats(setup, simulate(setup, np.random.default_rng(ss)), params))
-        except (ArithmeticError, ValueError, np.linalg.LinAlgError):
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError, NumericalError):
             out.append(np.full(nstat, np.nan))
     return out
 
@@ -97,7 +104,9 @@ def _run_chunk(start: int, seeds) -> tuple[int, list[np.ndarray]]:
 
 def bootstrap(fm, nsim: int = 1000, seed: int | None = None, workers: int = 2, progress=None) -> BootSample:
     """nsim parametric-bootstrap refits of fm; progress(done, total) is called as replicates finish."""
-    setup = _Setup(fm.model, fm.sol.theta.copy(), fm.sol.beta.copy(), fm.sol.sigma)
+    X, _y, blocks = fm.inputs()        # the rows as the engine fitted them (weights, offset applied)
+    setup = _Setup(X, list(blocks), fm.cp, fm.engine.inner, fm.reml, fm.sol.theta.copy(),
+                   fm.engine.theta_stored.copy(), fm.sol.beta.copy(), fm.sol.sigma)
     params = var_params(fm.blocks)
     names = [prm.name for prm in params] + list(fm.design.fixed_names)
     seeds = np.random.SeedSequence(seed).spawn(nsim)

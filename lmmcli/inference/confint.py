@@ -11,6 +11,7 @@ Intervals are keyed by lme4's parameter names (`sd_(Intercept)|Subject`, `cor_Da
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,6 +95,10 @@ def attach(result, ci: Intervals) -> None:
     """Set conf_low / conf_high on the fixed-effect, variance-component and correlation rows of a
     FitResult, and ci_method / ci_level (+ ci_bootstrap) among its top-level sections."""
     b = ci.bounds
+    # fresh rows: the result may share them with FittedModel.result(), which stays as assembled
+    result.fixed_effects = [dataclasses.replace(r) for r in result.fixed_effects]
+    result.variance_components = [dataclasses.replace(r) for r in result.variance_components]
+    result.correlations = [dataclasses.replace(r) for r in result.correlations]
     for fe in result.fixed_effects:
         fe.conf_low, fe.conf_high = (_clean(v) for v in b.get(fe.term, (None, None)))
     for vc in result.variance_components:

@@ -16,15 +16,18 @@ the parameter's bound (0 for an sd, -1/+1 for a correlation) and none for a fixe
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import numpy as np
 
 from lmmcli.inference.backspline import back_spline, predict_back
 from lmmcli.distributions import chi2_ppf, norm_ppf
+from lmmcli.engine.fit import REFIT_TOL
+from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import minimize_theta
-from lmmcli.engine.pls import split_theta
+from lmmcli.engine.pls import split_theta, unscaled_vcov
+from lmmcli.engine.scaling import fixed_at
+from lmmcli.errors import NumericalError
 
 ALPHA_MAX = 0.01        # lme4's alphamax: the profile goes out to the 99% simultaneous region
 DELTA_CUTOFF = 1 / 8    # lme4's delta.cutoff: zeta step as a share of the cutoff
@@ -159,16 +162,27 @@ PROFILE_TOL = {"ftol_abs": 1e-8, "xtol_rel": 1e-6}
 PROFILE_MAXEVAL = 5000
 
 
-def minimize_bounded(fun, x0, lower, upper, rel_step=0.05):
-    """(fmin, xmin) of fun over lower <= x <= upper by BOBYQA, from a nearby start (small first steps)."""
+def minimize_bounded(fun, x0, lower, upper, rel_step=0.05, unit=None):
+    """(fmin, xmin) of fun over lower <= x <= upper by BOBYQA, from a nearby start (small first steps).
+
+    unit: each coordinate's natural size (default 1); BOBYQA works on x / unit, so its steps and
+    tolerances mean the same whatever the data's magnitudes (an sd of 2.5e-8 is not stepped by 1e-3).
+    """
+    unit = np.ones(len(np.atleast_1d(x0))) if unit is None else np.asarray(unit, dtype=float)
     x0 = np.clip(np.asarray(x0, dtype=float), lower, upper)
     if x0.size == 0:
         return float(fun(x0)), x0
+    z0, zlo, zhi = x0 / unit, lower / unit, upper / unit
+    opt = minimize_theta(lambda z: fun(z * unit), z0, zlo, maxeval=PROFILE_MAXEVAL,
+                         step=local_steps(z0, zlo, zhi, rel_step), upper=zhi, tol=PROFILE_TOL)
+    return opt.fmin, opt.theta * unit
+
+
+def local_steps(x0, lower, upper, rel_step=0.05) -> np.ndarray:
+    """BOBYQA's first steps for a warm start: rel_step of each |x0| (at least 1e-3), never past a bound."""
     room = np.minimum(upper - x0, x0 - lower)
     step = np.maximum(rel_step * np.abs(x0), 1e-3)
-    step = np.where(room > 0, np.minimum(step, np.maximum(room, 1e-4)), step)
-    opt = minimize_theta(fun, x0, lower, maxeval=PROFILE_MAXEVAL, step=step, upper=upper, tol=PROFILE_TOL)
-    return opt.fmin, opt.theta
+    return np.where(room > 0, np.minimum(step, np.maximum(room, 1e-4)), step)
 
 
 # -- stepping outward (lme4's nextpar / fillmat) -----------------------------------------------------
@@ -242,32 +256,37 @@ class Profiler:
 
     def __init__(self, fm):
         self.blocks = fm.blocks
-        self.ml = copy.copy(fm.model)
-        self.ml.reml = False
-        opt = minimize_theta(self.ml.objective, fm.sol.theta, self.ml.lower)
-        self.sol = self.ml.solve(opt.theta, cond_var=False)
-        self.base = self.sol.objective
-        self.n = self.ml.n
+        # the ML refit, from the fit's optimum; everything below works in the fit's stored units
+        # (well-conditioned whatever the data's magnitudes) and reports in the original ones
+        self.ml = engine_fit(fm.cp, reml=False, start=fm.engine.theta_stored, like=fm.engine.inner, tol=REFIT_TOL)
+        self.inner, self.units = self.ml.inner, fm.cp.units
+        self.sol = self.ml.solution(cond_var=False)
+        self.base = self.ml.opt_stored.fmin           # the ML deviance's minimum, in stored units
+        self.n = self.inner.n
         self.params = var_params(self.blocks)
         self.map = SdCorMap(self.blocks, self.params)
         self.opt = sdcor_of(self.blocks, self.params, self.sol.theta, self.sol.sigma)
         self.lower = np.array([prm.lower for prm in self.params])
         self.upper = np.array([prm.upper for prm in self.params])
-        RXinv = np.linalg.inv(self.sol.RX)
-        self.beta_se = self.sol.sigma * np.sqrt(np.sum(RXinv ** 2, axis=1))      # of the ML fit
+        self.unit = np.array([1.0 if prm.kind == "cor" else (abs(v) if prm.kind == "sd" and v != 0 else self.sol.sigma)
+                              for prm, v in zip(self.params, self.opt)])
+        self.beta_se = self.sol.sigma * np.sqrt(np.diag(unscaled_vcov(self.sol.RX)))      # of the ML fit
         npar = len(self.params) + len(self.sol.beta)
         self.cutoff = float(np.sqrt(chi2_ppf(1 - ALPHA_MAX, npar)))
         self.delta = self.cutoff * DELTA_CUTOFF
 
     def deviance(self, par) -> float:
-        """The ML deviance at a profile-scale vector (not profiled over sigma)."""
+        """The ML deviance at a profile-scale vector (not profiled over sigma), in stored units
+        (the original one less a constant, so zeta is the same)."""
         sigma = par[-1]
         theta = self.map.theta(par) if sigma > 0 else None
         if theta is None or not np.all(np.isfinite(theta)):
             return np.inf
         try:
-            logdet_L, pwrss, _ = self.ml.deviance_parts(theta)
-        except (np.linalg.LinAlgError, ArithmeticError, ValueError):
+            if self.units is not None:
+                theta, sigma = self.units.theta_to_scaled(self.blocks, theta), sigma * self.units.wyy
+            logdet_L, pwrss, _ = self.inner.deviance_parts(theta)
+        except (np.linalg.LinAlgError, ArithmeticError, ValueError, NumericalError):
             return np.inf
         s2 = sigma * sigma
         return logdet_L + pwrss / s2 + self.n * np.log(2 * np.pi * s2)
@@ -279,7 +298,7 @@ class Profiler:
     def var_zeta(self, w: int):
         """zeta_at(x, start) for variance parameter w: minimise over the others from start."""
         keep = np.arange(len(self.params)) != w
-        lo, hi = self.lower[keep], self.upper[keep]
+        lo, hi, unit = self.lower[keep], self.upper[keep], self.unit[keep]
 
         def zeta_at(x, start):
             par = self.opt.copy()
@@ -289,25 +308,23 @@ class Profiler:
                 par[keep] = rest
                 return self.deviance(par)
 
-            dev, rest = minimize_bounded(f, start, lo, hi)
+            dev, rest = minimize_bounded(f, start, lo, hi, unit=unit)
             return Point(x, self._zeta(dev, x, self.opt[w]) if np.isfinite(dev) else np.nan, rest)
 
         return zeta_at
 
     def fixed_zeta(self, j: int):
-        """zeta_at(x, start) for beta_j: X_j moved into the offset, theta re-optimised from start."""
-        m = self.ml.m
-        others = [k for k in range(m - 1) if k != j]
-        lower = self.ml.lower
+        """zeta_at(x, start) for beta_j: X_j moved into the offset, theta re-optimised from start (stored units)."""
+        lower = self.inner.lower
+        upper = np.full(len(lower), np.inf)
         est = self.sol.beta[j]
 
         def zeta_at(x, start):
-            M = np.zeros((m, m - 1))
-            M[others, np.arange(m - 2)] = 1.0
-            M[m - 1, m - 2] = 1.0
-            M[j, m - 2] = -x
-            model = self.ml.recombined(M)
-            dev, theta = minimize_bounded(model.objective, start, lower, np.full(len(lower), np.inf))
+            start = np.clip(np.asarray(start, dtype=float), lower, upper)
+            fit = engine_fit(fixed_at(self.ml.cp, j, x), reml=False, start=start, like=self.inner,
+                             step=local_steps(start, lower, upper), tol=PROFILE_TOL, maxeval=PROFILE_MAXEVAL,
+                             upper=upper)
+            dev, theta = fit.opt_stored.fmin, fit.opt_stored.theta
             return Point(x, self._zeta(dev, x, est) if np.isfinite(dev) else np.nan, theta)
 
         return zeta_at
@@ -323,7 +340,7 @@ class Profiler:
     def fixed_points(self, j: int):
         """The profile of beta_j: points out to the cutoff on both sides, the first a delta of se away."""
         est = float(self.sol.beta[j])
-        start = Point(est, 0.0, self.sol.theta.copy())
+        start = Point(est, 0.0, self.ml.theta_stored.copy())
         shift = est + self.delta * self.beta_se[j]
         return walk(self.fixed_zeta(j), start, shift, self.delta, self.cutoff)
 

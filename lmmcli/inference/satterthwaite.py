@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.distributions import t_two_sided_p
+from lmmcli.engine.pls import unscaled_vcov as pls_unscaled_vcov
 from lmmcli.errors import UsageError
 from lmmcli.results import FitResult
 
@@ -71,8 +72,7 @@ def deviance_varpar(model, varpar, solve=None) -> float:
 
 def unscaled_vcov(model, theta, solve=None) -> np.ndarray:
     """(RX'RX)^{-1} at theta: Var(beta) / sigma^2."""
-    RXinv = np.linalg.inv((solve or model.solve)(np.asarray(theta, dtype=float)).RX)
-    return RXinv @ RXinv.T
+    return pls_unscaled_vcov((solve or model.solve)(np.asarray(theta, dtype=float)).RX)
 
 
 # -- finite differences ------------------------------------------------------------------------
@@ -124,12 +124,11 @@ def jacobian(g, x, rel: float, r: int = RICHARDSON, scale=None) -> list[np.ndarr
 
 
 # -- Satterthwaite ------------------------------------------------------------------------------
-def theta_scales(blocks) -> np.ndarray:
+def theta_scales(model) -> np.ndarray:
     """The natural size of each theta element (i, j): 1 / rms of its term's column i (T's row i has units
     1/units(z_i)), so that finite-difference steps near theta = 0 suit a covariate of any magnitude."""
     out = []
-    for blk in blocks:
-        rms = np.sqrt(np.mean(np.square(blk.Z), axis=0)) if len(blk.Z) else np.ones(blk.p)
+    for blk, rms in zip(model.blocks, model.z_rms()):
         out += [1.0 / rms[i] if rms[i] > 0 else 1.0 for i, _j in blk.theta_index()]
     return np.array(out)
 
@@ -156,7 +155,7 @@ def positive_part_inverse(H: np.ndarray, tol: float = EIGEN_TOL) -> np.ndarray:
 
 def varpar_covariance(model, theta, sigma, solve=None) -> np.ndarray:
     """A = 2 H^+: the asymptotic covariance of varpar, H the Hessian of the deviance in (theta, sigma)."""
-    scale = np.append(theta_scales(model.blocks), sigma)
+    scale = np.append(theta_scales(model), sigma)
     H = hessian(lambda v: deviance_varpar(model, v, solve), np.append(theta, sigma), scale=scale)
     return 2.0 * positive_part_inverse(H)
 
@@ -166,7 +165,7 @@ def vcov_gradients(model, theta, sigma, solve=None) -> list[np.ndarray]:
     The steps are the Hessian's, so that with a shared `Solves` no theta is solved twice."""
     U = unscaled_vcov(model, theta, solve)
     grads = jacobian(lambda t: unscaled_vcov(model, t, solve), theta, rel=HESS_REL,
-                     scale=theta_scales(model.blocks)) if len(theta) else []
+                     scale=theta_scales(model)) if len(theta) else []
     return [sigma ** 2 * G for G in grads] + [2.0 * sigma * U]
 
 
@@ -195,23 +194,50 @@ def varpar_pieces(model, theta, sigma, vcov: np.ndarray) -> VarparPieces:
 
 
 class WideSolves(Solves):
-    """Solves for a wide model (engine.wide): the deviance's pieces in q dimensions, memoised by theta."""
+    """Solves for a wide model (engine.wide): the deviance's pieces and diag Var(beta) in q dimensions,
+    memoised by theta; for a model in other stored units (engine.fit.ScaledModel) mapped to the
+    original ones as ScaledModel.deviance_parts and Scaling.RX_to_original map them."""
 
     def __init__(self, model, w):
         super().__init__(model)
         self.wide = w
+        self.units = getattr(model, "units", None) if getattr(model, "inner", model) is not model else None
+        if self.units is not None:
+            self.Wxx, self.wyy = self.units.Wxx, self.units.wyy
+            self.ldx = 2.0 * float(np.linalg.slogdet(self.Wxx)[1]) if model.p else 0.0
+
+    def stored(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float) + 0.0
+        return theta if self.units is None else self.model.stored_theta(theta)
 
     def __call__(self, theta):
         theta = np.asarray(theta, dtype=float) + 0.0
         key = theta.tobytes()
         if key not in self._cache:
-            self._cache[key] = self.wide.parts(theta)
+            parts = self.wide.parts(self.stored(theta))
+            if self.units is not None:
+                parts = type(parts)(parts.logdet_L, parts.pwrss / self.wyy ** 2, parts.logdet_RX - self.ldx)
+            self._cache[key] = parts
         return self._cache[key]
 
+    def vcov_diag(self, theta) -> np.ndarray:
+        """diag (RX'RX)^{-1} at an original-units theta (RX'RX = Wxx^-T RX_s'RX_s Wxx^-1)."""
+        return self.wide.vcov_diag(self.stored(theta), None if self.units is None else self.Wxx)
 
-def _unscaled_vcov_diag(model, theta, solve, w) -> np.ndarray:
+
+def _unscaled_vcov_diag(model, theta, solve) -> np.ndarray:
     """diag (RX'RX)^{-1} at theta: from the full matrix, or (wide models) in O(p q^2)."""
-    return np.diag(unscaled_vcov(model, theta, solve)) if w is None else w.vcov_diag(theta)
+    if isinstance(solve, WideSolves):
+        return solve.vcov_diag(theta)
+    return np.diag(unscaled_vcov(model, theta, solve))
+
+
+def wide_solves(model):
+    """WideSolves for a wide model (or its original-units view), else None."""
+    from lmmcli.engine import wide
+
+    w = wide.for_model(getattr(model, "inner", model))
+    return None if w is None else WideSolves(model, w)
 
 
 def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
@@ -219,14 +245,11 @@ def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
 
     Only the diagonals of Var(beta) and of its gradients enter, so only those are differenced (the
     same steps and numbers as varpar_pieces); a wide model never forms a p x p matrix per theta."""
-    from lmmcli.engine import wide
-
-    w = wide.for_model(model)
-    solve = Solves(model) if w is None else WideSolves(model, w)
+    solve = wide_solves(model) or Solves(model)
     A = varpar_covariance(model, theta, sigma, solve)
-    U = _unscaled_vcov_diag(model, theta, solve, w)
-    grads = jacobian(lambda t: _unscaled_vcov_diag(model, t, solve, w), theta, rel=HESS_REL,
-                     scale=theta_scales(model.blocks)) if len(theta) else []
+    U = _unscaled_vcov_diag(model, theta, solve)
+    grads = jacobian(lambda t: _unscaled_vcov_diag(model, t, solve), theta, rel=HESS_REL,
+                     scale=theta_scales(model)) if len(theta) else []
     D = np.array([sigma ** 2 * G for G in grads] + [2.0 * sigma * U])       # (k + 1, p)
     denom = np.einsum("ij,ik,kj->j", D, A, D)
     v = np.diag(vcov)

@@ -160,8 +160,10 @@ def _group_lines(fm, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group
     return list(xs.reshape(nlev, -1)), list(line.reshape(nlev, -1))
 
 
-def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int = 0) -> Trajectories:
-    """The data and predicted lines per level of the largest grouping factor, and the population line."""
+def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int = 0,
+                 groups: list[str] | None = None) -> Trajectories:
+    """The data and predicted lines per level of the largest grouping factor, and the population line; the
+    highlighted groups are `groups` (levels by name) when given, else a seeded sample of n_highlight."""
     if not fm.blocks:
         raise ModelSpecError("the model has no random terms, so there are no groups to draw")
     x_name = choose_x(fm, x)
@@ -173,11 +175,27 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
     line_x, line_y = _group_lines(fm, used, x_name, xv, blk.codes, blk.group)
     pop_x = np.linspace(xv.min(), xv.max(), GRID_POINTS * 4)
     pop_y = fixed_matrix(fm.design.spec, _grid_frame(used, fm.design.spec, x_name, pop_x)) @ fm.sol.beta
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(blk.nlevels, size=min(max(n_highlight, 0), blk.nlevels), replace=False)
+    pick = chosen_groups(blk, groups) if groups else sampled_groups(blk.nlevels, n_highlight, seed)
     return Trajectories(x_name, fm.design.response, blk.group, list(blk.levels),
                         [xv[i] for i in order], [fm.design.y[i] for i in order], line_x, line_y,
-                        pop_x, pop_y, sorted(int(i) for i in pick), _held(fm, x_name))
+                        pop_x, pop_y, pick, _held(fm, x_name))
+
+
+def sampled_groups(nlevels: int, n: int, seed: int) -> list[int]:
+    """A seeded sample of n level indices, in level order."""
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(nlevels, size=min(max(n, 0), nlevels), replace=False))
+
+
+def chosen_groups(blk, names) -> list[int]:
+    """The indices of the named levels, in the order given; an unknown name is an error naming the levels."""
+    index = {str(lv): i for i, lv in enumerate(blk.levels)}
+    unknown = [n for n in names if n not in index]
+    if unknown:
+        shown = ", ".join(map(str, blk.levels[:8])) + (", ..." if blk.nlevels > 8 else "")
+        raise ModelSpecError(f"--groups: {', '.join(repr(u) for u in unknown)} is not a level of {blk.group}",
+                             hint=f"levels of {blk.group}: {shown}")
+    return list(dict.fromkeys(index[n] for n in names))
 
 
 def _held(fm, x_name: str) -> list[str]:

@@ -50,6 +50,22 @@ def save(fig, path: str, seed: int = 0, inputs=()) -> None:
         atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=110, metadata=meta), inputs)
 
 
+def svg_text(fig, salt: str = "lmm") -> str:
+    """The figure as an <svg> element for inlining in HTML (no XML header; ids salted so that several figures
+    on one page never share an id; no date, so the same figure gives the same text)."""
+    import io
+
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    return text[:start] + text[end + len("</metadata>"):] if start >= 0 and end > start else text
+
+
 # -- caterpillar -------------------------------------------------------------------------------
 def caterpillar_figure(panels, title: str = ""):
     """One panel per random term: each level's interval (one segment per level) and its estimate."""

@@ -78,7 +78,7 @@ def test_lme4_end_point_fails_the_check_as_in_lme4():
     the component that has it."""
     df = pd.read_csv(REF / "optimum" / "block3_stops_short.csv")
     design = build_design(parse_formula("y ~ x1 + x2 + (1 + x1 + x2 | g)"), df)
-    model = PlsModel(design.X, design.y, design.blocks, True)
+    model = PlsModel.from_rows(design.X, design.y, design.blocks, True)
     theta = np.array(R["block3_stops_short"]["lme4_theta"])
     res = convergence.check(convergence.derivatives(model.objective, theta, model.lower))
     assert not res.converged
@@ -90,5 +90,5 @@ def test_lme4_end_point_fails_the_check_as_in_lme4():
 def test_fit_theta_attaches_the_check():
     df = pd.read_csv(REF / "data" / "sleepstudy.csv")
     design = build_design(parse_formula("Reaction ~ Days + (Days|Subject)"), df)
-    opt = optimize.fit_theta(PlsModel(design.X, design.y, design.blocks, True))
+    opt = optimize.fit_theta(PlsModel.from_rows(design.X, design.y, design.blocks, True))
     assert opt.check is not None and opt.check.converged and opt.check.max_grad < 1e-4

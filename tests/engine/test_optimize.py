@@ -20,7 +20,7 @@ from lmmcli.engine.pls import PlsModel
 
 def _model(case):
     design = build_design(parse_formula(case["formula"]), read_case_data(case), case["factors"])
-    return PlsModel(design.X, design.y, design.blocks, case["reml"])
+    return PlsModel.from_rows(design.X, design.y, design.blocks, case["reml"])
 
 
 @pytest.mark.parametrize("cid", CASE_IDS)
@@ -89,7 +89,7 @@ def _crossed_frame(seed=7):
 
 def _frame_model(df, text, reml=True):
     design = build_design(parse_formula(text), df)
-    return PlsModel(design.X, design.y, design.blocks, reml)
+    return PlsModel.from_rows(design.X, design.y, design.blocks, reml)
 
 
 # (data, formula, REML, whether the one-term start is used): crossed terms' one-term fits agree on

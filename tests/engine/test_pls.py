@@ -30,7 +30,7 @@ RANEF_REL = 1e-5    # conditional modes / sds, relative to the largest of that (
 
 def _model(case, reml=None):
     design = build_design(parse_formula(case["formula"]), read_case_data(case), case["factors"])
-    return design, pls.PlsModel(design.X, design.y, design.blocks, case["reml"] if reml is None else reml)
+    return design, pls.PlsModel.from_rows(design.X, design.y, design.blocks, case["reml"] if reml is None else reml)
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ CROSSED = [
 def test_crossed_objective_matches_brute_force(csv, text, reml):
     df = pd.read_csv(REF / "data" / csv)
     design = build_design(parse_formula(text), df)
-    model = pls.PlsModel(design.X, design.y, design.blocks, reml)
+    model = pls.PlsModel.from_rows(design.X, design.y, design.blocks, reml)
     theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05)
     want = _dense_objective(design, theta, reml)
     assert model.objective(theta) == pytest.approx(want, rel=1e-10)
@@ -214,7 +214,7 @@ def test_crossed_objective_matches_brute_force(csv, text, reml):
 def test_crossed_solution_matches_dense(csv, text):
     df = pd.read_csv(REF / "data" / csv)
     design = build_design(parse_formula(text), df)
-    model = pls.PlsModel(design.X, design.y, design.blocks, True)
+    model = pls.PlsModel.from_rows(design.X, design.y, design.blocks, True)
     theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05)
     sol = model.solve(theta)
     # dense: u solves (Lambda'Z'Z Lambda + I) u = Lambda'Z'(y - X beta)
@@ -226,7 +226,7 @@ def test_crossed_solution_matches_dense(csv, text):
 def test_single_term_needs_no_scipy():
     code = ("import sys, numpy as np; from lmmcli.engine import pls; from lmmcli.design.design import ReBlock;"
             "b = ReBlock('g', ('(Intercept)',), ('a', 'b'), np.array([0, 1, 0, 1]), np.ones((4, 1)));"
-            "m = pls.PlsModel(np.ones((4, 1)), np.array([1., 2., 3., 5.]), [b]); m.objective(np.array([1.]));"
+            "m = pls.PlsModel.from_rows(np.ones((4, 1)), np.array([1., 2., 3., 5.]), [b]); m.objective(np.array([1.]));"
             "print('scipy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -237,12 +237,12 @@ def test_single_term_needs_no_scipy():
 def test_term_model_is_the_one_term_model(csv, text):
     """term_model(k), built from the cross-products, has the objective and solution of a fresh one-term model."""
     design = build_design(parse_formula(text), pd.read_csv(REF / "data" / csv))
-    model = pls.PlsModel(design.X, design.y, design.blocks, True)
+    model = pls.PlsModel.from_rows(design.X, design.y, design.blocks, True)
     for k, blk in enumerate(design.blocks):
-        alone, fresh = model.term_model(k), pls.PlsModel(design.X, design.y, [blk], True)
+        alone, fresh = model.term_model(k), pls.PlsModel.from_rows(design.X, design.y, [blk], True)
         for theta in (np.array([0.3]), np.array([1.7])):
             assert alone.objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
         np.testing.assert_allclose(alone.solve(theta).u[0], fresh.solve(theta).u[0], rtol=1e-10)
     # and the model it came from is unchanged
-    assert model.objective(model.theta0) == pytest.approx(pls.PlsModel(design.X, design.y, design.blocks,
+    assert model.objective(model.theta0) == pytest.approx(pls.PlsModel.from_rows(design.X, design.y, design.blocks,
                                                                        True).objective(model.theta0))

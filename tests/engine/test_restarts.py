@@ -36,7 +36,7 @@ def _frame(cid):
 
 def _model(cid):
     design = build_design(parse_formula(CASES[cid]), _frame(cid))
-    return PlsModel(design.X, design.y, design.blocks, True)
+    return PlsModel.from_rows(design.X, design.y, design.blocks, True)
 
 
 @pytest.mark.parametrize("cid", list(CASES))
@@ -83,7 +83,7 @@ def test_restart_confirms_a_clean_optimum_quickly():
     """sleepstudy: one restart, which finds nothing, costs far fewer evaluations than the first run."""
     df = pd.read_csv(REF / "data" / "sleepstudy.csv")
     design = build_design(parse_formula("Reaction ~ Days + (Days|Subject)"), df)
-    opt = optimize.fit_theta(PlsModel(design.X, design.y, design.blocks, True))
+    opt = optimize.fit_theta(PlsModel.from_rows(design.X, design.y, design.blocks, True))
     assert [r.kind for r in opt.runs] == ["initial", "restart"]
     assert opt.runs[1].feval < opt.runs[0].feval
 

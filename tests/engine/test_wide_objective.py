@@ -31,7 +31,7 @@ FORMULAS = ["y ~ f + x + (1|g)", "y ~ f + x + (x|g)", "y ~ f + (1|g) + (1|h)", "
 @pytest.mark.parametrize("reml", [True, False])
 def test_wide_objective_and_variances_equal_the_usual_ones(text, reml):
     design = build_design(parse_formula(text), _frame())
-    model = PlsModel(design.X, design.y, design.blocks, reml)
+    model = PlsModel.from_rows(design.X, design.y, design.blocks, reml)
     w = wide.for_model(model)
     assert w is not None
     rng = np.random.default_rng(1)
@@ -46,9 +46,9 @@ def test_wide_objective_and_variances_equal_the_usual_ones(text, reml):
 
 def test_only_wide_models_take_the_wide_path():
     narrow = build_design(parse_formula("y ~ x + (1|g)"), _frame())
-    assert wide.for_model(PlsModel(narrow.X, narrow.y, narrow.blocks)) is None
+    assert wide.for_model(PlsModel.from_rows(narrow.X, narrow.y, narrow.blocks)) is None
     few_levels = build_design(parse_formula("y ~ f + (1|g)"), _frame(levels=50, n=300))
-    assert wide.for_model(PlsModel(few_levels.X, few_levels.y, few_levels.blocks)) is None
+    assert wide.for_model(PlsModel.from_rows(few_levels.X, few_levels.y, few_levels.blocks)) is None
 
 
 def test_satterthwaite_df_is_the_same_on_the_wide_path(monkeypatch):
@@ -59,3 +59,16 @@ def test_satterthwaite_df_is_the_same_on_the_wide_path(monkeypatch):
     np.testing.assert_allclose(got, want, rtol=1e-6)
     opt = optimize.fit_theta(fm.model)
     assert opt.fmin == pytest.approx(fm.sol.objective, abs=1e-7)
+
+
+def test_satterthwaite_df_on_the_wide_path_in_other_units(monkeypatch):
+    """A covariate in the millions: the engine stores the record in other units (ScaledModel); the wide
+    path maps its pieces back (Wxx, wyy) and gives the df of the usual path."""
+    df = _frame()
+    df["x"] = df["x"] * 1e6 + 3e6
+    fm = fit("y ~ f + x + (1|g)", df)
+    assert type(fm.model).__name__ == "ScaledModel"
+    got = satterthwaite.satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, fm.vcov())
+    monkeypatch.setattr(wide, "WIDE_MIN_P", 10 ** 9)
+    want = satterthwaite.satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, fm.vcov())
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -16,6 +16,7 @@ from conftest import CASES, REF
 from lmmcli.inference.bootstrap import BootSample, bootstrap, norm_inter, percentile_intervals
 from lmmcli.cli import app
 from lmmcli.inference.confint import attach, confidence_intervals
+from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.pls import PlsModel
 from lmmcli.inference.profile import Point, SdCorMap, invert, sdcor_of, var_params
 
@@ -110,14 +111,14 @@ def test_invert_refuses_non_monotone_profile():
     assert "non-monotonic" in warnings[0]
 
 
-# -- the PlsModel helpers the profile and the bootstrap rely on ----------------------------------------
+# -- the CrossProducts constructors the profile and the bootstrap rely on ----------------------------------------
 def test_with_response_equals_a_fresh_model(fits):
     fm = fits["penicillin_crossed"]       # crossed: exercises the dense "rest" part too
     m, X = fm.model, fm.design.X
     y2 = fm.design.y[::-1].copy()
-    fresh = PlsModel(X, y2, fm.blocks, reml=True)
+    fresh = PlsModel.from_rows(X, y2, fm.blocks, reml=True)
     for theta in (fm.sol.theta, fm.sol.theta * 0.5 + 0.1):
-        assert m.with_response(y2).objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
+        assert PlsModel(fm.cp.with_response(y2, X, fm.blocks)).objective(theta) == pytest.approx(fresh.objective(theta), rel=1e-12)
     assert m.objective(fm.sol.theta) == pytest.approx(fm.sol.objective, rel=1e-12)   # the original is untouched
 
 
@@ -128,9 +129,9 @@ def test_recombined_moves_a_column_into_the_offset(fits):
     keep = [k for k in range(X.shape[1]) if k != j]
     M[keep, range(len(keep))] = 1.0
     M[-1, -1], M[j, -1] = 1.0, -c
-    fresh = PlsModel(np.delete(X, j, axis=1), y - c * X[:, j], fm.blocks, reml=False)
-    ml = PlsModel(X, y, fm.blocks, reml=False)
-    assert ml.recombined(M).objective(fm.sol.theta) == pytest.approx(fresh.objective(fm.sol.theta), rel=1e-12)
+    fresh = PlsModel.from_rows(np.delete(X, j, axis=1), y - c * X[:, j], fm.blocks, reml=False)
+    ml = CrossProducts.from_rows(X, y, fm.blocks)
+    assert PlsModel(ml.recombined(M), reml=False).objective(fm.sol.theta) == pytest.approx(fresh.objective(fm.sol.theta), rel=1e-12)
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------

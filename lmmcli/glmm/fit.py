@@ -1,0 +1,158 @@
+"""Fit a GLMM the way glmer() does: two stages, then the Hessian for the fixed effects' covariance.
+
+Stage 1 (glmer's nAGQ = 0): optimise theta, with beta updated inside PIRLS together with u.
+Stage 2: optimise theta and beta together on the Laplace (or AGQ) deviance, u-hat by PIRLS.
+Both stages use BOBYQA; stage 2 works in whitened beta coordinates x = R (beta - beta_1), with
+R' R the stage-1 information for beta, so that every coordinate has about unit curvature.
+
+glmer's covariance of beta-hat (vcov with use.hessian = TRUE, its default for GLMMs) is the beta
+block of 2 H^{-1}, H the finite-difference Hessian of the deviance in (theta, beta); we do the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lmmcli.engine.optimize import OptSummary, minimize_theta
+from lmmcli.glmm.design import GlmmDesign
+from lmmcli.glmm.pirls import GlmmModel, PirlsState
+
+STAGE1_TOL = {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
+STAGE2_TOL = {"ftol_abs": 1e-9, "ftol_rel": 1e-13, "xtol_abs": 1e-7}
+HESS_STEP = 1e-3          # finite-difference step in whitened beta units and relative theta units
+SINGULAR_TOL = 1e-4
+
+
+@dataclass
+class GlmmFit:
+    """A fitted GLMM: design, model, both optimizer summaries, the PIRLS state at the optimum, vcov."""
+
+    formula: object
+    gd: GlmmDesign
+    model: GlmmModel
+    nagq: int
+    opt1: OptSummary
+    opt2: OptSummary | None
+    state: PirlsState
+    objective: float                 # complete -2 log-likelihood (Laplace or AGQ) at the optimum
+    vcov: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def design(self):
+        return self.gd.design
+
+    @property
+    def blocks(self):
+        return self.gd.design.blocks
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.state.theta
+
+    @property
+    def beta(self) -> np.ndarray:
+        return self.state.beta
+
+    def npar(self) -> int:
+        return len(self.theta) + len(self.beta)
+
+    def loglik(self) -> float:
+        return -0.5 * self.objective
+
+    def glmer_deviance(self) -> float:
+        """The deviance glmer prints: for nAGQ > 1 it leaves out -2 * the saturated log-likelihood."""
+        return self.objective - (self.model.const if self.nagq > 1 else 0.0)
+
+    def is_singular(self, tol: float = SINGULAR_TOL) -> bool:
+        return bool(np.any((self.model.lower == 0) & (self.theta < tol)))
+
+    def b(self) -> list[np.ndarray]:
+        """Conditional modes b = Lambda u, per block (levels, p)."""
+        sysm = self.model.system
+        bflat = sysm.lambda_n(self.state.factor, self.state.u)
+        out, pos = [], 0
+        for blk in self.blocks:
+            k = blk.nlevels * blk.p
+            out.append(bflat[pos:pos + k].reshape(blk.nlevels, blk.p))
+            pos += k
+        return out
+
+    def cond_var(self) -> list[np.ndarray]:
+        return self.model.system.cond_var(self.state.factor)
+
+
+def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1) -> GlmmFit:
+    """glmer(): stage 1 over theta, stage 2 over (theta, beta), the Hessian, the final PIRLS state."""
+    d = gd.design
+    model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family)
+    model.set_glmer_start()
+    opt1 = minimize_theta(model.glmer_stage1, model.theta0, model.lower, tol=STAGE1_TOL)
+    st1 = model.glmer_pirls(opt1.theta, None, model.eta_start)
+    model.eta0 = st1.eta
+    if nagq == 0:
+        vcov = np.linalg.inv(model.beta_information(st1))
+        return GlmmFit(formula, gd, model, 0, opt1, None, st1, model.laplace(st1), vcov, _opt_warnings(opt1))
+    R = np.linalg.cholesky(st1.RXtRX).T            # R' R = RXtRX
+    k = len(opt1.theta)
+
+    def to_beta(x):
+        return st1.beta + np.linalg.solve(R, x)
+
+    def objective(par):
+        return model.stage2(par[:k], to_beta(par[k:]), nagq)
+
+    start = np.concatenate([opt1.theta, np.zeros(len(st1.beta))])
+    lower = np.concatenate([model.lower, np.full(len(st1.beta), -np.inf)])
+    step = np.concatenate([np.maximum(0.1 * np.abs(opt1.theta), 0.05), np.full(len(st1.beta), 0.5)])
+    opt2 = minimize_theta(objective, start, lower, step=step, tol=STAGE2_TOL)
+    par = opt2.theta
+    theta, beta = par[:k], to_beta(par[k:])
+    st = model.glmer_pirls(theta, beta) if nagq == 1 else model.pirls(theta, beta)
+    value = model.stage2(theta, beta, nagq)
+    warnings = _opt_warnings(opt1) + _opt_warnings(opt2)
+    vcov, vwarn = hessian_vcov(objective, par, k, R, model.lower)
+    if vcov is None:
+        vcov = np.linalg.inv(model.beta_information(st))
+    return GlmmFit(formula, gd, model, nagq, opt1, opt2, st, value, vcov, warnings + vwarn)
+
+
+def _opt_warnings(opt: OptSummary) -> list[str]:
+    out = list(opt.messages)
+    if not opt.converged:
+        out.append(f"the optimizer did not converge ({opt.return_code}); estimates may be unreliable")
+    return out
+
+
+def hessian(f, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Central finite-difference Hessian of f at x with steps h (2k + 2 k(k-1)/2 * 2 evaluations)."""
+    k = len(x)
+    f0 = f(x)
+    fp, fm = np.empty(k), np.empty(k)
+    E = np.diag(h)
+    for i in range(k):
+        fp[i], fm[i] = f(x + E[i]), f(x - E[i])
+    H = np.empty((k, k))
+    for i in range(k):
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
+        for j in range(i):
+            fpp, fmm = f(x + E[i] + E[j]), f(x - E[i] - E[j])
+            H[i, j] = H[j, i] = (fpp + fmm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * h[i] * h[j])
+    return H
+
+
+def hessian_vcov(objective, par, k, R, lower):
+    """(vcov of beta from the Hessian of the deviance, warnings); (None, [warning]) if not positive definite."""
+    theta = par[:k]
+    h = np.concatenate([HESS_STEP * np.maximum(np.abs(theta), 0.1), np.full(len(par) - k, HESS_STEP)])
+    H = hessian(objective, par, h)
+    try:
+        np.linalg.cholesky(H)
+        V = 2.0 * np.linalg.inv(H)[k:, k:]
+    except np.linalg.LinAlgError:
+        return None, ["the Hessian of the deviance is not positive definite: the fixed effects' covariance "
+                      "comes from RX (as glmer falls back)"]
+    Rinv = np.linalg.inv(R)
+    return Rinv @ V @ Rinv.T, []

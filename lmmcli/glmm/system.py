@@ -1,0 +1,267 @@
+"""The weighted penalized least-squares system of one PIRLS step: M = Lambda' Z' W Z Lambda + I, factored.
+
+Unlike the linear model, the weights W change at every PIRLS step, so Z'WZ is re-formed each time.
+What is fixed by Z alone is formed once: for every row, which entries of Z'Z it touches ("pair
+slots"), so that Z'WZ is one bincount over rows (O(n), no Python loop over rows or groups).
+
+Layout (as engine.pls): the random-effect blocks come largest first. M is block-diagonal in the
+first block, a batch of p1 x p1 factors L11_g, one per level; every other block is gathered into
+one dense part of size q_r, coupled to the first by a sparse A21:
+
+    M = [ M11  M21' ]   L = [ L11   0  ]   L21 = M21 L11^{-T},  L22 L22' = M22 - L21 L21'
+        [ M21  M22  ]       [ L21  L22 ]
+
+Names follow Bates et al. (2015): theta, Lambda (T_k per level), u, L, logdet_L = log |L|^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lmmcli.engine import kernels as kern
+from lmmcli.engine.pls import MAX_DENSE_REST, split_theta
+from lmmcli.errors import ModelSpecError
+
+
+class PairSums:
+    """sum_i W_i a_i b_i into fixed slots: the slot of each (row, pair) and the product a_i b_i, formed once."""
+
+    def __init__(self, slots: list[np.ndarray], products: list[np.ndarray]):
+        keys = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
+        self.unique, self.inverse = np.unique(keys, return_inverse=True)
+        self.products = np.concatenate(products) if products else np.zeros(0)
+        self.ones = all(bool(np.all(p == 1.0)) for p in products)
+        self.npairs = len(slots)
+
+    def __call__(self, W: np.ndarray) -> np.ndarray:
+        w = np.tile(W, self.npairs) if self.npairs > 1 else W
+        if not self.ones:
+            w = w * self.products
+        return np.bincount(self.inverse, weights=w, minlength=len(self.unique))
+
+
+@dataclass
+class Factor:
+    """The factor of M at one (theta, W), and the pieces the solves need."""
+
+    Ts: list
+    L11: np.ndarray                 # (l1, p1, p1) lower
+    L21: np.ndarray | None          # (q_r, q1) dense
+    L22: np.ndarray | None          # (q_r, q_r) lower
+    logdet_L: float
+    lam_r: object | None            # Lambda of the rest blocks: its diagonal (all scalar), else sparse
+
+
+class WeightedSystem:
+    """Z's structure, formed once; `factor(W, theta)` and the solves with M, per PIRLS step."""
+
+    def __init__(self, blocks):
+        self.blocks = list(blocks)
+        first = self.blocks[0]
+        self.n = len(first.codes)
+        self.l1, self.p1 = first.nlevels, first.p
+        self.q1 = self.l1 * self.p1
+        self.rest = self.blocks[1:]
+        self.q_r = sum(b.nlevels * b.p for b in self.rest)
+        self.q = self.q1 + self.q_r
+        if self.q_r > MAX_DENSE_REST:
+            raise ModelSpecError(f"the random terms after the largest one have {self.q_r} random effects together; "
+                                 f"lmm handles at most {MAX_DENSE_REST} there")
+        self.offsets = np.cumsum([0] + [b.nlevels * b.p for b in self.blocks])
+        # a term column of ones (an intercept) needs no multiplication
+        self.ones = [[bool(np.all(b.Z[:, j] == 1.0)) for j in range(b.p)] for b in self.blocks]
+        self._first_pairs(first)
+        if self.rest:
+            self._rest_pairs(first)
+
+    # -- Z b and Z' V without forming Z (gathers and bincounts by level) ---------------------------
+    def z_times(self, b: np.ndarray) -> np.ndarray:
+        """Z b for a q-vector b (ordered as Z's columns: block, level, term)."""
+        out = np.zeros(self.n)
+        for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
+            B = b[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p)
+            for j in range(blk.p):
+                out += B[blk.codes, j] if ones[j] else blk.Z[:, j] * B[blk.codes, j]
+        return out
+
+    def zt_times(self, V: np.ndarray) -> np.ndarray:
+        """Z' V for an (n,) or (n, m) array V."""
+        V2 = V[:, None] if V.ndim == 1 else V
+        m = V2.shape[1]
+        out = np.empty((self.q, m))
+        for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
+            part = out[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p, m)
+            for j in range(blk.p):
+                for c in range(m):
+                    w = V2[:, c] if ones[j] else blk.Z[:, j] * V2[:, c]
+                    part[:, j, c] = np.bincount(blk.codes, weights=w, minlength=blk.nlevels)
+        return out[:, 0] if V.ndim == 1 else out
+
+    # -- formed once ----------------------------------------------------------------------------
+    def _first_pairs(self, blk):
+        """Slots of the first block's per-level Z_g' W Z_g (upper triangle, then mirrored)."""
+        p = self.p1
+        self.first_ij = [(i, j) for i in range(p) for j in range(i, p)]
+        slots = [blk.codes * (p * p) + i * p + j for i, j in self.first_ij]
+        self.first_sums = PairSums(slots, [blk.Z[:, i] * blk.Z[:, j] for i, j in self.first_ij])
+        self.first_slot_index = self.first_sums.unique
+
+    def _rest_pairs(self, first):
+        """Slots of A22 = Zr' W Zr (lower triangle, dense) and A21 = Zr' W Z1 (sparse, fixed pattern)."""
+        cols, vals = [], []          # each rest column a row touches, with its value
+        off = 0
+        for blk in self.rest:
+            for j in range(blk.p):
+                cols.append(off + blk.codes * blk.p + j)
+                vals.append(blk.Z[:, j])
+            off += blk.nlevels * blk.p
+        q_r = self.q_r
+        # each pair a <= b of a row's columns once, at its lower-triangle position (mirrored later);
+        # columns of different terms never coincide, so a < b is always off the diagonal
+        pairs = [(a, b) for a in range(len(cols)) for b in range(a, len(cols))]
+        s22 = [np.maximum(cols[a], cols[b]) * q_r + np.minimum(cols[a], cols[b]) for a, b in pairs]
+        v22 = [vals[a] * vals[b] for a, b in pairs]
+        self.a22_sums = PairSums(s22, v22)
+        self.a22_rows, self.a22_cols = np.divmod(self.a22_sums.unique, q_r)
+        s21, v21 = [], []
+        for a in range(len(cols)):
+            for j in range(first.p):
+                s21.append(cols[a] * self.q1 + first.codes * first.p + j)
+                v21.append(vals[a] * first.Z[:, j])
+        self.a21_sums = PairSums(s21, v21)
+        r, c = np.divmod(self.a21_sums.unique, self.q1)
+        self.a21_rows, self.a21_cols = r, c
+
+    # -- per PIRLS step ----------------------------------------------------------------------------
+    def first_cross(self, W) -> np.ndarray:
+        """(l1, p1, p1): Z_g' W Z_g per level of the first block."""
+        p = self.p1
+        flat = np.zeros(self.l1 * p * p)
+        flat[self.first_slot_index] = self.first_sums(W)
+        A = flat.reshape(self.l1, p, p)
+        for i, j in self.first_ij:
+            if i != j:
+                A[:, j, i] = A[:, i, j]
+        return A
+
+    def rest_cross(self, W):
+        """(A21 dense q_r x q1, A22 dense q_r x q_r symmetric)."""
+        v22 = self.a22_sums(W)
+        A22 = np.zeros((self.q_r, self.q_r))
+        A22[self.a22_rows, self.a22_cols] = v22        # the slots are distinct: no accumulation needed
+        off = self.a22_rows != self.a22_cols
+        A22[self.a22_cols[off], self.a22_rows[off]] = v22[off]
+        A21 = np.zeros((self.q_r, self.q1))
+        A21[self.a21_rows, self.a21_cols] = self.a21_sums(W)
+        return A21, A22
+
+    def lambdas(self, theta) -> Factor:
+        """A Factor holding only Lambda at theta (for the linear predictor, before any weights)."""
+        Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
+        return Factor(Ts, None, None, None, np.nan, self._rest_lambda(Ts))
+
+    def _rest_lambda(self, Ts):
+        """Lambda of the rest blocks: a vector (its diagonal) when every rest term is scalar, else sparse."""
+        if not self.rest:
+            return None
+        if all(b.p == 1 for b in self.rest):
+            return np.concatenate([np.full(b.nlevels, T[0, 0]) for b, T in zip(self.rest, Ts[1:])])
+        from lmmcli.engine.pls import lambda_matrix
+
+        return lambda_matrix(self.rest, Ts[1:])
+
+    def _rest_t(self, lam, R):
+        """Lambda_r' R for the rest rows R (q_r x m)."""
+        return lam[:, None] * R if isinstance(lam, np.ndarray) else np.asarray(lam.T @ R)
+
+    def _rest_n(self, lam, R):
+        """Lambda_r R."""
+        return lam[:, None] * R if isinstance(lam, np.ndarray) else np.asarray(lam @ R)
+
+    def _first_right(self, M, B):
+        """M blockdiag_g(B_g) for a dense (r, q1) M and a (l1, p1, p1) stack B."""
+        r = M.shape[0]
+        if self.p1 == 1:
+            return M * B[:, 0, 0][None, :]
+        return np.einsum("rgi,gij->rgj", M.reshape(r, self.l1, self.p1), B).reshape(r, self.q1)
+
+    def factor(self, W, theta) -> Factor:
+        """The blocked Cholesky factor of Lambda' Z' W Z Lambda + I at weights W and theta."""
+        Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
+        M11 = kern.congruence(Ts[0], self.first_cross(W))
+        M11[:, range(self.p1), range(self.p1)] += 1.0
+        L11 = kern.chol(M11)
+        logdet = kern.logdet(L11)
+        L21 = L22 = lam_r = None
+        if self.rest:
+            A21, A22 = self.rest_cross(W)
+            lam_r = self._rest_lambda(Ts)
+            T1 = np.broadcast_to(Ts[0], (self.l1, self.p1, self.p1))
+            # L21 = Lambda_r' A21 Lambda_1 L11^{-T}, all dense (q_r x q1)
+            M21 = self._first_right(self._rest_t(lam_r, A21), T1)
+            L21 = self._first_right(M21, kern.inv_lower(L11).transpose(0, 2, 1))
+            M22 = self._rest_t(lam_r, self._rest_t(lam_r, A22).T)
+            M22 -= L21 @ L21.T
+            M22[np.diag_indices(self.q_r)] += 1.0      # (not ravel(): M22 may be F-ordered, ravel would copy)
+            L22 = np.linalg.cholesky(M22)
+            logdet += 2.0 * float(np.log(np.diagonal(L22)).sum())
+        return Factor(Ts, L11, L21, L22, logdet, lam_r)
+
+    def lambda_t(self, F: Factor, R: np.ndarray) -> np.ndarray:
+        """Lambda' R for a (q, m) matrix R (rows ordered as Z's columns)."""
+        m = R.shape[1]
+        out = np.empty_like(R)
+        out[:self.q1] = kern.left_mult_t(F.Ts[0], R[:self.q1].reshape(self.l1, self.p1, m)).reshape(self.q1, m)
+        if self.rest:
+            out[self.q1:] = self._rest_t(F.lam_r, R[self.q1:])
+        return out
+
+    def lambda_n(self, F: Factor, u: np.ndarray) -> np.ndarray:
+        """b = Lambda u for a q-vector u."""
+        out = np.empty_like(u)
+        out[:self.q1] = (u[:self.q1].reshape(self.l1, self.p1) @ F.Ts[0].T).ravel()
+        if self.rest:
+            out[self.q1:] = self._rest_n(F.lam_r, u[self.q1:, None])[:, 0]
+        return out
+
+    def solve(self, F: Factor, R: np.ndarray) -> np.ndarray:
+        """M^{-1} R for a (q, m) matrix R: forward then back substitution through the blocks."""
+        m = R.shape[1]
+        y1 = kern.fsolve(F.L11, R[:self.q1].reshape(self.l1, self.p1, m))
+        if not self.rest:
+            return kern.bsolve(F.L11, y1).reshape(self.q1, m)
+        from scipy.linalg import solve_triangular
+
+        y1f = y1.reshape(self.q1, m)
+        y2 = solve_triangular(F.L22, R[self.q1:] - F.L21 @ y1f, lower=True, check_finite=False)
+        x2 = solve_triangular(F.L22, y2, lower=True, trans="T", check_finite=False)
+        r1 = (y1f - F.L21.T @ x2).reshape(self.l1, self.p1, m)
+        x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
+        return np.vstack([x1, x2])
+
+    def cond_var(self, F: Factor) -> list[np.ndarray]:
+        """Per block, (levels, p, p): the diagonal blocks of Lambda M^{-1} Lambda' (glmer's condVar)."""
+        Li = kern.inv_lower(F.L11)
+        V1 = Li.transpose(0, 2, 1) @ Li
+        out = []
+        if self.rest:
+            from scipy.linalg import solve_triangular
+
+            # M^{-1} = [[L11^-T (I + L21' S^-1 L21) L11^-1, ...], [..., S^-1]],  S = L22 L22'
+            G = solve_triangular(F.L22, self._first_right(F.L21, Li), lower=True)
+            Gb = G.reshape(self.q_r, self.l1, self.p1)
+            V1 = V1 + np.einsum("rgi,rgj->gij", Gb, Gb)
+            H = solve_triangular(F.L22, np.eye(self.q_r), lower=True)
+            P = H.T @ H
+            lam = np.diag(F.lam_r) if isinstance(F.lam_r, np.ndarray) else F.lam_r.toarray()
+            Vr = lam @ P @ lam.T
+            pos = 0
+            for blk in self.rest:
+                k = blk.nlevels * blk.p
+                sub = Vr[pos:pos + k, pos:pos + k].reshape(blk.nlevels, blk.p, blk.nlevels, blk.p)
+                out.append(np.einsum("gigj->gij", sub))
+                pos += k
+        T1 = F.Ts[0]
+        return [T1[None] @ V1 @ T1.T[None]] + out

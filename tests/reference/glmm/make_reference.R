@@ -1,0 +1,53 @@
+# Reference numbers for the GLMM cases in cases.tsv, from lme4::glmer (run from this folder:
+# Rscript make_reference.R). Each case's CSV is read with read.csv(stringsAsFactors = TRUE) and the
+# columns in `factors` are converted with factor(), so factor levels are in sorted order.
+suppressMessages({library(lme4); library(jsonlite)})
+cases <- read.delim("cases.tsv", stringsAsFactors = FALSE, colClasses = "character")
+versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
+                 Matrix = as.character(packageVersion("Matrix")))
+one <- function(cs) {
+  d <- read.csv(cs$csv, stringsAsFactors = TRUE)
+  if (nzchar(cs$factors)) for (f in strsplit(cs$factors, ",")[[1]]) d[[f]] <- factor(d[[f]])
+  fam <- get(cs$family)(link = cs$link)
+  args <- list(formula = as.formula(cs$formula), data = d, family = fam, nAGQ = as.integer(cs$nagq))
+  if (nzchar(cs$weights)) args$weights <- d[[cs$weights]]
+  t0 <- proc.time()[["elapsed"]]
+  m <- do.call(glmer, args)
+  secs <- proc.time()[["elapsed"]] - t0
+  s <- summary(m)
+  cf <- coef(s)
+  mu <- fitted(m); y <- m@resp$y; wt <- m@resp$weights; nn <- m@resp$n
+  # -2 log-likelihood of the saturated model: what glmer's nAGQ > 1 deviance leaves out
+  const <- fam$aic(y, nn, mu, wt, sum(fam$dev.resids(y, mu, wt))) - sum(fam$dev.resids(y, mu, wt))
+  re <- as.data.frame(ranef(m, condVar = TRUE))
+  vc <- lapply(VarCorr(m), function(v) list(terms = colnames(v), sd = unname(attr(v, "stddev")),
+                                                var = unname(diag(v)), corr = unname(attr(v, "correlation"))))
+  devfun <- update(m, devFunOnly = TRUE)
+  at <- round(c(getME(m, "theta"), fixef(m)), 2) + 0.01
+  dev_at <- if (cs$nagq == "0") NA else devfun(at)
+  pres <- residuals(m, "pearson")
+  list(id = cs$id, versions = versions, glmer_seconds = secs,
+       fixef = list(terms = rownames(cf), estimate = unname(cf[, 1]), se = unname(cf[, 2]),
+                    z = unname(cf[, 3]), p = unname(cf[, 4])),
+       vcov = unname(as.matrix(vcov(m))), corr_fixef = unname(as.matrix(cov2cor(vcov(m)))),
+       se_rx = unname(sqrt(diag(as.matrix(vcov(m, use.hessian = FALSE))))),
+       theta = unname(getME(m, "theta")), varcorr = vc,
+       glmer_deviance = unname(s$AICtab[["deviance"]]), glmer_loglik = as.numeric(logLik(m)),
+       AIC = unname(s$AICtab[["AIC"]]), BIC = unname(s$AICtab[["BIC"]]), df_resid = df.residual(m),
+       saturated_m2loglik = const, loglik_complete = as.numeric(logLik(m)) - (if (cs$nagq != "1") const / 2 else 0),
+       npar = attr(logLik(m), "df"), nobs = nobs(m), ngroups = as.list(ngrps(m)),
+       is_singular = isSingular(m), converged = is.null(m@optinfo$conv$lme4$messages),
+       messages = m@optinfo$conv$lme4$messages,
+       scaled_resid_quantiles = unname(quantile(pres, names = FALSE)),
+       ranef = list(grpvar = as.character(re$grpvar), term = as.character(re$term), grp = as.character(re$grp),
+                    condval = re$condval, condsd = re$condsd),
+       fitted = unname(mu), predict_link = unname(predict(m)),
+       predict_population_link = unname(predict(m, re.form = NA)),
+       pearson_chisq = sum(pres^2),
+       devfun_at = list(params = unname(at), value = dev_at))
+}
+for (i in seq_len(nrow(cases))) {
+  out <- one(cases[i, ])
+  write_json(out, file.path("expected", paste0(cases$id[i], ".json")), digits = NA, auto_unbox = TRUE, pretty = TRUE)
+  cat(cases$id[i], out$glmer_deviance, out$glmer_seconds, "\n")
+}
