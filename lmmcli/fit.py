@@ -14,6 +14,7 @@ from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
 from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
 from lmmcli.engine.scaling import choose_scaling
+from lmmcli.errors import NumericalError
 from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
 
 SINGULAR_TOL = 1e-4
@@ -130,7 +131,39 @@ def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedMod
     """Optimise theta for a built design and solve at the optimum."""
     # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
     fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
-    return FittedModel(formula, design, fit)
+    fm = FittedModel(formula, design, fit)
+    check_representable(fm)
+    return fm
+
+
+def _representable(fm: FittedModel) -> bool:
+    """Whether sigma^2, Var(beta) and the random-effect covariances are finite, and Var(beta_j) > 0."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        s2 = np.float64(fm.sol.sigma) ** 2
+        if not (np.isfinite(s2) and (s2 > 0 or fm.sol.sigma == 0)):
+            return False
+        V = fm.vcov()
+        covs = fm.covariances()
+    nonzero = (np.diag(V) > 0) | (np.asarray(fm.sol.beta) == 0)
+    return bool(np.all(np.isfinite(V)) and np.all(nonzero) and all(np.all(np.isfinite(C)) for C in covs))
+
+
+def check_representable(fm: FittedModel) -> None:
+    """Refuse, as one clear error, a fit whose variances do not fit in double precision.
+
+    The engine fits any finite data (it works in rescaled units), but the answer's variances are the
+    squares of the data's scales: a response of 1e300 has a residual variance of ~1e600 (overflow),
+    a covariate of 1e200 gives coefficient variances of ~1e-400 (underflow to 0).
+    """
+    if _representable(fm):
+        return
+    d = fm.design
+    cols = [(d.response, d.y)] + [(n, d.X[:, j]) for j, n in enumerate(d.fixed_names) if n != "(Intercept)"]
+    name, v = max(cols, key=lambda c: abs(np.log10(max(np.max(np.abs(c[1])), 1e-308))) if len(c[1]) else 0.0)
+    top = float(np.max(np.abs(v))) if len(v) else float("nan")
+    raise NumericalError(f"the fit's variances cannot be represented in double precision: '{name}' has "
+                         f"values of magnitude {top:.3g}, whose squares overflow or underflow",
+                         hint=f"rescale '{name}' (e.g. divide or multiply it by a power of ten) and refit")
 
 
 def crossproducts(design: Design) -> CrossProducts:

@@ -69,3 +69,15 @@ def test_formats_show_the_same_grid(table):
 def test_kenward_roger_with_ml_is_refused():
     with pytest.raises(UsageError):
         model_table(FORMULAS[:1], GPA, ml=True, df_method="kenward-roger")
+
+
+def test_weights_and_contrasts_reach_every_model():
+    from tests.inference.analysis_reference import data, expected
+
+    df = data("twoway.csv")
+    t = model_table(["y ~ A*B + x + (1 | g)"], df, factors=("B",), weights="w", contrasts={"A": "sum", "B": "sum"})
+    ref = expected("twoway_sum")["fixef"]     # sum contrasts name the columns A1, A2, B1..
+    assert [c.term for c in t.models[0].fixed][:3] == list(ref)[:3]
+    w = expected("twoway_weights")["fixef"]
+    tw = model_table(["y ~ A*B + x + (1 | g)"], df, factors=("B",), weights="w")
+    assert [c.estimate for c in tw.models[0].fixed] == pytest.approx(list(w.values()), rel=1e-5)

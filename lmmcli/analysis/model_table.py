@@ -17,7 +17,7 @@ from lmmcli.design.design import build_design
 from lmmcli.distributions import interval_z
 from lmmcli.errors import UsageError
 from lmmcli.fit import analyze, fit_design
-from lmmcli.formula import parse_formula
+from lmmcli.formula import deparse, parse_formula
 from lmmcli.results import SCHEMA_VERSION, clean
 
 
@@ -118,8 +118,10 @@ def table_model(name: str, analysis, z: float | None) -> TableModel:
 
 
 def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", ci_level: float | None = None,
-                factors=(), refs=None, source: str = "the data") -> ModelTable:
-    """Fit every formula to the data and put the models side by side."""
+                factors=(), refs=None, source: str = "the data", weights: str | None = None,
+                contrasts: dict | None = None) -> ModelTable:
+    """Fit every formula to the data (with the same prior weights and contrasts) and put the models side by
+    side."""
     if not texts:
         raise UsageError("give at least one formula")
     if ml and df_method == "kenward-roger":
@@ -128,7 +130,8 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
     models = []
     for k, text in enumerate(texts, start=1):
         formula = parse_formula(text)
-        design = build_design(formula, df, factors, _refs_for(formula, refs or {}), source)
+        design = build_design(formula, df, factors, _refs_for(formula, refs or {}), source, weights,
+                              _contrasts_for(formula, contrasts or {}))
         fm = fit_design(formula, design, reml=not ml)
         models.append(table_model(f"({k})", analyze(fm, df_method), z))
     notes = []
@@ -147,3 +150,9 @@ def _refs_for(formula, refs: dict) -> dict:
     """The --ref settings for columns this formula uses (the others concern other models)."""
     used = formula.columns()
     return {c: lv for c, lv in refs.items() if c in used}
+
+
+def _contrasts_for(formula, contrasts: dict) -> dict:
+    """The --contrasts settings for factors this formula has (a default for all, key "", always applies)."""
+    labels = {deparse(e) for t in formula.fixed for e in t.factors}
+    return {k: v for k, v in contrasts.items() if k == "" or k in labels}

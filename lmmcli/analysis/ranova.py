@@ -17,13 +17,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from lmmcli.design.design import build_design
 from lmmcli.distributions import chi2_sf
 from lmmcli.errors import ModelSpecError
 from lmmcli.fit import fit_design
-from lmmcli.formula import FixedTerm, Name, RandomTerm, deparse, names_in
+from lmmcli.formula import FixedTerm, RandomTerm, deparse
 from lmmcli.io.frame import as_frame
 from lmmcli.results import SCHEMA_VERSION, clean
 
@@ -68,7 +66,7 @@ class Bar:
 
     @property
     def form(self) -> str:
-        return f"{self.lhs} | {':'.join(deparse(Name(g)) for g in self.term.group)}"
+        return f"{self.lhs} | {self.term.group_label}"
 
 
 # -- the terms and their reductions ---------------------------------------------------------------
@@ -92,19 +90,25 @@ def lhs_text(formula_text: str, term: RandomTerm) -> str:
 
 
 def bars(formula) -> list[Bar]:
-    """findbars(): || split into an intercept term and one term per covariate, a/b expansions innermost first."""
+    """findbars(): the random terms in lme4's order and naming. One written term can stand for several:
+    (x || g) for (1 | g) + (0 + x | g) (same group: kept in order), (1 | a/b) for (1 | b:a) + (1 | a)
+    (different groups: innermost first, as lme4 lists them)."""
     out, k, terms = [], 0, list(formula.random)
     while k < len(terms):
         same = [t for t in terms[k:] if t.span == terms[k].span]
         k += len(same)
-        for t in (reversed(same) if len(same) > 1 else same):
-            if t.correlated:
-                out.append(Bar(t, lhs_text(formula.text, t)))
-                continue
-            if t.intercept:
-                out.append(Bar(RandomTerm((), True, t.group, True, t.span), "1"))
-            out += [Bar(RandomTerm((ft,), False, t.group, True, t.span), f"0 + {ft.label}") for ft in t.terms]
+        if len(same) > 1 and len({t.group for t in same}) == 1:      # (x || g), split by the parser
+            out += [Bar(t, _split_lhs(t)) for t in same]
+            continue
+        out += [Bar(t, lhs_text(formula.text, t)) for t in (reversed(same) if len(same) > 1 else same)]
     return out
+
+
+def _split_lhs(t: RandomTerm) -> str:
+    """The lhs lme4 gives the parts of (x || g): '1' for the intercept, '0 + x' for each covariate term."""
+    if not t.terms:
+        return "1"
+    return " + ".join((["0"] if not t.intercept else []) + [ft.label for ft in t.terms])
 
 
 def drop_scope(terms) -> list[FixedTerm]:
@@ -122,7 +126,7 @@ def reductions(bar: Bar) -> list[tuple[str, RandomTerm | None]]:
     out = []
     for s in scope:
         rest = tuple(u for u in t.terms if u != s)
-        new = RandomTerm((), True, t.group, True, t.span) if not rest else dataclasses.replace(t, terms=rest)
+        new = dataclasses.replace(t, terms=rest, intercept=t.intercept or not rest)
         out.append((f"{s.label} in ({bar.form})", new))
     return out
 
@@ -150,6 +154,12 @@ def _refs_used(formula, refs: dict) -> dict:
     return {c: lv for c, lv in refs.items() if c in used}
 
 
+def _contrasts_used(formula, contrasts: dict) -> dict:
+    """The contrasts for factors this (reduced) formula still has in its fixed part."""
+    labels = {deparse(e) for t in formula.fixed for e in t.factors}
+    return {k: v for k, v in contrasts.items() if k in labels}
+
+
 def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
     """ranova(model): refit the model without (or with a reduced form of) each random term."""
     formula = fm.formula
@@ -162,7 +172,9 @@ def ranova(fm, data, factors=(), refs=None) -> RanovaResult:
     for k, bar in enumerate(all_bars):
         for name, replacement in reductions(bar):
             reduced = reduced_formula(formula, all_bars, k, replacement)
-            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})))
+            spec = fm.design.spec     # the full model's weights and contrasts, as update() keeps them
+            design = build_design(reduced, rows_data, factors, _refs_used(reduced, dict(refs or {})),
+                                  weights=spec.weights, contrasts=_contrasts_used(reduced, spec.contrasts))
             sub = fit_design(reduced, design, fm.reml)
             formulas[name] = str(reduced)
             warnings += [f"{name}: {w}" for w in sub.result().warnings] if sub.blocks else []

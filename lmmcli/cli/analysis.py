@@ -7,7 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import DataArg, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Strict, command
+from lmmcli.cli.app import (DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
+                            Strict, command)
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
 
@@ -43,13 +44,33 @@ def emit_analysis(result, format, table, rows, output, data: str, strict: bool) 
     echo_warnings(result.warnings, strict)
 
 
+def analysis_basis(data, formula, model, ml, factor, ref):
+    """The AnalysisBasis of DATA FORMULA (fitted now) or of a saved model (--model: no data, no refit)."""
+    from lmmcli.errors import UsageError
+
+    if model is not None:
+        if data is not None or formula is not None or ml or factor or ref:
+            raise UsageError("with --model, give no DATA, FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        from lmmcli.predict.saved_analysis import load_basis
+
+        return load_basis(str(model))
+    if data is None or formula is None:
+        raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+    from lmmcli.inference.basis import basis_from_fit
+
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    return basis_from_fit(fm, frame)
+
+
 @command(examples=(
     'lmm anova gpa.csv "gpa ~ occasion + job + (1|student)"',
     'lmm anova gpa.csv "gpa ~ occasion * job + (1|student)" --type 2 --df kenward-roger',
+    'lmm anova --model m.json',
 ))
 def anova(
-    data: DataArg,
-    formula: FormulaArg,
+    data: OptDataArg = None,
+    formula: OptFormulaArg = None,
+    model: Model = None,
     type: Annotated[str, typer.Option("--type", help="hypotheses: 1 (sequential), 2 or 3 (lmerTest's default)")] = "3",
     df: Annotated[AnalysisDf, typer.Option(
         "--df", help="denominator df: satterthwaite (lmerTest's default) or kenward-roger (REML fits)")
@@ -62,12 +83,13 @@ def anova(
     strict: Strict = False,
 ):
     """F tests of the fixed terms, as lmerTest's anova() (type 3, Satterthwaite by default)."""
-    from lmmcli.inference.anova import anova as run, check_options
+    from lmmcli.inference.anova import anova_of, check_options
     from lmmcli.render.analysis import anova_table
 
     check_options(type, df.value, not ml)
-    fm, frame = read_and_fit(data, formula, ml, factor, ref)
-    emit_analysis(run(fm, frame, type, df.value), format, anova_table, lambda d: d["anova"], output, data, strict)
+    basis = analysis_basis(data, formula, model, ml, factor, ref)
+    emit_analysis(anova_of(basis, type, df.value), format, anova_table, lambda d: d["anova"], output,
+                  data or str(model), strict)
 
 
 @command(examples=(
@@ -103,12 +125,13 @@ def emmeans_rows(doc: dict) -> list[dict]:
 
 @command(examples=(
     'lmm emmeans gpa.csv "gpa ~ occasion + job + (1|student)" --specs job --pairwise',
+    'lmm emmeans --model m.json --specs job --by sex --pairwise --adjust holm',
 ))
 def emmeans(
-    data: DataArg,
-    formula: FormulaArg,
-    specs: Annotated[List[str], typer.Option("--specs", metavar="F[,G]", show_default=False,
-                                             help="factor(s) whose marginal means to estimate")],
+    data: OptDataArg = None,
+    formula: OptFormulaArg = None,
+    specs: Annotated[Optional[List[str]], typer.Option("--specs", metavar="F[,G]", show_default=False,
+                                                       help="factor(s) whose marginal means to estimate")] = None,
     by: Annotated[Optional[List[str]], typer.Option("--by", metavar="H", show_default=False,
                                                     help="factor(s) to condition on: means and contrasts within "
                                                          "each of their levels")] = None,
@@ -119,6 +142,7 @@ def emmeans(
         "--df", show_default=False, help="df method: kenward-roger (emmeans' default; REML fits) or satterthwaite "
                                          "(the default with --ml)")] = None,
     level: Annotated[float, typer.Option("--level", help="level of the confidence intervals")] = 0.95,
+    model: Model = None,
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
@@ -127,13 +151,18 @@ def emmeans(
     strict: Strict = False,
 ):
     """Estimated marginal means and pairwise contrasts, as emmeans (equal weights, covariates at their means)."""
-    from lmmcli.inference.emmeans import check_df, emmeans as run
+    from lmmcli.errors import UsageError
+    from lmmcli.inference.emmeans import check_df, emmeans_of
     from lmmcli.render.analysis import emmeans_table
 
-    method = check_df(df.value if df else None, not ml)
-    fm, frame = read_and_fit(data, formula, ml, factor, ref)
-    result = run(fm, frame, split_names(specs), split_names(by), pairwise, adjust.value, method, level)
-    emit_analysis(result, format, emmeans_table, emmeans_rows, output, data, strict)
+    if not split_names(specs):
+        raise UsageError("give --specs: the factor(s) whose marginal means to estimate", hint="e.g. --specs job")
+    if model is None:
+        check_df(df.value if df else None, not ml)
+    basis = analysis_basis(data, formula, model, ml, factor, ref)
+    result = emmeans_of(basis, split_names(specs), split_names(by), pairwise, adjust.value, df.value if df else None,
+                        level)
+    emit_analysis(result, format, emmeans_table, emmeans_rows, output, data or str(model), strict)
 
 
 class ModelTableFormat(str, Enum):

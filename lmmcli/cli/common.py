@@ -104,13 +104,19 @@ def progress_bar(label: str, total: int, show: bool = True):
 
 
 # -- saved models ----------------------------------------------------------------------------------
-def save_model(fm, path: Path, data: str) -> None:
-    """Write the fitted model as versioned JSON (atomically)."""
+def save_model(fm, path: Path, data: str, frame=None) -> None:
+    """Write the fitted model as versioned JSON (atomically); with the fitting data frame, also the section
+    `lmm anova|emmeans --model` read."""
     from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.predict.saved_model import dumps
 
-    write_text(str(path), dumps(state_from_fit(fm)), inputs=(data,))
+    extra = {}
+    if frame is not None:
+        from lmmcli.predict.saved_analysis import analysis_section
+
+        extra = analysis_section(fm, frame)
+    write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
 def model_state(data, formula, model, ml, factor, ref):

@@ -95,9 +95,9 @@ def fit(
                               ci.value if ci else None, level, nsim, seed, jobs)
     if jobs is not None:
         raise UsageError("--jobs is for --by: one fit runs in one process")
-    fm, _ = read_and_fit(data, formula, ml, factor, ref)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref)
     if save is not None:
-        save_model(fm, save, data)
+        save_model(fm, save, data, frame)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:

@@ -354,6 +354,11 @@ def aliased_columns(X: np.ndarray) -> list[int]:
     Cholesky of the not-yet-judged columns given the kept ones (O(p^3), 1 s at p = 5,000, where a
     solve per column is O(p^4)); after a dropped column the rest is factored again.
     """
+    # each column over a power of two near its largest value: the test is scale-free, and X'X of
+    # columns of 1e200 would overflow (the division by a power of two is exact)
+    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
+    ok = (top > 0) & np.isfinite(top)
+    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
     XtX = _gram(X)
     p = X.shape[1]
     try:                     # the usual case, full rank: one factor, and numpy only (scipy costs start-up)

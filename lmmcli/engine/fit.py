@@ -55,7 +55,7 @@ class ScaledModel:
         logdet_L, pwrss, logdet_RX = self.inner.deviance_parts(self.stored_theta(theta))
         w = self.units.wyy
         ldx = 2.0 * float(np.linalg.slogdet(self.units.Wxx)[1]) if self.p else 0.0
-        return logdet_L, pwrss / (w * w), logdet_RX - ldx
+        return logdet_L, pwrss / w / w, logdet_RX - ldx
 
     def solve(self, theta, cond_var: bool = True) -> PlsSolution:
         sol = self.inner.solve(self.stored_theta(theta), cond_var)
@@ -125,6 +125,30 @@ class EngineFit:
         return self._sols[cond_var]
 
 
+# A residual sd below this share of the response's sd means y is (to rounding) an exact function of the
+# fixed and random effects, e.g. y constant within each group of a random intercept: the likelihood
+# grows without bound as sigma -> 0, and the optimizer stops only where rounding hides the growth
+# (measured: sleepstudy with Reaction = Subject's number stops at sigma / sd(y) = 2e-6). Data with real
+# noise at 1e-5 of their spread are not plausible measurements.
+EXACT_FIT = 1e-5
+
+
+def exact_fit_message(inner: PlsModel, opt: OptSummary) -> str | None:
+    """A warning when the fit is an exact one (residual sd < EXACT_FIT of y's sd), else None."""
+    cp, p = inner.cp, inner.p
+    if cp.n < 2 or not inner.blocks or not np.isfinite(opt.fmin):
+        return None
+    y_var = (cp.XyXy[p, p] - cp.col_sum[p] ** 2 / cp.n) / cp.n       # in stored units, as sigma below
+    if not y_var > 0:
+        return None
+    _, pwrss, _ = inner.deviance_parts(opt.theta)
+    ratio = float(np.sqrt(max(pwrss, 0.0) / (cp.n - p if inner.reml else cp.n) / y_var))
+    if ratio >= EXACT_FIT:
+        return None
+    return (f"the fixed and random effects fit the response exactly (residual sd {ratio:.2g} times the "
+            "response's): the likelihood is unbounded there, so these estimates are not a maximum")
+
+
 def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, maxeval: int = MAXEVAL,
         upper=None, like: PlsModel | None = None, shift: float = 0.0) -> EngineFit:
     """Optimise theta for a record, in its stored units.
@@ -138,6 +162,9 @@ def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, m
     inner = PlsModel(cp, reml, getattr(like, "rest_part", None) if like is not None else None)
     if start is None:
         opt = fit_theta(inner)
+        exact = exact_fit_message(inner, opt)
+        if exact is not None:
+            opt = replace(opt, converged=False, messages=list(opt.messages) + [exact])
     else:
         opt = minimize_theta(inner.objective, start, inner.lower, maxeval=maxeval, step=step, upper=upper, tol=tol)
     return EngineFit(inner, opt, shift)

@@ -316,39 +316,60 @@ class RestPart:
 
 
 def fill_pattern(A, p1: int, lvl: np.ndarray, A22):
-    """K (q*q x l1*p1*p1 + 1, CSR) with K[r*q + s, g*p1*p1 + i*p1 + j] = A[r, (g,i)] A[s, (g,j)] and
-    K[r*q + s, -1] = A22[r, s], for lvl[r] >= lvl[s].
+    """K (q*q x l1*p1*p1 + 1, CSR), the fixed sparsity of A22 - A21 S A21' read as one sparse product:
 
-    A is A21 in CSC form (columns are first-block effects, level-major), A22 sparse. None when too large.
+        K[r*q + s, g*p1*p1 + i*p1 + j] = A[r, (g,i)] A[s, (g,j)],   K[r*q + s, -1] = A22[r, s],
+
+    for the pairs lvl[r] >= lvl[s] (the lower triangle the Cholesky factor reads; lvl[r] is the first
+    row of r's own p x p block). Then (K @ [-vec(S); 1]).reshape(q, q) is A22 - A21 S A21' there.
+
+    A is A21 in CSC form (q rest effects x q1 = l1*p1 first-term effects, level-major), A22 sparse.
+    None when the pairs would number more than MAX_FILL_PAIRS.
+
+    Worked example (p1 = 1, so S is one number S_g per first-term level g; three rest effects, lvl = r):
+
+        A21 = [[2, 0],        level g = 0 holds rows r = 0, 1;  level g = 1 holds rows r = 1, 2
+               [1, 1],
+               [0, 3]]
+
+        K[0*3+0, 0] = 2*2 = 4    K[1*3+0, 0] = 1*2 = 2    K[1*3+1, 0] = 1*1 = 1      (level 0)
+        K[1*3+1, 1] = 1*1 = 1    K[2*3+1, 1] = 3*1 = 3    K[2*3+2, 1] = 3*3 = 9      (level 1)
+
+    so e.g. row 1*3+1 gives A22[1,1] - (1 S_0 + 1 S_1) = (A22 - A21 S A21')[1, 1]. Every row of a
+    level is paired with every row of the same level: the cost is sum_g (entries of level g)^2.
     """
     import scipy.sparse as sp
 
     A.sort_indices()
     q, q1 = A.shape
     l1 = q1 // p1
-    gstart = A.indptr[0:q1:p1]
-    gcount = A.indptr[p1::p1] - gstart
-    if int((gcount.astype(np.int64) ** 2).sum()) > MAX_FILL_PAIRS:
+    level_first = A.indptr[0:q1:p1]                          # first stored entry of each level
+    level_entries = A.indptr[p1::p1] - level_first           # stored entries per level
+    if int((level_entries.astype(np.int64) ** 2).sum()) > MAX_FILL_PAIRS:
         return None
-    col = np.repeat(np.arange(q1, dtype=np.int32), np.diff(A.indptr))
-    g, i = col // p1, col % p1
-    gs = gstart[g].astype(np.int64)
+    entry_col = np.repeat(np.arange(q1, dtype=np.int32), np.diff(A.indptr))
+    entry_level, entry_comp = entry_col // p1, entry_col % p1
+    first_of_level = level_first[entry_level].astype(np.int64)
     # scalar terms only: rows are sorted within a column, so pairing each entry with the ones
     # before it gives exactly the r >= s pairs; otherwise pair all and filter
     triangle = p1 == 1 and np.array_equal(lvl, np.arange(q))
-    count = np.arange(len(col), dtype=np.int64) - gs + 1 if triangle else gcount[g].astype(np.int64)
-    e = np.repeat(np.arange(len(col), dtype=np.int32), count)
-    f = (np.arange(len(e), dtype=np.int64) + np.repeat(gs - np.cumsum(count) + count, count)).astype(np.int32)
-    r, s = A.indices[e], A.indices[f]
+    partners = (np.arange(len(entry_col), dtype=np.int64) - first_of_level + 1 if triangle
+                else level_entries[entry_level].astype(np.int64))
+    # each entry a is repeated once per partner b; the partners are its level's first ones, in order
+    a = np.repeat(np.arange(len(entry_col), dtype=np.int32), partners)
+    start = np.repeat(first_of_level - np.cumsum(partners) + partners, partners)
+    b = (np.arange(len(a), dtype=np.int64) + start).astype(np.int32)
+    r, s = A.indices[a], A.indices[b]
     if not triangle:
         keep = lvl[r] >= lvl[s]
-        e, f, r, s = e[keep], f[keep], r[keep], s[keep]
+        a, b, r, s = a[keep], b[keep], r[keep], s[keep]
     A22 = A22.tocoo()
     keep = lvl[A22.row] >= lvl[A22.col]
     r22, s22, v22 = A22.row[keep], A22.col[keep], A22.data[keep]
     target = np.concatenate([r.astype(np.int64) * q + s, r22.astype(np.int64) * q + s22])
-    column = np.concatenate([g[e] * (p1 * p1) + i[e] * p1 + i[f], np.full(len(r22), l1 * p1 * p1)])
-    values = np.concatenate([A.data[e] * A.data[f], v22])
+    column = np.concatenate([entry_level[a] * (p1 * p1) + entry_comp[a] * p1 + entry_comp[b],
+                             np.full(len(r22), l1 * p1 * p1)])
+    values = np.concatenate([A.data[a] * A.data[b], v22])
     return sp.csr_matrix((values, (target, column)), shape=(q * q, l1 * p1 * p1 + 1))
 
 

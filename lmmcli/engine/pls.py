@@ -355,10 +355,18 @@ class PlsModel:
         return [sigma**2 * (T1[None] @ V1 @ T1.T[None])] + out_rest
 
     def _cond_var_scalar(self, F: _Factor, V1, sigma):
-        """_cond_var's crossed part when every term is scalar, through P = M22^{-1} and the fill pattern.
+        """_cond_var's crossed part when every term is scalar, through P = M22^{-1} and the fill pattern K.
 
-        The first block's extra term is M_g^{-1} t1^2 [A21' Lr P Lr' A21]_gg M_g^{-1}; the sum over
-        pairs of rows is the fill-in pattern K read backwards (O(nnz K) instead of a q x q1 product).
+        With scalar terms the first block's conditional variance (before sigma^2 t1^2) is, per level g,
+
+            V1_g = m_g^{-1} + m_g^{-2} t1^2 [A21' Lr P Lr' A21]_gg,     m_g = t1^2 D_g + 1,
+
+        and the rest effect r's is P_rr. The middle term is a sum over pairs of rows of A21 in
+        level g, sum_{r,s} A[r,g] A[s,g] Q[r,s] (Q = Lr P Lr'): exactly the pairs K holds (see
+        kernels.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r].
+        Worked example (fill_pattern's A21, level g = 0 holds rows 0 and 1 with A = 2, 1):
+            sum = 4 Q00 + 2*2 Q10 + Q11;   2 K'vec(Q) = 2 (4 Q00 + 2 Q10 + Q11);   minus 4 Q00 + Q11.
+        Cost O(nnz K) instead of a q x q1 product.
         """
         from scipy.linalg.lapack import dpotri
 
@@ -367,14 +375,14 @@ class PlsModel:
         _, info = dpotri(P.T, lower=0, overwrite_c=1)     # lower triangle of P = M22^{-1}
         if info != 0:
             raise NumericalError("the random-effects factor is singular; no conditional variances")
-        lam = rp.lam(F.Ts[1:])
-        Pt = P * np.outer(lam, lam)                         # Lr P Lr' (lower triangle)
-        pdiag = np.diagonal(Pt).copy()
-        y = 2.0 * (rp.K.T @ Pt.ravel())[:-1] - self.A21.multiply(self.A21).T @ pdiag
-        Minv = V1[:, 0, 0]
-        V1 = (Minv + (Minv * F.Ts[0][0, 0]) ** 2 * y)[:, None, None]
-        out, pos, pd = [], 0, np.diagonal(P)
+        lam_r = rp.lam(F.Ts[1:])                            # the diagonal of Lr
+        Q = P * np.outer(lam_r, lam_r)                      # Lr P Lr' (lower triangle)
+        q_diag = np.diagonal(Q).copy()
+        pair_sum = 2.0 * (rp.K.T @ Q.ravel())[:-1] - self.A21.multiply(self.A21).T @ q_diag
+        m_inv = V1[:, 0, 0]
+        V1 = (m_inv + (m_inv * F.Ts[0][0, 0]) ** 2 * pair_sum)[:, None, None]
+        out, pos, p_diag = [], 0, np.diagonal(P)
         for blk, T in zip(self.rest, F.Ts[1:]):
-            out.append((sigma * T[0, 0]) ** 2 * pd[pos:pos + blk.nlevels].reshape(-1, 1, 1))
+            out.append((sigma * T[0, 0]) ** 2 * p_diag[pos:pos + blk.nlevels].reshape(-1, 1, 1))
             pos += blk.nlevels
         return V1, out

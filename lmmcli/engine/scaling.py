@@ -104,9 +104,9 @@ class Scaling:
         u = [uk @ Q.T / w for uk, (_, Q) in zip(sol.u, Lams)]
         cond_var = None
         if sol.cond_var is not None:
-            cond_var = [T[None] @ V @ T.T[None] / (w * w) for V, T in zip(sol.cond_var, self.T)]
+            cond_var = [T[None] @ V @ T.T[None] / w / w for V, T in zip(sol.cond_var, self.T)]
         ldx = 2.0 * float(np.linalg.slogdet(self.Wxx)[1]) if self.p else 0.0
-        return PlsSolution(theta, self.beta_to_original(sol.beta), b, u, sol.pwrss / (w * w), sol.logdet_L,
+        return PlsSolution(theta, self.beta_to_original(sol.beta), b, u, sol.pwrss / w / w, sol.logdet_L,
                            sol.logdet_RX - ldx, self.RX_to_original(sol.RX), sol.sigma / w,
                            sol.objective + self.objective_offset(n, sol.reml), sol.reml, cond_var)
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmmcli.distributions import f_sf
-from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.inference.hypotheses import TYPES, hypotheses, missing_cells, term_layout
+from lmmcli.errors import UsageError
+from lmmcli.inference.hypotheses import TYPES, hypotheses
 from lmmcli.results import SCHEMA_VERSION, clean
 
 DF_METHODS = ("satterthwaite", "kenward-roger")
@@ -128,31 +128,22 @@ def test_terms(Ls: dict, beta, sigma: float, df_method: str, pieces) -> list[Ano
     return rows
 
 
-# -- the entry point ----------------------------------------------------------------------------
-def df_pieces(fm, df_method: str):
-    """The Satterthwaite (VarparPieces) or Kenward-Roger (KRPieces) machinery of a fitted model."""
-    if df_method == "kenward-roger":
-        from lmmcli.inference.kenward_roger import kr_pieces   # loads scipy.sparse: only when asked
-
-        return kr_pieces(fm)
-    from lmmcli.inference.satterthwaite import varpar_pieces
-
-    return varpar_pieces(fm.model, fm.sol.theta, fm.sol.sigma, fm.vcov())
+# -- the entry points -----------------------------------------------------------------------------
+def anova_of(basis, type_: str = "3", df_method: str = "satterthwaite") -> AnovaResult:
+    """lmerTest's anova(model, type, ddf) of an AnalysisBasis (a fit with its data, or a saved model)."""
+    type_, df_method = check_options(type_, df_method, basis.reml)
+    Ls = hypotheses(basis.layout, type_)
+    rows = test_terms(Ls, basis.beta, basis.sigma, df_method, basis.df_pieces(df_method))
+    notes = []
+    if type_ == "3" and basis.layout.missing_cells:
+        notes.append(f"missing cells for: {', '.join(basis.layout.missing_cells)}; "
+                     "interpret type III hypotheses with care")
+    return AnovaResult(rows, type_, df_method, basis.formula, basis.method, basis.nobs, notes, basis.warnings)
 
 
 def anova(fm, data, type_: str = "3", df_method: str = "satterthwaite") -> AnovaResult:
     """lmerTest's anova(model, type, ddf) of a FittedModel fitted to `data`."""
-    type_, df_method = check_options(type_, df_method, fm.reml)
-    if not fm.blocks:
-        raise ModelSpecError("lmm anova is for mixed models; this formula has no random terms",
-                             hint="add a random term such as (1 | group)")
-    layout = term_layout(fm.design, data)
-    Ls = hypotheses(fm.design.X, layout, type_)
-    rows = test_terms(Ls, fm.sol.beta, fm.sol.sigma, df_method, df_pieces(fm, df_method))
-    notes = []
-    cells = missing_cells(layout)
-    if type_ == "3" and cells:
-        notes.append(f"missing cells for: {', '.join(cells)}; interpret type III hypotheses with care")
-    result = fm.result()
-    return AnovaResult(rows, type_, df_method, str(fm.formula.text), result.method, fm.design.n,
-                       notes, result.warnings)
+    from lmmcli.inference.basis import basis_from_fit
+
+    check_options(type_, df_method, fm.reml)
+    return anova_of(basis_from_fit(fm, data), type_, df_method)

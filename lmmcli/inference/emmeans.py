@@ -24,18 +24,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import fixed_matrix
+from lmmcli.design.design import Evaluator, model_columns
 from lmmcli.distributions import t_ppf, t_two_sided_p, tukey_sf
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.formula import Name, deparse, names_in
-from lmmcli.inference.anova import df_pieces
-from lmmcli.inference.hypotheses import fitting_frame
+from lmmcli.formula import deparse
 from lmmcli.io.frame import Frame
 from lmmcli.results import SCHEMA_VERSION, clean
 
 ADJUSTS = ("tukey", "holm", "bonferroni", "none")
 DF_METHODS = ("kenward-roger", "satterthwaite")
 PAREN_CHARS = "-+/*"          # emmeans' option parens = "-|\\+|\\/|\\*"
+ESTIMABLE_TOL = 1e-8          # emmeans' (estimability's) is.estble tolerance
 
 
 @dataclass
@@ -95,41 +94,43 @@ class EmmeansResult:
 # -- the reference grid -----------------------------------------------------------------------------
 @dataclass
 class RefGrid:
-    """The grid's factor levels (first factor fastest), covariate means, and X at every grid row."""
+    """The grid's factor levels (first factor fastest), covariate means, and X at every grid row: all of the
+    model matrix's columns (X_full), and `keep`, the columns the fit kept; `nonest` spans the directions in
+    which the fitting X says nothing (empty cells), None when no column was aliased."""
 
     factors: dict[str, tuple[str, ...]]
     means: dict[str, float]
     rows: list[dict]
-    X: np.ndarray
+    X_full: np.ndarray
+    keep: list[int] = None
+    nonest: np.ndarray | None = None
+
+    @property
+    def X(self) -> np.ndarray:
+        return self.X_full if self.keep is None else self.X_full[:, self.keep]
+
+    def estimable(self, l_full: np.ndarray) -> bool:
+        """emmeans' is.estble: l is (numerically) orthogonal to the non-estimable directions."""
+        if self.nonest is None:
+            return True
+        return float(np.sum((l_full @ self.nonest) ** 2)) <= ESTIMABLE_TOL * float(l_full @ l_full)
 
 
-def grid_variables(design, data) -> tuple[dict, dict]:
-    """({factor column: levels}, {covariate column: mean over the fitting rows}) of the fixed part."""
-    spec = design.spec
-    factors, numeric_cols = {}, []
-    for term in spec.formula.fixed:
-        for e in term.factors:
-            info = spec.variables[deparse(e)]
-            if info.kind == "factor" and isinstance(e, Name):
-                factors.setdefault(e.name, info.levels)
-            else:
-                numeric_cols += [c for c in sorted(names_in(e)) if c not in numeric_cols]
-    frame = fitting_frame(design, data)
-    means = {c: float(np.mean(frame[c].astype(float))) for c in numeric_cols if c not in factors}
-    return factors, means
-
-
-def reference_grid(design, data) -> RefGrid:
-    """emmeans' ref_grid of a fitted design."""
-    factors, means = grid_variables(design, data)
+def reference_grid(basis) -> RefGrid:
+    """emmeans' ref_grid of an AnalysisBasis."""
+    factors, means, spec = basis.grid_factors, basis.covariate_means, basis.spec
     names = list(factors)
     combos = [dict(zip(names, reversed(c))) for c in itertools.product(*[factors[f] for f in reversed(names)])]
     if not combos:
         combos = [{}]
     cols = {f: np.array([r[f] for r in combos], dtype=object) for f in names}
     cols.update({c: np.full(len(combos), m) for c, m in means.items()})
-    X = fixed_matrix(design.spec, Frame(cols))
-    return RefGrid(factors, means, combos, X)
+    all_names, X_full = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
+                                      Evaluator.for_spec(spec, Frame(cols)), fixed=True)
+    if basis.nonest is None:
+        return RefGrid(factors, means, combos, X_full)
+    keep = [all_names.index(nm) for nm in spec.fixed_names]
+    return RefGrid(factors, means, combos, X_full, keep, basis.nonest)
 
 
 # -- means ---------------------------------------------------------------------------------------
@@ -172,32 +173,40 @@ def _cells(grid: RefGrid, names: list[str]) -> list[dict]:
 
 
 def cell_matrix(grid: RefGrid, cells: list[dict]) -> np.ndarray:
-    """One row per cell: the mean of the grid's X rows that have the cell's levels (equal weights)."""
-    out = np.empty((len(cells), grid.X.shape[1]))
+    """One row per cell over all model-matrix columns: the mean of the grid's rows that have the cell's
+    levels (equal weights)."""
+    out = np.empty((len(cells), grid.X_full.shape[1]))
     for i, cell in enumerate(cells):
         match = [all(r[k] == v for k, v in cell.items()) for r in grid.rows]
-        out[i] = grid.X[np.array(match)].mean(axis=0)
+        out[i] = grid.X_full[np.array(match)].mean(axis=0)
     return out
 
 
 class _Inference:
     """The covariance, the df of a contrast and its t test, for one df method."""
 
-    def __init__(self, fm, method: str):
-        self.pieces = df_pieces(fm, method)
+    def __init__(self, basis, method: str, grid: RefGrid):
+        self.pieces = basis.df_pieces(method)
         self.V = self.pieces.Vadj if method == "kenward-roger" else self.pieces.vcov
-        self.beta = fm.sol.beta
+        self.beta = basis.beta
+        self.grid = grid
 
-    def estimate(self, l: np.ndarray) -> tuple[float, float, float]:
-        """(estimate, standard error, df) of l beta."""
+    def estimate(self, l_full: np.ndarray) -> tuple[float | None, float | None, float | None]:
+        """(estimate, standard error, df) of l beta; Nones when l is not estimable (an empty cell)."""
+        if not self.grid.estimable(l_full):
+            return None, None, None
+        l = l_full if self.grid.keep is None else l_full[self.grid.keep]
         return float(l @ self.beta), float(np.sqrt(l @ self.V @ l)), self.pieces.df(l)
 
 
 def means(cells, L, inf: _Inference, level: float) -> list[Emm]:
-    """The EMM rows with their t intervals at `level`."""
+    """The EMM rows with their t intervals at `level` (Nones for a non-estimable mean, as emmeans' nonEst)."""
     out = []
     for cell, l in zip(cells, L):
         est, se, df = inf.estimate(l)
+        if est is None:
+            out.append(Emm(cell, None, None, None, None, None))
+            continue
         half = float(t_ppf(0.5 + level / 2, df)) * se
         out.append(Emm(cell, est, se, df, est - half, est + half))
     return out
@@ -225,7 +234,13 @@ def cell_labels(cells: list[dict], names: list[str], grid: RefGrid) -> list[str]
 
 
 def adjust_p(p: np.ndarray, t: np.ndarray, df: np.ndarray, adjust: str, k: int) -> np.ndarray:
-    """Adjusted p-values of one family of pairwise contrasts among k means."""
+    """Adjusted p-values of one family of pairwise contrasts among k means (NaN entries, non-estimable
+    contrasts, stay NaN and do not count)."""
+    ok = ~np.isnan(p)
+    if not ok.all():
+        out = np.full(len(p), np.nan)
+        out[ok] = adjust_p(p[ok], None if t is None else t[ok], None if df is None else df[ok], adjust, k)
+        return out
     m = len(p)
     if adjust == "none" or m <= 1:
         return p
@@ -244,43 +259,47 @@ def pairwise(cells, L, labels, inf: _Inference, adjust: str, by: dict | None) ->
     """All pairs i < j of one family (one by group), adjusted within it."""
     pairs = [(i, j) for i in range(len(cells)) for j in range(i + 1, len(cells))]
     rows = [inf.estimate(L[i] - L[j]) for i, j in pairs]
-    est = np.array([r[0] for r in rows])
-    se = np.array([r[1] for r in rows])
-    df = np.array([r[2] for r in rows])
+    est, se, df = (np.array([np.nan if r[c] is None else r[c] for r in rows], dtype=float) for c in range(3))
     t = est / se
-    p = adjust_p(np.atleast_1d(t_two_sided_p(t, df)), t, df, adjust, len(cells))
-    return [Contrast(f"{labels[i]} - {labels[j]}", by, float(est[k]), float(se[k]), float(df[k]), float(t[k]),
-                     float(p[k])) for k, (i, j) in enumerate(pairs)]
+    p = np.array([np.nan if np.isnan(ti) else t_two_sided_p(ti, d) for ti, d in zip(t, df)], dtype=float)
+    p = adjust_p(p, t, df, adjust, len(cells))
+    return [Contrast(f"{labels[i]} - {labels[j]}", by, *(_none(v[k]) for v in (est, se, df, t, p)))
+            for k, (i, j) in enumerate(pairs)]
 
 
-def _notes(grid: RefGrid, specs, by, fm) -> list[str]:
+def _none(x: float) -> float | None:
+    """NaN (a non-estimable contrast) as None."""
+    return None if np.isnan(x) else float(x)
+
+
+def _notes(grid: RefGrid, specs, by, basis) -> list[str]:
     """emmeans' notes: averaged factors and their involvement in interactions."""
     used = set(specs) | set(by)
     averaged = [f for f in grid.factors if f not in used]
     notes = []
     if averaged:
         notes.append(f"results are averaged over the levels of: {', '.join(averaged)}")
-        labels = [{deparse(e) for e in t.factors} & set(grid.factors) for t in fm.formula.fixed]
+        labels = [{deparse(e) for e in t.factors} & set(grid.factors) for t in basis.spec.formula.fixed]
         if any(t & used and t - used for t in labels):
             notes.append("results may be misleading due to involvement in interactions")
     return notes
 
 
-def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tukey", df_method: str | None = None,
-            level: float = 0.95) -> EmmeansResult:
-    """emmeans(model, specs, by, lmer.df) and, with pairwise_, pairs(adjust = adjust)."""
+def emmeans_of(basis, specs, by=(), pairwise_: bool = False, adjust: str = "tukey", df_method: str | None = None,
+               level: float = 0.95) -> EmmeansResult:
+    """emmeans(model, specs, by, lmer.df) and, with pairwise_, pairs(adjust = adjust), of an AnalysisBasis."""
     specs, by = list(specs), list(by)
-    if not fm.blocks:
-        raise ModelSpecError("lmm emmeans is for mixed models; this formula has no random terms",
-                             hint="add a random term such as (1 | group)")
-    grid = reference_grid(fm.design, data)
-    method = check_options(specs, by, adjust, df_method, level, fm.reml, grid.factors)
-    inf = _Inference(fm, method)
+    grid = reference_grid(basis)
+    method = check_options(specs, by, adjust, df_method, level, basis.reml, grid.factors)
+    inf = _Inference(basis, method, grid)
     cells = _cells(grid, specs + by)
-    L = cell_matrix(grid, cells)
+    L = cell_matrix(grid, cells)      # over all model-matrix columns; _Inference keeps the fitted ones
     emms = means(cells, L, inf, level)
-    notes = _notes(grid, specs, by, fm)
-    if df_method is None and not fm.reml:
+    notes = _notes(grid, specs, by, basis)
+    if any(e.emmean is None for e in emms):
+        notes.append("some means are not estimable (they involve a combination of levels with no data): "
+                     "their values are empty, as emmeans' nonEst")
+    if df_method is None and not basis.reml:
         notes.append("df by Satterthwaite's method: Kenward-Roger needs a REML fit")
     contrasts, used_adjust = None, None
     if pairwise_:
@@ -292,6 +311,14 @@ def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tuke
         for group in _cells(grid, by):
             idx = [i for i, c in enumerate(cells) if all(c[k] == v for k, v in group.items())]
             contrasts += pairwise([cells[i] for i in idx], L[idx], labels, inf, used_adjust, group or None)
-    result = fm.result()
-    return EmmeansResult(emms, contrasts, specs, by, method, used_adjust, level, str(fm.formula.text),
-                         result.method, fm.design.n, notes, result.warnings)
+    return EmmeansResult(emms, contrasts, specs, by, method, used_adjust, level, basis.formula, basis.method,
+                         basis.nobs, notes, basis.warnings)
+
+
+def emmeans(fm, data, specs, by=(), pairwise_: bool = False, adjust: str = "tukey", df_method: str | None = None,
+            level: float = 0.95) -> EmmeansResult:
+    """emmeans_of the basis of a FittedModel fitted to `data`."""
+    from lmmcli.inference.basis import basis_from_fit
+
+    check_df(df_method, fm.reml)
+    return emmeans_of(basis_from_fit(fm, data), specs, by, pairwise_, adjust, df_method, level)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmmcli.design.design import Evaluator, term_columns
+from lmmcli.design.design import Evaluator, aliased_columns, term_columns
 from lmmcli.design.matrices import coding
 from lmmcli.formula import deparse
 from lmmcli.io.frame import as_frame, infer_kind
@@ -54,13 +54,20 @@ class Term:
 
 @dataclass
 class TermLayout:
-    """X's columns grouped by term, the names of X's columns, and rdX (type 3's full-dummy design)."""
+    """What the hypotheses are made of: X's column names grouped by term, X'X, and X' rdX with rdX type 3's
+    full-dummy design (cross-products only, so a saved model can carry them), and rdX's empty columns.
+    With contrasts other than treatment, type 3 is built on the treatment-coded X (`treatment`) and mapped
+    to this X's coefficients by `to_coded` = ginv(X_treatment) X, as lmerTest's get_contrasts_type3 does."""
 
     names: list[str]
     terms: list[Term]
     intercept: bool
-    rdX: np.ndarray
+    XtX: np.ndarray
+    XtRd: np.ndarray
     rd_names: list[str]
+    missing_cells: list[str]
+    treatment: "TermLayout | None" = None
+    to_coded: np.ndarray | None = None
 
 
 def fitting_frame(design, df):
@@ -70,26 +77,50 @@ def fitting_frame(design, df):
     return picked.with_columns({c: infer_kind(picked[c]) for c in used})
 
 
+def _columns(formula, spec, ev, fixed: bool):
+    """[(term, its column names, its columns)] of the fixed part, coded (fixed) or treatment-coded."""
+    codes = coding(formula.fixed, formula.intercept, spec)      # R's contrasts-or-indicators per factor
+    return [(t, term_columns(t, code, spec, ev, fixed=fixed)) for t, code in zip(formula.fixed, codes)]
+
+
+def _terms(spec, columns, names: list[str]) -> list[Term]:
+    """Term records whose column indices point into `names` (aliased columns have none)."""
+    index = {name: j for j, name in enumerate(names)}
+    out = []
+    for t, cols in columns:
+        labels = [deparse(f) for f in t.factors]
+        numerics = frozenset(lb for lb in labels if spec.variables[lb].kind != "factor")
+        out.append(Term(t.label, frozenset(labels), numerics, tuple(index[nm] for nm, _ in cols if nm in index)))
+    return out
+
+
 def term_layout(design, df) -> TermLayout:
     """The term of each of X's columns (R's assign) and the over-parameterised rdX, from the fitting rows."""
     spec, formula = design.spec, design.spec.formula
     ev = Evaluator.for_spec(spec, fitting_frame(design, df))
-    codes = coding(formula.fixed, formula.intercept, spec)      # R's contrasts-or-indicators per factor
-    index = {name: j for j, name in enumerate(design.fixed_names)}
-    terms, rd_cols, rd_names = [], [], []
-    if formula.intercept:
-        rd_cols.append(np.ones(design.n))
-        rd_names.append("(Intercept)")
-    for t, code in zip(formula.fixed, codes):
-        labels = [deparse(f) for f in t.factors]
-        names = [nm for nm, _ in term_columns(t, code, spec, ev)]
-        numerics = frozenset(lb for lb in labels if spec.variables[lb].kind != "factor")
-        terms.append(Term(t.label, frozenset(labels), numerics, tuple(index[nm] for nm in names if nm in index)))
+    rd_cols, rd_names = ([np.ones(design.n)], ["(Intercept)"]) if formula.intercept else ([], [])
+    for t in formula.fixed:
         for nm, v in term_columns(t, [False] * len(t.factors), spec, ev):
             rd_names.append(nm)
             rd_cols.append(np.ones(design.n) if v is None else v)
     rdX = np.column_stack(rd_cols) if rd_cols else np.zeros((design.n, 0))
-    return TermLayout(list(design.fixed_names), terms, formula.intercept, rdX, rd_names)
+    cells = [nm for nm, col in zip(rd_names, rdX.T) if not np.any(col != 0)]
+    X, names = design.X, list(design.fixed_names)
+    layout = TermLayout(names, _terms(spec, _columns(formula, spec, ev, True), names), formula.intercept,
+                        X.T @ X, X.T @ rdX, rd_names, cells)
+    if spec.contrasts:
+        columns = _columns(formula, spec, ev, False)
+        t_names = (["(Intercept)"] if formula.intercept else []) + [nm for _, cols in columns for nm, _ in cols]
+        t_cols = ([np.ones(design.n)] if formula.intercept else []) + \
+            [np.ones(design.n) if v is None else v for _, cols in columns for _, v in cols]
+        Xt = np.column_stack(t_cols)
+        keep = [j for j in range(Xt.shape[1]) if j not in set(aliased_columns(Xt))]
+        Xt, t_names = Xt[:, keep], [t_names[j] for j in keep]
+        XtXt = Xt.T @ Xt
+        layout.treatment = TermLayout(t_names, _terms(spec, columns, t_names), formula.intercept, XtXt,
+                                      Xt.T @ rdX, rd_names, cells)
+        layout.to_coded = zapsmall(np.linalg.solve(XtXt, Xt.T @ X))
+    return layout
 
 
 def containment(terms: list[Term]) -> dict[str, list[str]]:
@@ -97,11 +128,6 @@ def containment(terms: list[Term]) -> dict[str, list[str]]:
     def contains(a: Term, b: Term) -> bool:
         return a.variables < b.variables and a.numerics == b.numerics
     return {a.label: [b.label for b in terms if contains(a, b)] for a in terms}
-
-
-def missing_cells(layout: TermLayout) -> list[str]:
-    """rdX columns that are all zero: combinations of levels never observed (type 3 then needs care)."""
-    return [nm for nm, col in zip(layout.rd_names, layout.rdX.T) if not np.any(col != 0)]
 
 
 # -- R's numerical helpers ------------------------------------------------------------------------
@@ -128,39 +154,48 @@ def doolittle(x: np.ndarray, eps: float = DOOLITTLE_EPS) -> np.ndarray:
 
 
 # -- the three types ---------------------------------------------------------------------------
-def type1(X: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
+def type1(XtX: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
     """Sequential hypotheses: rows of t(doolittle(X'X)) for each term's columns."""
-    p = X.shape[1]
-    Lt = np.eye(1) if p == 1 else doolittle(X.T @ X).T
+    p = XtX.shape[1]
+    Lt = np.eye(1) if p == 1 else doolittle(XtX).T
     return {t.label: Lt[list(t.columns), :] for t in terms}
 
 
-def type2(X: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
+def type2(XtX: np.ndarray, terms: list[Term]) -> dict[str, np.ndarray]:
     """lmerTest's type 2 ('unfolded'): marginal for uncontained terms, Doolittle with the term last otherwise."""
-    if X.shape[1] <= 1 or len(terms) <= 1:
-        return type1(X, terms)
+    p = XtX.shape[1]
+    if p <= 1 or len(terms) <= 1:
+        return type1(XtX, terms)
     contained = containment(terms)
     by_label = {t.label: t for t in terms}
     out = {}
     for t in terms:
         if not contained[t.label]:
-            out[t.label] = np.eye(X.shape[1])[list(t.columns), :]
+            out[t.label] = np.eye(p)[list(t.columns), :]
             continue
         last = [j for u in [t.label] + contained[t.label] for j in by_label[u].columns]
-        order = [j for j in range(X.shape[1]) if j not in set(last)] + last
-        Lt = doolittle(X[:, order].T @ X[:, order]).T
+        order = [j for j in range(p) if j not in set(last)] + last
+        Lt = doolittle(XtX[np.ix_(order, order)]).T
         rows = [k for k, j in enumerate(order) if j in set(t.columns)]
         back = np.argsort(order)          # columns back in X's order
         out[t.label] = Lt[np.ix_(rows, back)]
     return out
 
 
-def type3(X: np.ndarray, layout: TermLayout) -> dict[str, np.ndarray]:
-    """lmerTest's type 3 for treatment contrasts (see the module docstring)."""
+def type3(layout: TermLayout) -> dict[str, np.ndarray]:
+    """lmerTest's type 3 (see the module docstring): built on the treatment coding, then mapped to X's."""
+    if layout.treatment is not None and len(layout.terms) > 1 and layout.XtX.shape[1] > 1:
+        return {k: L @ layout.to_coded for k, L in _type3_treatment(layout.treatment).items()}
+    return _type3_treatment(layout)
+
+
+def _type3_treatment(layout: TermLayout) -> dict[str, np.ndarray]:
+    """Type 3 hypotheses for a treatment-coded X."""
     terms = layout.terms
-    if X.shape[1] <= 1 or len(terms) <= 1:
-        return type1(X, terms)
-    L = zapsmall((np.linalg.pinv(X) @ layout.rdX).T)          # rows: rdX columns; columns: X columns
+    if layout.XtX.shape[1] <= 1 or len(terms) <= 1:
+        return type1(layout.XtX, terms)
+    # ginv(X) rdX = (X'X)^{-1} X'rdX: X has full column rank once its aliased columns are dropped
+    L = zapsmall(np.linalg.solve(layout.XtX, layout.XtRd).T)   # rows: rdX columns; columns: X columns
     contained = containment(terms)
     by_label = {t.label: t for t in terms}
     for t in sorted(terms, key=lambda t: -t.order):            # stable: highest order first
@@ -179,10 +214,10 @@ def type3(X: np.ndarray, layout: TermLayout) -> dict[str, np.ndarray]:
     return out
 
 
-def hypotheses(X: np.ndarray, layout: TermLayout, type_: str) -> dict[str, np.ndarray]:
+def hypotheses(layout: TermLayout, type_: str) -> dict[str, np.ndarray]:
     """{term label: L} for anova type '1', '2' or '3'."""
     if type_ == "1":
-        return type1(X, layout.terms)
+        return type1(layout.XtX, layout.terms)
     if type_ == "2":
-        return type2(X, layout.terms)
-    return type3(X, layout)
+        return type2(layout.XtX, layout.terms)
+    return type3(layout)

@@ -11,7 +11,8 @@ Layout (schema_version 1):
               "factor_columns", "refs", "fixed_names", "aliased"},
      "theta", "beta", "vcov", "sigma",
      "random_terms": [{"index", "group", "terms", "levels", "correlated", "b", "cond_var", "cov"}],
-     "summary": {... lmm fit --format json without random_effects and vcov ...}}
+     "summary": {... lmm fit --format json without random_effects and vcov ...},
+     "analysis": {...}}   optional: what lmm anova / emmeans --model need (saved_analysis.py)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def _spec_dict(spec: ModelSpec) -> dict:
         "refs": dict(spec.refs),
         "fixed_names": list(spec.fixed_names),
         "aliased": list(spec.aliased),
+        "contrasts": dict(spec.contrasts),
     }
 
 
@@ -62,10 +64,11 @@ def to_dict(state: ModelState) -> dict:
     }
 
 
-def dumps(state: ModelState) -> str:
-    """The saved model as JSON text; non-finite numbers are refused rather than written as NaN."""
+def dumps(state: ModelState, extra: dict | None = None) -> str:
+    """The saved model as JSON text (with `extra` sections, e.g. "analysis"); non-finite numbers are refused
+    rather than written as NaN."""
     try:
-        return json.dumps(to_dict(state), indent=1, allow_nan=False) + "\n"
+        return json.dumps({**to_dict(state), **(extra or {})}, indent=1, allow_nan=False) + "\n"
     except ValueError as exc:
         raise DataError("cannot save the model: it has non-finite numbers (the fit failed?)") from exc
 
@@ -141,7 +144,8 @@ def _spec(d: dict, formula) -> ModelSpec:
             if deparse(e) not in variables:
                 raise _Malformed(f"no variable entry for '{deparse(e)}'")
     return ModelSpec(formula, variables, scale, tuple(d["factor_columns"]), dict(d["refs"]),
-                     [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])])
+                     [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])],
+                     contrasts={str(k): str(v) for k, v in d.get("contrasts", {}).items()})
 
 
 def _term(d: dict, formula) -> TermState:

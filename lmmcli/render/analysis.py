@@ -51,6 +51,9 @@ def emmeans_table(r, width: int = 100, color: bool = False) -> str:
     t = _table(*r.specs, *r.by, "emmean", "SE", "df", "lower.CL", "upper.CL",
                title=f"Estimated marginal means ({r.formula})")
     for e in r.emmeans:
+        if e.emmean is None:        # not estimable: emmeans prints nonEst
+            t.add_row(*(e.levels[k] for k in r.specs + r.by), "nonEst", "", "", "", "")
+            continue
         t.add_row(*(e.levels[k] for k in r.specs + r.by), fmt(e.emmean), fmt(e.std_error), fmt(e.df, 4),
                   fmt(e.conf_low), fmt(e.conf_high))
     for col in t.columns[: len(r.specs) + len(r.by)]:
@@ -61,8 +64,8 @@ def emmeans_table(r, width: int = 100, color: bool = False) -> str:
         c = _table("contrast", *r.by, "estimate", "SE", "df", "t.ratio", "p.value", title="Pairwise contrasts")
         for x in r.contrasts:
             by = [x.by[k] for k in r.by] if r.by else []
-            c.add_row(x.contrast, *by, fmt(x.estimate), fmt(x.std_error), fmt(x.df, 4), fmt(x.t_ratio),
-                      fmt_p(x.p_value))
+            estimate = "nonEst" if x.estimate is None else fmt(x.estimate)
+            c.add_row(x.contrast, *by, estimate, fmt(x.std_error), fmt(x.df, 4), fmt(x.t_ratio), fmt_p(x.p_value))
         for col in c.columns[: 1 + len(r.by)]:
             col.justify = "left"
         adj = _adjust_text(r)

@@ -99,3 +99,25 @@ def test_table_json():
     doc = json.loads(res.stdout)
     assert [m["model"] for m in doc["models"]] == ["lmer", "lm"] and doc["ci_level"] == 0.95
     assert {"estimate", "std_error", "conf_low", "conf_high", "p_value"} <= set(doc["models"][0]["fixed"][0])
+
+
+def test_emmeans_marks_non_estimable_means():
+    res = run("emmeans", str(DATA / "twoway_missing.csv"), "y ~ A*B + x + (1 | g)", "--factor", "B", "--specs", "A",
+              "--pairwise")
+    assert res.exit_code == 0, res.stderr
+    assert "nonEst" in res.stdout and "not estimable" in res.stdout
+    assert "rank deficient" in res.stderr
+
+
+def test_anova_and_emmeans_from_a_saved_model(tmp_path):
+    path = str(tmp_path / "m.json")
+    assert run("fit", GPA, GPA_F, "--save", path).exit_code == 0
+    direct = json.loads(run("anova", GPA, GPA_F, "-f", "json").stdout)
+    saved = run("anova", "--model", path, "-f", "json")
+    assert saved.exit_code == 0, saved.stderr
+    assert json.loads(saved.stdout)["anova"] == direct["anova"]
+    em = run("emmeans", "--model", path, "--specs", "job", "--pairwise", "-f", "json")
+    assert em.exit_code == 0, em.stderr
+    assert json.loads(em.stdout)["contrasts"][0]["contrast"] == "1 hour - 2 hours"
+    both = run("anova", GPA, "--model", path)
+    assert both.exit_code == 2 and "with --model" in both.stderr

@@ -29,7 +29,10 @@ def fitted(case: str):
     """(FittedModel, data) of a case, fitted as R fitted it."""
     ref = expected(case)
     df = data(ref["data"])
-    return fit(ref["formula"], df, reml=ref["reml"], factors=tuple(ref["factors"])), df
+    refs, contrasts = ref.get("refs") or {}, ref.get("contrasts") or {}
+    fm = fit(ref["formula"], df, reml=ref["reml"], factors=tuple(ref["factors"]), refs=dict(refs),
+             weights=ref.get("weights"), contrasts=dict(contrasts))
+    return fm, df
 
 
 def rel(a: float, b: float) -> float:

@@ -17,9 +17,10 @@ b0 <- rnorm(24, 0, 2); b1 <- rnorm(24, 0, 0.4)
 aeff <- c(ctrl = 0, `low-dose` = 1.5, `high-dose` = 2.5)[twoway$A]
 beff <- c(0, 0.5, -0.3, 0.8)[twoway$B]
 abeff <- ifelse(twoway$A == "high-dose" & twoway$B == 4, 1.2, 0) + ifelse(twoway$A == "low-dose" & twoway$B == 2, -0.7, 0)
+twoway$w <- round(runif(nrow(twoway), 0.5, 2), 3)   # prior weights, for the --weights case
 twoway$y <- round(10 + aeff + beff + abeff + 0.8 * twoway$x + b0[gi] + b1[gi] * twoway$x + rnorm(nrow(twoway)), 4)
 keep <- runif(nrow(twoway)) > ifelse(twoway$A == "high-dose", 0.4, 0.15)   # unbalanced cells
-twoway <- twoway[keep, c("g", "A", "B", "x", "y")]
+twoway <- twoway[keep, c("g", "A", "B", "x", "w", "y")]
 write.csv(twoway, "data/twoway.csv", row.names = FALSE)
 
 nested <- expand.grid(rep = 1:4, b = 1:3, a = sprintf("site%d", 1:8))
@@ -28,6 +29,8 @@ ai <- as.integer(nested$a); bi <- (ai - 1) * 3 + nested$b
 nested$y <- round(5 + 0.3 * nested$x + rnorm(8, 0, 1.5)[ai] + rnorm(24, 0, 1)[bi] + rnorm(nrow(nested), 0, 0.8), 4)
 nested <- nested[runif(nrow(nested)) > 0.2, c("a", "b", "x", "y")]
 write.csv(nested, "data/nested.csv", row.names = FALSE)
+missing_cell <- twoway[!(twoway$A == "high-dose" & twoway$B == 4), ]   # an empty cell: A:B is rank deficient
+write.csv(missing_cell, "data/twoway_missing.csv", row.names = FALSE)
 file.copy("../../../sample_data/gpa.csv", "data/gpa.csv", overwrite = TRUE)
 file.copy("../../../sample_data/sleepstudy.csv", "data/sleepstudy.csv", overwrite = TRUE)
 
@@ -63,6 +66,29 @@ cases <- list(
        anova = character(0), emmeans = list(), ranova = TRUE),
   list(id = "twoway_uncorr", data = "twoway", formula = "y ~ A + B + x + (x || g)", factors = "B", reml = TRUE,
        anova = c("3", "2"), emmeans = list(em("A", adjust = "none", level = 0.99)), ranova = TRUE),
+  list(id = "twoway_nointercept", data = "twoway", formula = "y ~ 0 + A + x + (1 | g)", factors = "B", reml = TRUE,
+       anova = c("3", "1"), emmeans = list(em("A", df = "satterthwaite"))),
+  list(id = "twoway_functions", data = "twoway", formula = "y ~ A + I(x^2) + scale(x) + (1 | g)", factors = "B",
+       reml = TRUE, anova = c("3", "2", "1"), emmeans = list(em("A"), em("A", df = "satterthwaite", adjust = "holm"))),
+  list(id = "twoway_slopes", data = "twoway", formula = "y ~ A + B + A:x + (1 | g)", factors = "B", reml = TRUE,
+       anova = c("3", "2", "1"), emmeans = list(em("A"), em("B", df = "satterthwaite"))),
+  list(id = "twoway_cellmeans", data = "twoway", formula = "y ~ A:B + x + (1 | g)", factors = "B", reml = TRUE,
+       anova = c("3", "2", "1"), emmeans = list(em("A", by = "B", adjust = "none"))),
+  list(id = "twoway_ref", data = "twoway", formula = "y ~ A*B + x + (1 | g)", factors = "B", reml = TRUE,
+       refs = list(A = "low-dose", B = "3"), anova = c("3", "2", "1"),
+       emmeans = list(em(c("B", "A"), adjust = "bonferroni"))),
+  list(id = "twoway_missing", data = "twoway_missing", formula = "y ~ A*B + x + (1 | g)", factors = "B", reml = TRUE,
+       anova = c("3", "2", "1"), emmeans = list(em("A"), em("B", by = "A", df = "satterthwaite"))),
+  list(id = "gpa_covariates", data = "gpa", formula = "gpa ~ occasion*sex + job + highgpa + (1 | student)",
+       factors = character(0), reml = TRUE, anova = c("3", "2", "1"),
+       emmeans = list(em("sex"), em("job", by = "sex", df = "satterthwaite"))),
+  list(id = "twoway_sum", data = "twoway", formula = "y ~ A*B + x + (1 + x | g)", factors = "B", reml = TRUE,
+       contrasts = list(A = "sum", B = "sum"), anova = c("3", "2", "1"),
+       emmeans = list(em("A"), em("B", by = "A", df = "satterthwaite", adjust = "holm")), ranova = TRUE),
+  list(id = "twoway_helmert", data = "twoway", formula = "y ~ A*x + B + (1 | g)", factors = "B", reml = TRUE,
+       contrasts = list(A = "helmert", B = "poly"), anova = c("3", "2"), emmeans = list(em("A"))),
+  list(id = "twoway_weights", data = "twoway", formula = "y ~ A*B + x + (1 | g)", factors = "B", reml = TRUE,
+       weights = "w", anova = c("3", "1"), emmeans = list(em("A"), em("A", df = "satterthwaite")), ranova = TRUE),
   list(id = "twoway_3way", data = "twoway", formula = "y ~ A*B*x + (1 | g)", factors = "B", reml = TRUE,
        anova = c("3", "2", "1"), emmeans = list(em("B", by = "A", df = "satterthwaite", adjust = "holm")))
 )
@@ -99,8 +125,15 @@ ranova_rows <- function(tab) lapply(seq_len(nrow(tab)), function(i) list(
 for (cs in cases) {
   d <- read.csv(file.path("data", paste0(cs$data, ".csv")), stringsAsFactors = TRUE)
   for (f in cs$factors) d[[f]] <- factor(d[[f]])
-  m <- lmer(as.formula(cs$formula), data = d, REML = cs$reml)
+  for (f in names(cs$refs)) d[[f]] <- relevel(d[[f]], ref = cs$refs[[f]])
+  ctr <- if (is.null(cs$contrasts)) NULL else lapply(cs$contrasts, function(k) paste0("contr.", k))
+  d$.w <- if (is.null(cs$weights)) 1 else d[[cs$weights]]
+  m <- if (is.null(cs$weights)) lmer(as.formula(cs$formula), data = d, REML = cs$reml, contrasts = ctr) else
+    lmer(as.formula(cs$formula), data = d, REML = cs$reml, contrasts = ctr, weights = .w)
   out <- list(case = cs$id, data = paste0(cs$data, ".csv"), formula = cs$formula, factors = cs$factors,
+              refs = if (is.null(cs$refs)) setNames(list(), character(0)) else cs$refs,
+              contrasts = if (is.null(cs$contrasts)) setNames(list(), character(0)) else cs$contrasts,
+              weights = cs$weights,
               reml = cs$reml, versions = as.list(versions), fixef = as.list(fixef(m)),
               anova = list(), emmeans = list())
   for (type in cs$anova) {
