@@ -131,18 +131,18 @@ RESTART_STEP = 0.05      # the fresh trust region: this fraction of each theta, 
 RESTART_STEP_MIN = 0.01
 # A diagonal theta that ends at 0 can be a local optimum on the boundary with a better one inside
 # (lme4's restart_edge, MixedModels' boundary checks): BOBYQA is restarted from the point moved off
-# the boundary to OFF_BOUNDARY, and its result kept when it is lower.
+# the boundary to OFF_BOUNDARY (and with that column of T negated), and the lowest result kept.
 OFF_BOUNDARY = 0.25
 MAX_OFF_BOUNDARY = 4    # runs at most
-BOUNDARY_TOL = 1e-5      # lme4's boundary.tol: thetas this close to 0 are set to 0 when that is no worse
+BOUNDARY_TOL = 1e-5      # lme4's boundary.tol: thetas this close to 0 are set to 0 when that lowers the objective
 
 
 def fit_theta(model, check: bool = True) -> OptSummary:
     """BOBYQA on a PlsModel's objective from start_theta's start and step, then restarts and checks.
 
-    The runs: the first from start_theta; restarts from the end point until it stops improving; one from
-    off the boundary when a diagonal theta ends at 0; thetas within BOUNDARY_TOL of 0 set to 0 when no
-    worse; then (check) lme4's convergence check, whose failures are messages (and converged = False).
+    The runs: the first from start_theta; restarts from the end point until it stops improving; runs from
+    off the boundary (both signs of the column) when a diagonal theta ends at 0; thetas within
+    BOUNDARY_TOL of 0 set to 0 when that lowers the objective; then (check) lme4's convergence check, whose failures are messages (and converged = False).
     """
     fun = wide.objective_of(model)
     theta0, step = start_theta(model)
