@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run test test-all bench bench-phases bench-large check-reference clean
+.PHONY: run test test-all bench bench-phases bench-large bench-scale check-reference clean
 
 run: $(STAMP)
 	$(BIN)/lmm fit sample_data/sleepstudy.csv "Reaction ~ Days + (Days|Subject)"
@@ -24,13 +24,16 @@ bench-phases: $(STAMP)
 bench-large: $(STAMP)
 	$(BIN)/python bench/run.py --large
 
+bench-scale: $(STAMP)
+	$(BIN)/python bench/scale.py
+
 check-reference: $(STAMP)
 	$(BIN)/python ../shared/tools/check_reference.py --lmm $(BIN)/lmm --inference --profile --predict
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot,duckdb,spark]'
 	touch $(STAMP)
 
 clean:

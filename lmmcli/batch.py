@@ -69,7 +69,8 @@ def _fit_part(job) -> ByFit:
     label, part, text, options = job
     try:
         fm = fit(text, part, reml=options["reml"], factors=options["factors"], refs=options["refs"],
-                 source=f"{options['source']} ({options['by']} = {label})")
+                 source=f"{options['source']} ({options['by']} = {label})", weights=options["weights"],
+                 contrasts=options["contrasts"])
         a = analyze(fm, options["df_method"], options["ci"], options["level"], options["nsim"], options["seed"])
         return ByFit(label, len(part), a.report, a.mixed, a.notes)
     except LmmError as exc:
@@ -86,12 +87,14 @@ def default_workers() -> int:
 
 def fit_by(text: str, df, by: str, reml: bool = True, factors=(), refs=None, source: str = "the data",
            df_method: str = "satterthwaite", ci: str | None = None, level: float = 0.95, nsim: int = 1000,
-           seed: int | None = None, workers: int | None = None) -> ByFits:
+           seed: int | None = None, workers: int | None = None, weights: str | None = None,
+           contrasts: dict | None = None) -> ByFits:
     """The formula fitted to the rows of each value of column `by`, over `workers` processes (default: every
     core; one process when there is one part or one worker)."""
     parts, n_missing = split_by(df, by, source)
     options = dict(reml=reml, factors=tuple(factors), refs=dict(refs or {}), source=source, by=by,
-                   df_method=df_method, ci=ci, level=level, nsim=nsim, seed=seed)
+                   df_method=df_method, ci=ci, level=level, nsim=nsim, seed=seed, weights=weights,
+                   contrasts=dict(contrasts or {}))
     jobs = [(label, part, text, options) for label, part in parts]
     workers = min(workers or default_workers(), len(jobs))
     if workers <= 1:

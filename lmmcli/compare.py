@@ -92,9 +92,9 @@ def parse_all(texts) -> list[Formula]:
     return formulas
 
 
-def common_rows(formulas, df, source: str) -> np.ndarray:
+def common_rows(formulas, df, source: str, weights: str | None = None) -> np.ndarray:
     """Positions of the rows complete in the columns of every model (so all models see the same data)."""
-    used: set[str] = set()
+    used: set[str] = {weights} if weights else set()
     for f in formulas:
         check_columns(f, df, source)
         used |= set(f.columns())
@@ -116,12 +116,18 @@ def refs_for(f: Formula, refs: dict, formulas) -> dict:
     return {c: lv for c, lv in refs.items() if deparse(Name(c)) in predictors(f) or deparse(Name(c)) not in every}
 
 
-def fit_on_rows(formulas, df, reml: bool, factors, refs, source) -> list[FittedModel]:
+def fit_on_rows(formulas, df, reml: bool, factors, refs, source, weights=None, contrasts=None) -> list[FittedModel]:
     """Build each design on the same rows, check REML comparability, fit by the chosen criterion."""
-    designs = [build_design(f, df, factors, refs_for(f, refs, formulas), source) for f in formulas]
+    designs = [build_design(f, df, factors, refs_for(f, refs, formulas), source, weights=weights,
+                            contrasts=contrasts_for(f, contrasts)) for f in formulas]
     if reml:
         check_same_fixed(designs)
     return [fit_design(f, d, reml) for f, d in zip(formulas, designs)]
+
+
+def contrasts_for(f: Formula, contrasts: dict | None) -> dict:
+    """The --contrasts settings that concern this formula (every factor's, and those of its own factors)."""
+    return {c: k for c, k in (contrasts or {}).items() if not c or c in predictors(f)}
 
 
 def check_same_fixed(designs) -> None:
@@ -175,14 +181,16 @@ def _notes(fits, refit: bool, reml: bool, n_dropped: int, nobs: int) -> list[str
 
 
 def compare(texts, df, ml: bool = False, refit: bool = True, factors=(), refs=None,
-            source: str = "the data") -> CompareResult:
+            source: str = "the data", weights: str | None = None, contrasts: dict | None = None) -> CompareResult:
     """anova(m1, m2, ...): fit every formula to the common rows and run the likelihood-ratio tests."""
     formulas = parse_all(texts)
-    rows = common_rows(formulas, df, source)
+    if weights is not None and weights not in as_frame(df).columns:
+        raise ModelSpecError(f"--weights names column '{weights}', which is not in {source}")
+    rows = common_rows(formulas, df, source, weights)
     data = as_frame(df).take(rows)
     any_random = any(f.random for f in formulas)
     reml = not ml and not refit
-    fits = fit_on_rows(formulas, data, reml, tuple(factors), dict(refs or {}), source)
+    fits = fit_on_rows(formulas, data, reml, tuple(factors), dict(refs or {}), source, weights, contrasts)
     refitted = not ml and refit and any_random
     table = lr_tests([_row(f"M{k}", fm) for k, fm in enumerate(fits, start=1)])
     return CompareResult(table, refitted, "REML" if reml else "ML", deparse(formulas[0].response),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
+from lmmcli.errors import DataError
 from lmmcli.formula import Formula, parse_formula
 from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.fit import EngineFit
@@ -86,6 +87,10 @@ class FittedModel:
             out += np.einsum("ij,ij->i", blk.Z, b[blk.codes])
         return out
 
+    def residual_quantiles(self) -> dict[str, float]:
+        """Min, quartiles and max of the scaled residuals (an aggregated fit computes them in a second pass)."""
+        return _scaled_residuals(self)
+
     def covariances(self) -> list[np.ndarray]:
         """Each random term's covariance matrix, sigma^2 T T'."""
         Ts = split_theta(self.blocks, self.sol.theta)
@@ -99,7 +104,7 @@ class FittedModel:
         return bool(np.any((lower == 0) & (theta < tol)))
 
     def npar(self) -> int:
-        return len(self.sol.theta) + self.design.X.shape[1] + 1
+        return len(self.sol.theta) + len(self.sol.beta) + 1
 
     def loglik(self) -> float:
         return -0.5 * self.sol.objective
@@ -112,23 +117,18 @@ class FittedModel:
 
 
 def engine_inputs(design: Design):
-    """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
-    X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
-    y = design.y if design.offset is None else design.y - design.offset
-    if design.weights is None:
-        return design.X, y, design.blocks
-    sw = np.sqrt(design.weights)
-    blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in design.blocks]
-    return design.X * sw[:, None], y * sw, blocks
+    """(X, y, blocks) as the engine fits them (Design.engine_inputs: y less the offset, rows times sqrt(w))."""
+    return design.engine_inputs()
 
 
 def log_det_weights(design: Design) -> float:
-    """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
-    return 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+    """log |W| = sum(log w), which lme4's criterion subtracts (0 without weights)."""
+    return design.log_det_weights()
 
 
 def fit_design(formula: Formula, design: Design, reml: bool = True) -> FittedModel:
     """Optimise theta for a built design and solve at the optimum."""
+    _check_residual_df(design, reml)
     # the weighted model's criterion is the engine's value for the sqrt(w)-scaled rows - log|W|
     fit = engine_fit(crossproducts(design), reml, shift=-log_det_weights(design))
     fm = FittedModel(formula, design, fit)
@@ -173,6 +173,17 @@ def crossproducts(design: Design) -> CrossProducts:
     return CrossProducts.from_rows(X, y, blocks, (*design.fixed_names, design.response), units)
 
 
+def _check_residual_df(design: Design, reml: bool) -> None:
+    """REML (and a model without random terms) needs n > p: its residual variance divides by n - p."""
+    n, p = design.n, design.X.shape[1]
+    if n <= p and (reml or not design.blocks):
+        what = "REML" if design.blocks else "a model without random terms"
+        raise DataError(f"{what} needs more observations than fixed effects, but there are {n} "
+                        f"observation{'s' if n != 1 else ''} and {p} fixed effect{'s' if p != 1 else ''} "
+                        "(no residual degrees of freedom)",
+                        hint="use fewer fixed effects" + (", or fit by ML (--ml)" if design.blocks else ""))
+
+
 def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "the data",
         weights: str | None = None, contrasts: dict | None = None) -> FittedModel:
     """lmer(): parse the formula, build the design from the data frame, fit."""
@@ -184,7 +195,7 @@ def fit(text: str, df, reml: bool = True, factors=(), refs=None, source: str = "
 # -- assembling the result -----------------------------------------------------------------------
 def _fixed_effects(fm: FittedModel) -> list[FixedEffect]:
     se = np.sqrt(np.diag(fm.vcov()))
-    return [FixedEffect(t, float(b), float(s), float(b / s) if s > 0 else float("nan"))
+    return [FixedEffect(t, float(b), float(s), float(b / s) if 0 < s < np.inf else float("nan"))
             for t, b, s in zip(fm.design.fixed_names, fm.sol.beta, se)]
 
 
@@ -231,7 +242,20 @@ def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     if singular:
         out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
                    "or a correlation as +/-1")
+    out += _overflow_warnings(fm)
     return out
+
+
+def _overflow_warnings(fm: FittedModel) -> list[str]:
+    """A coefficient whose variance is beyond floating point (a column scaled by 1e-200, say) has no usable
+    standard error, t value or df: say so rather than print t = 0, p = 1."""
+    var = np.diag(fm.vcov())
+    bad = [name for name, v in zip(fm.design.fixed_names, var) if not np.isfinite(v)]
+    if not bad:
+        return []
+    return [f"the variance of the estimate of {', '.join(map(repr, bad))} is beyond floating point (the "
+            "column's scale is extreme), so its standard error, t value and p-value are not available; "
+            "rescale the column (e.g. I(x * 1e200))"]
 
 
 def _optimizer_summary(opt: OptSummary) -> dict:
@@ -247,7 +271,7 @@ def _optimizer_summary(opt: OptSummary) -> dict:
 
 def assemble(fm: FittedModel) -> FitResult:
     """The FitResult of a fitted model (lme4's summary)."""
-    n, p = fm.design.n, fm.design.X.shape[1]
+    n = fm.design.n
     npar, ll = fm.npar(), fm.loglik()
     singular = fm.is_singular()
     vcs, cors = _variance_components(fm)
@@ -262,7 +286,7 @@ def assemble(fm: FittedModel) -> FitResult:
         optimizer=_optimizer_summary(fm.opt),
         warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov(),
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
-        scaled_residuals=_scaled_residuals(fm),
+        scaled_residuals=fm.residual_quantiles(),
     )
 
 

@@ -24,6 +24,9 @@ KNOWN_FUNCTIONS = tuple(FUNCTIONS)
 _FUNCTION_HINT = "known functions: " + ", ".join(f + "()" for f in KNOWN_FUNCTIONS if f != "c")
 CONSTANTS = {"pi"}      # names that are R's constants, not columns
 _MAX_DEPTH = 100  # parenthesis nesting limit, so deep input cannot exhaust Python's stack
+_MAX_CHAIN = 200  # nesting limit of the parser's recursion (x^x^..., ----x, f(f(...))): the same reason
+_MAX_GROUP_PARTS = 50  # columns in one grouping factor's a:b:... or a/b/... (each a/b part is a random term)
+MAX_TERMS = 10_000  # an interaction expansion ((a+b+...)^n, a*b*...) may cross at most this many term pairs
 
 Span = tuple[int, int]
 
@@ -191,7 +194,7 @@ class RandomTerm:
     group: tuple
     correlated: bool = True
     span: Span = field(default=(0, 0), compare=False)
-    label: str = ""            # lme4's name of the grouping factor, e.g. "c:(b:a)" for (1|a/b/c)
+    label: str = field(default="", compare=False)   # lme4's name of the group, e.g. "c:(b:a)" for (1|a/b/c)
 
     @property
     def group_label(self) -> str:
@@ -322,6 +325,18 @@ class _Parser:
 
     def __init__(self, text: str, tokens: list[Token]):
         self.text, self.tokens, self.i = text, tokens, 0
+        self.depth = 0
+
+    def nested(self, parse, *args):
+        """parse(*args) one level deeper; too deep is a clear error, not a RecursionError."""
+        self.depth += 1
+        try:
+            if self.depth > _MAX_CHAIN:
+                self.fail(f"the formula nests too deeply here (more than {_MAX_CHAIN} levels of "
+                          "operators, signs or calls)", self.tok, "write a simpler formula")
+            return parse(*args)
+        finally:
+            self.depth -= 1
 
     @property
     def tok(self) -> Token:
@@ -363,7 +378,7 @@ class _Parser:
         while self.tok.kind == "op" and table.get(self.tok.text, (0,))[0] >= min_prec:
             op = self.advance().text
             prec, right_assoc = table[op]
-            right = self.climb(table, prec if right_assoc else prec + 1, primary)
+            right = self.nested(self.climb, table, prec if right_assoc else prec + 1, primary)
             left = BinOp(op, left, right, (left.span[0], right.span[1]))
         return left
 
@@ -399,11 +414,16 @@ class _Parser:
             self.fail(f"unknown function '{name.text}'", name,
                       _FUNCTION_HINT + f"; if '{name.text}' is a column, add an operator after it")
         self.advance()
-        args = [self.argument()]
+        first = self.i
+        args = [self.nested(self.argument)]
         while self.at(","):
             self.advance()
-            args.append(self.argument())
+            args.append(self.nested(self.argument))
         end = self.expect(")").end
+        if sum(t.kind == "op" for t in self.tokens[first:self.i]) > _MAX_CHAIN:
+            # the expression stays a tree that evaluation and deparse walk recursively: bound its size
+            raise FormulaSyntaxError(f"{name.text}(...) holds more than {_MAX_CHAIN} operators", self.text,
+                                     (name.start, end), "write a shorter expression")
         self.check_arguments(name.text, args, (name.start, end))
         return Call(name.text, tuple(args), (name.start, end))
 
@@ -434,7 +454,7 @@ class _Parser:
 
     def unary(self, table: dict, min_prec: int, primary) -> UnaryOp:
         op = self.advance()
-        operand = self.climb(table, min_prec, primary)
+        operand = self.nested(self.climb, table, min_prec, primary)
         return UnaryOp(op.text, operand, (op.start, operand.span[1]))
 
     def arith_primary(self):
@@ -544,14 +564,30 @@ class _Expander:
         return _Terms([], node.value == 1)
 
     def add(self, node: BinOp) -> _Terms:
-        left = self.expand(node.left)
-        if node.op == "-" or isinstance(node.right, UnaryOp) and node.right.op == "-":
-            right = node.right.operand if node.op == "+" else node.right
-            return self.subtract(left, self.expand(right))
-        right = self.expand(node.right)
-        intercept = left.intercept if right.intercept is None else right.intercept
-        return _Terms(_unique(left.terms + right.terms), intercept, left.random + right.random,
-                      left.offsets + right.offsets)
+        """a + b - c ...: the left spine walked in a loop (1,000 terms are a 1,000-deep tree), keeping
+        the keys of the terms so far (linear, not quadratic, in the number of terms)."""
+        spine = []
+        while isinstance(node, BinOp) and node.op in ("+", "-"):
+            spine.append(node)
+            node = node.left
+        result = self.expand(node)
+        terms, keys = list(result.terms), {_key(t) for t in result.terms}
+        intercept, random, offsets = result.intercept, list(result.random), list(result.offsets)
+        for n in reversed(spine):
+            if n.op == "-" or isinstance(n.right, UnaryOp) and n.right.op == "-":
+                right = n.right.operand if n.op == "+" else n.right
+                left = self.subtract(_Terms(terms, intercept, random, offsets), self.expand(right))
+                terms, keys, intercept = left.terms, {_key(t) for t in left.terms}, left.intercept
+                offsets = list(left.offsets)
+                continue
+            right = self.expand(n.right)
+            fresh = [t for t in _unique(right.terms) if _key(t) not in keys]
+            terms += fresh
+            keys.update(_key(t) for t in fresh)
+            intercept = intercept if right.intercept is None else right.intercept
+            random += right.random
+            offsets += right.offsets
+        return _Terms(terms, intercept, random, offsets)
 
     def subtract(self, left: _Terms, right: _Terms) -> _Terms:
         if right.random:
@@ -576,17 +612,34 @@ class _Expander:
         return result
 
     def product(self, node: BinOp) -> _Terms:
-        left = self.operand(node.left).terms
+        """a:b, a*b, a/b, (...)^n; a chain a*b*c... walked in a loop along its left spine."""
+        spine = []
+        while isinstance(node, BinOp) and node.op in (":", "%in%", "*", "/", "^"):
+            spine.append(node)
+            node = node.left
+        terms = self.operand(node).terms
+        for n in reversed(spine):
+            terms = self.product_one(terms, n)
+        return _Terms(terms)
+
+    def product_one(self, left: list, node: BinOp) -> list:
         if node.op == "^":
-            return _Terms(self.power(left, node.right))
+            return self.power(left, node.right)
         right = self.operand(node.right).terms
+        self.check_size(len(left) * len(right), node)
         crossed = [a + b for a in left for b in right]
         if node.op in (":", "%in%"):    # a %in% b is a:b in a formula (terms.formula)
-            return _Terms(_unique(crossed))
+            return _unique(crossed)
         if node.op == "*":
-            return _Terms(_unique(left + right + crossed))
+            return _unique(left + right + crossed)
         outer = tuple(f for t in left for f in t)  # a/b: b nested in all of a's factors
-        return _Terms(_unique(left + [outer + b for b in right]))
+        return _unique(left + [outer + b for b in right])
+
+    def check_size(self, pairs: int, node) -> None:
+        """Refuse an expansion before building it when it would cross more than MAX_TERMS term pairs."""
+        if pairs > MAX_TERMS:
+            self.fail(f"this interaction expands to more than {MAX_TERMS:,} terms", node,
+                      "use fewer factors in the interaction, or a lower power")
 
     def power(self, terms: list, exponent) -> list:
         """(a+b+c)^n: all interactions up to order n."""
@@ -595,6 +648,7 @@ class _Expander:
             self.fail("the power in (...)^n must be a whole number of at least 1", exponent)
         result = terms
         for _ in range(min(int(exponent.value), 50) - 1):  # beyond the term count nothing changes
+            self.check_size(len(result) * len(terms), exponent)
             result = _unique(result + [a + b for a in result for b in terms])
         return result
 
@@ -629,11 +683,21 @@ class _Expander:
         if not isinstance(node, BinOp) or node.op not in (":", "/"):
             self.fail("a grouping factor must be a column name, or a:b or a/b of names", node,
                       "e.g. (1 | Subject), (1 | batch/cask)")
+        if _chain_length(node, (":", "/")) > _MAX_GROUP_PARTS:
+            self.fail(f"a grouping factor of more than {_MAX_GROUP_PARTS} parts (a:b:... or a/b/...)", node)
         left, right = self.groups(node.left), self.groups(node.right)
         if node.op == ":":
             return [(a + b, f"{la}:{_nested(lb)}") for a, la in left for b, lb in right]
         last, last_label = left[-1]
         return left + [(b + last, f"{lb}:{_nested(last_label)}") for b, lb in right]
+
+
+def _chain_length(node, ops) -> int:
+    """How many operators of ops a left-deep chain (a:b:c...) has along its left spine."""
+    n = 0
+    while isinstance(node, BinOp) and node.op in ops:
+        n, node = n + 1, node.left
+    return n
 
 
 def _nested(label: str) -> str:
@@ -645,19 +709,17 @@ def _variable_order(node) -> dict:
     """Each variable's position in order of first appearance, skipping random-effect terms and offsets
     (R's terms.formula orders the variables of an interaction so: a:b and b:a are both labelled by it)."""
     order: dict = {}
-
-    def walk(e):
+    stack = [node]      # depth-first, left before right, with a stack: a 1,000-term sum is 1,000 deep
+    while stack:
+        e = stack.pop()
         if isinstance(e, BinOp) and e.op in ("|", "||") or isinstance(e, Call) and e.func == "offset":
-            return
+            continue
         if isinstance(e, (Name, Call)):
             order.setdefault(deparse(e), len(order))
         elif isinstance(e, BinOp):
-            walk(e.left)
-            walk(e.right)
+            stack += [e.right, e.left]
         elif isinstance(e, UnaryOp):
-            walk(e.operand)
-
-    walk(node)
+            stack.append(e.operand)
     return order
 
 

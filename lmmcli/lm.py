@@ -71,11 +71,13 @@ class OlsFit:
 
 
 def ols(design: Design) -> OlsFit:
-    """Solve the least-squares problem through PlsModel (no theta); the ML objective is -2 logLik."""
-    units = choose_scaling(design.X, design.y, [])
-    cp = CrossProducts.from_rows(design.X, design.y, [], (*design.fixed_names, design.response), units)
+    """Solve the (weighted) least-squares problem through the engine (no theta); the ML objective is
+    -2 logLik (with prior weights: less sum(log w), as R's logLik(lm))."""
+    X, y, _ = design.engine_inputs()
+    units = choose_scaling(X, y, [])
+    cp = CrossProducts.from_rows(X, y, [], (*design.fixed_names, design.response), units)
     sol = engine_fit(cp, reml=False).solution(cond_var=False)
-    return OlsFit(sol.beta, sol.RX, sol.pwrss, sol.objective)
+    return OlsFit(sol.beta, sol.RX, sol.pwrss, sol.objective - design.log_det_weights())
 
 
 def _coefficients(names, beta, vcov, df_resid) -> list[FixedEffect]:
@@ -87,10 +89,11 @@ def _coefficients(names, beta, vcov, df_resid) -> list[FixedEffect]:
             for n, b, s, tv, pv in zip(names, beta, se, t, p)]
 
 
-def _model_ss(fitted: np.ndarray, intercept: bool) -> float:
-    """R's summary.lm 'mss': fitted values about their mean, or about 0 without an intercept."""
-    centre = fitted.mean() if intercept else 0.0
-    return float(np.sum((fitted - centre) ** 2))
+def _model_ss(fitted: np.ndarray, intercept: bool, w=None) -> float:
+    """R's summary.lm 'mss': fitted values about their (weighted) mean, or about 0 without an intercept."""
+    w = np.ones_like(fitted) if w is None else w
+    centre = np.sum(w * fitted) / np.sum(w) if intercept else 0.0
+    return float(np.sum(w * (fitted - centre) ** 2))
 
 
 def _r_squared(mss, rss, n, df1, df_int, df_resid) -> tuple[float, float]:
@@ -127,8 +130,12 @@ def fit_lm(formula: Formula, design: Design) -> LmResult:
     sigma = float(np.sqrt(o.rss / df_resid))
     vcov = sigma ** 2 * unscaled_vcov(o.RX)
     intercept = formula.intercept and "(Intercept)" in design.fixed_names
-    fitted = design.X @ o.beta
-    mss = _model_ss(fitted, intercept)
+    offset = 0.0 if design.offset is None else design.offset
+    fitted = design.X @ o.beta + offset
+    mss = _model_ss(fitted, intercept, design.weights)   # R 4.2's summary.lm counts the offset as fitted
+    residuals = design.y - fitted
+    if design.weights is not None:     # summary.lm's residuals are sqrt(w) (y - fitted)
+        residuals = residuals * np.sqrt(design.weights)
     df_int = 1 if intercept else 0
     r2, adj = _r_squared(mss, o.rss, n, p - df_int, df_int, df_resid)
     f, fp = _f_test(mss, o.rss, p - df_int, df_resid)
@@ -140,6 +147,6 @@ def fit_lm(formula: Formula, design: Design) -> LmResult:
         sigma=sigma, df_resid=df_resid, r_squared=float(r2), adj_r_squared=float(adj),
         f_statistic=f, f_df1=(p - df_int) if f is not None else None, f_df2=df_resid if f is not None else None,
         f_p_value=fp, loglik=ll, aic=-2 * ll + 2 * npar, bic=-2 * ll + np.log(n) * npar, npar=npar,
-        residuals=_residual_quantiles(design.y - fitted), vcov=vcov.tolist(),
+        residuals=_residual_quantiles(residuals), vcov=vcov.tolist(),
         warnings=list(design.warnings),
     )

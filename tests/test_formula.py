@@ -266,3 +266,50 @@ def test_offsets_are_kept_apart_from_terms():
 
 def test_pi_is_a_constant_not_a_column():
     assert parse_formula("y ~ I(pi * x) + sin(x)").columns() == {"y", "x"}
+
+
+# -- issue 13: long and deep formulas give a clear error or a result, never a RecursionError or a hang --
+LONG = {
+    "1,000 repeated terms": ("y ~ " + " + ".join(["x"] * 1000), ["x"]),
+    "3,000 distinct terms": ("y ~ " + " + ".join(f"a{i}" for i in range(3000)), [f"a{i}" for i in range(3000)]),
+    "x:x:...:x 2,000 times": ("y ~ " + ":".join(["x"] * 2000), ["x"]),
+    "a - b - ... 1,000 removals": ("y ~ a + " + " - ".join(["b"] * 1000), ["a"]),
+    "(a0+...+a4)^5": ("y ~ (" + "+".join(f"a{i}" for i in range(5)) + ")^5", None),
+}
+
+
+@pytest.mark.parametrize("text, labels", LONG.values(), ids=list(LONG))
+def test_long_formulas_parse(text, labels):
+    import time
+
+    start = time.perf_counter()
+    f = parse_formula(text)
+    assert time.perf_counter() - start < 5
+    if labels is not None:
+        assert [t.label for t in f.fixed] == labels
+    else:
+        assert len(f.fixed) == 31
+
+
+DEEP = {
+    "5,000 minus signs": ("y ~ " + "-" * 5000 + "x", "nests too deeply"),
+    "I(x^x^...) 2,000": ("y ~ I(" + "^".join(["x"] * 2000) + ")", "nests too deeply"),
+    "log(log(...)) 300": ("y ~ " + "log(" * 300 + "x" + ")" * 300, "nested too deeply"),
+    "(a0+...+a19)^20": ("y ~ (" + "+".join(f"a{i}" for i in range(20)) + ")^20 + (1|g)", "more than 10,000 terms"),
+    "a0*a1*...*a19": ("y ~ " + "*".join(f"a{i}" for i in range(20)) + " + (1|g)", "more than 10,000 terms"),
+    "(a0+...+a99)^3": ("y ~ (" + "+".join(f"a{i}" for i in range(100)) + ")^3", "more than 10,000 terms"),
+    "I(x+x+...) 1,000": ("y ~ I(" + "+".join(["x"] * 1000) + ")", r"I\(...\) holds more than 200 operators"),
+    "I(y+0+0...) ~ x": ("I(y" + "+0" * 1000 + ") ~ x", "holds more than 200 operators"),
+    "(1|g:g:...) 500": ("y ~ x + (1|" + ":".join(["g"] * 500) + ")", "more than 50 parts"),
+    "(1|g/g/...) 500": ("y ~ x + (1|" + "/".join(["g"] * 500) + ")", "more than 50 parts"),
+}
+
+
+@pytest.mark.parametrize("text, message", DEEP.values(), ids=list(DEEP))
+def test_deep_or_exploding_formulas_are_refused_quickly(text, message):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(FormulaSyntaxError, match=message):
+        parse_formula(text)
+    assert time.perf_counter() - start < 5

@@ -157,3 +157,77 @@ def test_empty_text_is_a_level_with_a_note(fits):
     fm = fits["empty_text_level"]
     assert fm.design.spec.variables["tx"].levels == ("", "left", "right")
     assert any('level named ""' in w for w in fm.design.warnings)
+
+
+def test_lm_with_weights_and_offset_as_summary_lm(data):
+    """No random term: lm(y ~ x + V + offset(o), weights = w) as R 4.2.2's summary.lm reports it."""
+    from lmmcli.fit import analyze
+
+    exp = json.loads((REF / "expected" / "lm_weights_offset.json").read_text())
+    r = analyze(fit(exp["formula"], data, weights=exp["weights"])).report
+    assert [fe.term for fe in r.fixed_effects] == exp["fixef"]["terms"]
+    np.testing.assert_allclose([fe.estimate for fe in r.fixed_effects], exp["fixef"]["estimate"], rtol=1e-9)
+    np.testing.assert_allclose([fe.std_error for fe in r.fixed_effects], exp["fixef"]["se"], rtol=1e-9)
+    got = [r.r_squared, r.adj_r_squared, r.sigma, r.f_statistic, r.loglik, r.aic]
+    want = [exp[k] for k in ("r_squared", "adj_r_squared", "sigma", "fstatistic", "loglik", "aic")]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    q = r.residuals
+    np.testing.assert_allclose([q["min"], q["q1"], q["median"], q["q3"], q["max"]], exp["residual_quantiles"],
+                               rtol=1e-9)
+
+
+def test_ranova_refits_keep_weights_and_contrasts(data):
+    from lmmcli.analysis.ranova import ranova
+
+    exp = json.loads((REF / "expected" / "ranova_weights_contrasts.json").read_text())
+    fm = fit(exp["formula"], data, weights=exp["weights"], contrasts=lmm_contrasts(exp["contrasts"]))
+    rows = ranova(fm, data).ranova
+    assert [r.term for r in rows] == exp["rows"]
+    assert [r.npar for r in rows] == exp["npar"]
+    np.testing.assert_allclose([r.loglik for r in rows], exp["loglik"], atol=1e-4)
+
+
+def test_intervals_of_a_second_term_on_a_factor_are_attached_to_g_1():
+    """VarCorr names (Days||Subject)'s slope Subject.1; lme4's confint names it sd_Days|Subject."""
+    from lmmcli.inference.summary import summarize
+
+    ref = Path(__file__).parent / "reference"
+    exp = json.loads((ref / "expected" / "sleepstudy_uncorrelated.json").read_text())["confint_profile"]
+    fm = fit("Reaction ~ Days + (Days||Subject)", read_table(str(ref / "data" / "sleepstudy.csv")))
+    r = summarize(fm, ci="profile")
+    assert [v.group for v in r.variance_components] == ["Subject", "Subject.1", "Residual"]
+    slope = r.variance_components[1]
+    np.testing.assert_allclose((slope.conf_low, slope.conf_high), (exp["lower"][1], exp["upper"][1]), rtol=1e-3)
+
+
+
+NAMES = json.loads((REF / "expected" / "model_matrix_names.json").read_text())
+
+
+@pytest.mark.parametrize("formula", list(NAMES))
+def test_model_matrix_columns_as_r(data, formula):
+    """R's model.matrix column names and order (model_matrix_names.R), before aliased columns are dropped."""
+    from lmmcli.design.design import Evaluator, build_design, model_columns
+    from lmmcli.formula import parse_formula
+
+    f = parse_formula(formula)
+    d = build_design(f, data)
+    names, _ = model_columns(f.fixed, f.intercept, d.spec, Evaluator.for_spec(d.spec, data.take(d.rows)), fixed=True)
+    assert names == NAMES[formula]
+
+
+ANOVA = json.loads((REF / "expected" / "anova_contrasts.json").read_text())
+
+
+@pytest.mark.parametrize("table", ANOVA["tables"], ids=[f"{t['contrasts']}-type{t['type']}" for t in ANOVA["tables"]])
+def test_anova_with_other_contrasts_as_lmertest(data, table):
+    """Types 1 and 2 work on X in any coding; type 3 maps the treatment-coded hypotheses (lmerTest)."""
+    from lmmcli.inference.anova import anova
+
+    fm = fit(ANOVA["formula"], data, weights=ANOVA["weights"],
+             contrasts={"V": table["contrasts"][6:], "N": table["contrasts"][6:]})
+    rows = anova(fm, data, str(table["type"])).anova
+    assert [r.term for r in rows] == table["terms"]
+    np.testing.assert_allclose([r.f_value for r in rows], table["F"], rtol=1e-4)
+    assert [r.num_df for r in rows] == table["NumDF"]
+    np.testing.assert_allclose([r.den_df for r in rows], table["DenDF"], rtol=1e-3)

@@ -8,12 +8,12 @@ import pytest
 from lmmcli.analysis.ranova import bars, drop_scope, ranova, reductions
 from lmmcli.errors import ModelSpecError
 from lmmcli.formula import parse_formula
-from tests.inference.analysis_reference import CASES, expected, fitted, rel
+from tests.inference.analysis_reference import CASES, expected, fitted, params, rel
 
 RANOVA = [case for case in CASES if "ranova" in expected(case)]
 
 
-@pytest.mark.parametrize("case", RANOVA)
+@pytest.mark.parametrize("case", params([(c,) for c in RANOVA]))
 def test_ranova_matches_lmertest(case):
     fm, df = fitted(case)
     got = ranova(fm, df, tuple(expected(case)["factors"]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from lmmcli.cli.app import app
+from lmmcli.cli.app import SIGNAL_NAMES, Terminated, app, raise_terminated
 from lmmcli.cli import fit, predict, plot, simulate, analysis, report  # noqa: F401,I001  (each registers its commands on app, in --help order)
 
 __all__ = ["app", "main"]
@@ -20,9 +20,16 @@ def main() -> None:
     # 2-core machine a multithreaded dense Cholesky made the InstEval-sized fit 5x slower (bench/).
     import os
 
+    import signal
+
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    for signum in SIGNAL_NAMES:     # SIGTERM/SIGHUP before or after a command's guard: one line too
+        signal.signal(signum, raise_terminated)
     try:
         app()
     except KeyboardInterrupt:  # Ctrl-C while typer builds the command, outside the command guard: no traceback
         sys.stderr.write("error: interrupted\n")
         sys.exit(130)
+    except Terminated as exc:
+        sys.stderr.write(f"error: {exc.name}\n")
+        sys.exit(128 + exc.signum)

@@ -7,10 +7,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
+from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
                             Strict, command)
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
-from lmmcli.cli.common import echo_warnings, emit, parse_refs, read_and_fit, terminal_width, use_color
+from lmmcli.cli.common import echo_warnings, emit, parse_contrasts, parse_refs, read_and_fit, terminal_width, use_color
 
 
 class AnalysisDf(str, Enum):
@@ -44,13 +44,14 @@ def emit_analysis(result, format, table, rows, output, data: str, strict: bool) 
     echo_warnings(result.warnings, strict)
 
 
-def analysis_basis(data, formula, model, ml, factor, ref):
+def analysis_basis(data, formula, model, ml, factor, ref, weights=None, contrasts=None):
     """The AnalysisBasis of DATA FORMULA (fitted now) or of a saved model (--model: no data, no refit)."""
     from lmmcli.errors import UsageError
 
     if model is not None:
-        if data is not None or formula is not None or ml or factor or ref:
-            raise UsageError("with --model, give no DATA, FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        if data is not None or formula is not None or ml or factor or ref or weights or contrasts:
+            raise UsageError("with --model, give no DATA, FORMULA, --ml, --factor, --ref, --weights or --contrasts: "
+                             "the saved model fixes them")
         from lmmcli.predict.saved_analysis import load_basis
 
         return load_basis(str(model))
@@ -58,7 +59,7 @@ def analysis_basis(data, formula, model, ml, factor, ref):
         raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
     from lmmcli.inference.basis import basis_from_fit
 
-    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
     return basis_from_fit(fm, frame)
 
 
@@ -78,16 +79,20 @@ def anova(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """F tests of the fixed terms, as lmerTest's anova() (type 3, Satterthwaite by default)."""
     from lmmcli.inference.anova import anova_of, check_options
     from lmmcli.render.analysis import anova_table
 
     check_options(type, df.value, not ml)
-    basis = analysis_basis(data, formula, model, ml, factor, ref)
+    basis = analysis_basis(data, formula, model, ml, factor, ref, weights, contrasts)
     emit_analysis(anova_of(basis, type, df.value), format, anova_table, lambda d: d["anova"], output,
                   data or str(model), strict)
 
@@ -101,15 +106,19 @@ def ranova(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests of each random term, as lmerTest's ranova() (slopes reduced, not removed)."""
     from lmmcli.analysis.ranova import ranova as run
     from lmmcli.render.analysis import ranova_table
 
-    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
     result = run(fm, frame, tuple(factor or ()), parse_refs(ref))
     emit_analysis(result, format, ranova_table, lambda d: d["ranova"], output, data, strict)
 
@@ -146,9 +155,13 @@ def emmeans(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
     format: Fmt = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Estimated marginal means and pairwise contrasts, as emmeans (equal weights, covariates at their means)."""
     from lmmcli.errors import UsageError
@@ -159,7 +172,7 @@ def emmeans(
         raise UsageError("give --specs: the factor(s) whose marginal means to estimate", hint="e.g. --specs job")
     if model is None:
         check_df(df.value if df else None, not ml)
-    basis = analysis_basis(data, formula, model, ml, factor, ref)
+    basis = analysis_basis(data, formula, model, ml, factor, ref, weights, contrasts)
     result = emmeans_of(basis, split_names(specs), split_names(by), pairwise, adjust.value, df.value if df else None,
                         level)
     emit_analysis(result, format, emmeans_table, emmeans_rows, output, data or str(model), strict)
@@ -187,10 +200,15 @@ def model_table(
     ml: Ml = False,
     factor: Factor = None,
     ref: Ref = None,
-    format: Annotated[ModelTableFormat, typer.Option("--format", "-f", help="table, markdown, html, csv or json")
-                      ] = ModelTableFormat.table,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
+    format: Annotated[Optional[OutFormat], typer.Option(
+        "--format", "-f", show_default=False,
+        help="table, markdown, html, csv or json (default: from the -o file's extension, else table)")] = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Several models side by side (as modelsummary): estimates and SEs, random-effect sds, ICC, R², AIC, BIC."""
     from lmmcli.analysis.model_table import model_table as run
@@ -198,13 +216,15 @@ def model_table(
     from lmmcli.render import model_table as render
     from lmmcli.render.tables import to_json
 
+    fmt = ModelTableFormat(choose_format(format, output, OutFormat.table, allowed=set(ModelTableFormat.__members__)))
     refs = parse_refs(ref)
     frame, source = load_data(data)
-    result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source)
+    result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source,
+                 weights, parse_contrasts(contrasts))
     text = {ModelTableFormat.json: lambda: to_json(result.to_dict()),
             ModelTableFormat.markdown: lambda: render.as_markdown(result),
             ModelTableFormat.html: lambda: render.as_html(result),
             ModelTableFormat.csv: lambda: render.as_csv(result),
-            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[format]()
+            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[fmt]()
     emit(text, output, inputs=(data,))
     echo_warnings(result.warnings, strict)

@@ -11,6 +11,7 @@ import sys
 
 try:
     import functools
+    from contextlib import contextmanager
     from enum import Enum
     from pathlib import Path
     from typing import Annotated, List, Optional
@@ -55,7 +56,7 @@ class IntervalKind(str, Enum):
 
 # -- the shared arguments and options, declared once -----------------------------------------------
 DataArg = Annotated[str, typer.Argument(metavar="DATA", show_default=False,
-                                        help="CSV, TSV or Parquet file ('-' reads CSV from standard input)")]
+                                        help="CSV/TSV (also .gz .bz2 .xz .zst), Parquet or Feather file; '-' reads standard input")]
 FormulaArg = Annotated[str, typer.Argument(metavar="FORMULA", show_default=False,
                                            help='lme4 formula, e.g. "Reaction ~ Days + (Days | Subject)"')]
 OptDataArg = Annotated[Optional[str], typer.Argument(metavar="DATA", show_default=False,
@@ -68,8 +69,17 @@ Factor = Annotated[Optional[List[str]], typer.Option("--factor", metavar="COL", 
                                                      help="treat this numeric column as a factor (repeatable)")]
 Ref = Annotated[Optional[List[str]], typer.Option("--ref", metavar="COL=LEVEL", show_default=False,
                                                   help="reference level of a factor (repeatable)")]
+Weights = Annotated[Optional[str], typer.Option(
+    "--weights", metavar="COL", show_default=False,
+    help="prior weights from this column, as lmer's weights = (residual variance sigma^2 / w; rows of weight 0 "
+         "are dropped); for a GLMM as glmer's (binomial: the number of trials of a proportion response)")]
+Contrasts = Annotated[Optional[List[str]], typer.Option(
+    "--contrasts", metavar="KIND|COL=KIND", show_default=False,
+    help="coding of the fixed part's factors, as lmer's contrasts =: treatment (default), sum, helmert or poly, "
+         "for every factor or COL=KIND for one (repeatable)")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", show_default=False,
-                                                help="write the output to this file (atomically)")]
+                                                help="write the output to this file (atomically); its extension "
+                                                     "chooses the format; '-' is standard output")]
 Strict = Annotated[bool, typer.Option("--strict", help="exit with code 3 if the fit has any warning")]
 Level = Annotated[float, typer.Option("--level", help="level of the intervals")]
 Model = Annotated[Optional[Path], typer.Option("--model", metavar="FILE", show_default=False,
@@ -80,6 +90,44 @@ CsvFormatOpt = Annotated[Optional[OutFormat], typer.Option("--format", "-f", sho
                                                           help=format_help(OutFormat.csv))]
 Seed = Annotated[Optional[int], typer.Option("--seed", show_default=False,
                                              help="random seed (same seed, same result)")]
+Engine = Annotated[str, typer.Option("--engine", metavar="ENGINE", help="who reads and sums the rows: memory, "
+                                     "duckdb (data bigger than memory; globs, directories of parts), spark, or auto "
+                                     "(memory when the data fits comfortably, else duckdb)")]
+Threads = Annotated[Optional[int], typer.Option("--threads", show_default=False,
+                                                help="--engine duckdb: number of threads")]
+MemoryLimit = Annotated[Optional[str], typer.Option("--memory-limit", metavar="SIZE", show_default=False,
+                                                    help="--engine duckdb: memory limit, e.g. 2GB (spills to disk)")]
+SparkMaster = Annotated[Optional[str], typer.Option("--spark-master", metavar="URL", show_default=False,
+                                                    help="--engine spark: the Spark master (default local[*])")]
+
+
+# -- input dialect: --delimiter and --decimal, recorded by their callbacks for common.load_data -------
+DIALECT = {"delimiter": None, "decimal": "."}
+DATA_WARNINGS: list = []    # warnings about the data as read (a numeric-looking text column): --strict counts them
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "bar": "|", "pipe": "|"}
+
+
+def _delimiter(value: Optional[str]) -> Optional[str]:
+    if value is not None:
+        value = DELIMITER_NAMES.get(value.lower(), value)
+        if len(value) != 1 or value in "\r\n\"":
+            raise typer.BadParameter("give one character (or tab, comma, semicolon, bar)")
+    DIALECT["delimiter"] = value
+    return value
+
+
+def _decimal(value: str) -> str:
+    if value not in (".", ","):
+        raise typer.BadParameter("the decimal mark is '.' or ','")
+    DIALECT["decimal"] = value
+    return value
+
+
+Delimiter = Annotated[Optional[str], typer.Option(
+    "--delimiter", metavar="CHAR", show_default=False, callback=_delimiter,
+    help="field delimiter of text data: , ; tab | or one character (default: sniffed)")]
+Decimal = Annotated[str, typer.Option("--decimal", metavar="MARK", callback=_decimal,
+                                      help="decimal mark of numbers in text data: . or , (decimal commas)")]
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -108,19 +156,71 @@ def guarded(fn):
     @functools.wraps(fn)
     def command(*args, **kwargs):
         from lmmcli.errors import LmmError
+        from lmmcli.io.write import check_outputs
 
         try:
-            return fn(*args, **kwargs)
+            with _signals_as_exceptions():
+                check_outputs({OUTPUT_OPTIONS[k]: kwargs[k] for k in OUTPUT_OPTIONS if k in kwargs},
+                              {INPUT_OPTIONS[k]: kwargs.get(k) for k in INPUT_OPTIONS})
+                return fn(*args, **kwargs)
         except LmmError as exc:
             raise typer.Exit(report_error(exc))
         except KeyboardInterrupt:
             sys.stderr.write("error: interrupted\n")
             raise typer.Exit(130)
+        except Terminated as exc:
+            sys.stderr.write(f"error: {exc.name}\n")
+            raise typer.Exit(128 + exc.signum)
         except MemoryError:
             sys.stderr.write("error: out of memory; try a smaller model or fewer rows\n")
             raise typer.Exit(1)
 
     return command
+
+
+# the options that name files a command reads or writes: no output may be an input or another output
+INPUT_OPTIONS = {"data": "data file", "newdata": "--newdata file", "model": "--model file"}
+OUTPUT_OPTIONS = {"output": "-o/--output", "save": "--save"}
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP during a command: unwound like Ctrl-C, so partial outputs are removed."""
+
+    def __init__(self, signum: int, name: str):
+        super().__init__(name)
+        self.signum, self.name = signum, name
+
+
+def _signal_names() -> dict:
+    import signal
+
+    return {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
+
+
+SIGNAL_NAMES = _signal_names()
+
+
+def raise_terminated(signum, _frame):
+    """A signal handler: SIGTERM/SIGHUP as the exception Terminated."""
+    raise Terminated(signum, SIGNAL_NAMES[signum])
+
+
+@contextmanager
+def _signals_as_exceptions():
+    """SIGTERM and SIGHUP raise Terminated while a command runs (exit 143, 129), as SIGINT raises
+    KeyboardInterrupt; outside the main thread (signals cannot be set there) nothing changes."""
+    import signal
+
+    try:
+        previous = {s: signal.signal(s, raise_terminated) for s in SIGNAL_NAMES}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def command(name: str | None = None, examples: tuple[str, ...] = (), **kwargs):
@@ -149,3 +249,5 @@ def root(
                                           help="print lmm's version and exit")] = False,
 ):
     """lmm: linear mixed models from the command line (lme4's formulas, REML/ML, lmerTest-style inference)."""
+    DIALECT.update(delimiter=None, decimal=".")
+    DATA_WARNINGS.clear()

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs
+from lmmcli.cli.common import echo_warnings, load_data, note, parse_contrasts, parse_refs
 from lmmcli.cli.output import OutFormat, Shown, write
 
 
@@ -25,16 +25,18 @@ def by_shown(result) -> Shown:
 
 
 def fit_by_command(data: str, formula: str, by: str, ml: bool, factor, ref, fmt: OutFormat, output: Optional[Path],
-                   strict: bool, df: str, ci: Optional[str], level: float, nsim: int, seed, jobs: Optional[int]):
+                   strict: bool, df: str, ci: Optional[str], level: float, nsim: int, seed, jobs: Optional[int],
+                   weights: Optional[str] = None, contrasts=None):
     """Read once, fit per value of --by (library: batch.fit_by), write, then say what went wrong where."""
     from lmmcli.batch import fit_by
     from lmmcli.formula import parse_formula
 
     parsed = parse_formula(formula)
-    refs = parse_refs(ref)
+    refs, coding = parse_refs(ref), parse_contrasts(contrasts)
     frame, source = load_data(data)
     result = fit_by(parsed.text, frame, by, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source,
-                    df_method=df, ci=ci, level=level, nsim=nsim, seed=seed, workers=jobs)
+                    df_method=df, ci=ci, level=level, nsim=nsim, seed=seed, workers=jobs, weights=weights,
+                    contrasts=coding)
     if result.n_missing:
         note(f"{result.n_missing} row(s) have no value in --by column '{by}' and are in no fit")
     write(by_shown(result), fmt, output, inputs=(data,))

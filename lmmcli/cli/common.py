@@ -32,10 +32,12 @@ def note(message: str) -> None:
 
 
 def echo_warnings(warnings, strict: bool) -> None:
-    """Warnings go to stderr too; under --strict any warning ends the run with code 3."""
+    """Warnings go to stderr too; under --strict any warning (the data's included) ends the run with code 3."""
+    from lmmcli.cli.app import DATA_WARNINGS
+
     for w in warnings:
         sys.stderr.write(f"warning: {w}\n")
-    if strict and warnings:
+    if strict and (warnings or DATA_WARNINGS):
         raise typer.Exit(EXIT_STRICT)
 
 
@@ -46,26 +48,96 @@ def source_name(data: str) -> str:
 
 def load_data(data: str):
     """Read the data file; (data frame, its name for messages). An encoding fallback is noted on stderr."""
+    from lmmcli.cli.app import DIALECT
     from lmmcli.io.read import read_table
+    from lmmcli.io.text import Dialect
 
-    df = read_table(data)
+    df = read_table(data, dialect=Dialect(DIALECT["delimiter"], DIALECT["decimal"]))
     encoding_note = df.attrs.get("encoding_note")
     if encoding_note:
         note(encoding_note)
+    from lmmcli.cli.app import DATA_WARNINGS
+
+    for line in read_warnings(df, source_name(data)):
+        sys.stderr.write(line)
+        if line.startswith("warning:"):
+            DATA_WARNINGS.append(line)
     return df, source_name(data)
 
 
-def read_and_fit(data: str, formula: str, ml: bool, factor, ref):
+def read_warnings(df, name: str) -> list[str]:
+    """Lines for stderr about columns that did not read as they look: numbers made text by a few odd
+    values, columns of a type lmm cannot read (left out)."""
+    from lmmcli.io.text import decimal_commas
+
+    out = []
+    for col, odd in df.attrs.get("numeric_text", {}).items():
+        shown = ", ".join(f"'{v}'" for v in odd)
+        fix = "give --decimal , to read decimal commas" if decimal_commas(odd) else \
+            "write missing values as NA or leave them empty"
+        out.append(f"warning: column '{col}' of {name} looks numeric, but values such as {shown} are not "
+                   f"numbers, so it is read as text (a factor); {fix}\n")
+    for col, why in df.attrs.get("unreadable", {}).items():
+        out.append(f"note: column '{col}' of {name} has a type lmm cannot read ({why}); it is left out\n")
+    return out
+
+
+def parse_contrasts(items: Optional[List[str]]) -> dict:
+    """--contrasts KIND or COL=KIND (R's contr.KIND spelling too) as {COL or "": KIND}."""
+    from lmmcli.design.transforms import CONTRASTS
+    from lmmcli.errors import UsageError
+
+    out = {}
+    for item in items or []:
+        col, sep, kind = item.rpartition("=")
+        kind = kind.removeprefix("contr.")
+        if kind not in CONTRASTS or (sep and not col):
+            raise UsageError(f"--contrasts expects KIND or COL=KIND with KIND one of {', '.join(CONTRASTS)}, "
+                             f"got '{item}'")
+        out[col] = kind
+    return out
+
+
+def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None, weights: Optional[str] = None,
+                 contrasts=None):
     """(FittedModel, data frame): the one path of every command that fits DATA FORMULA. The formula
-    and --ref are checked before the data is read, so their mistakes are reported first."""
+    and --ref are checked before the data is read, so their mistakes are reported first. With an
+    aggregation engine (engine: aggregate.choose.EngineOptions) the rows are never loaded: the frame is None."""
     import lmmcli.fit
     from lmmcli.formula import parse_formula
 
     parsed = parse_formula(formula)
     refs = parse_refs(ref)
+    if engine is not None:
+        from lmmcli.aggregate.choose import choose_engine, make_runner
+
+        name = choose_engine(data, engine.engine)
+        if name != "memory":
+            from lmmcli.errors import UsageError
+            from lmmcli.fit_scale import fit_source
+
+            if weights or contrasts:
+                raise UsageError(f"--weights and --contrasts are not available with --engine {name}",
+                                 hint="use --engine memory")
+
+            runner = make_runner(name, data, engine)
+            try:
+                return fit_source(parsed.text, runner, reml=not ml, factors=tuple(factor or ()), refs=refs,
+                                  source=source_name(data)), None
+            finally:
+                runner.close()
+    coding = parse_contrasts(contrasts)
     df, source = load_data(data)
-    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source)
+    fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source,
+                        weights=weights, contrasts=coding)
     return fm, df
+
+
+def engine_options(engine: str, threads, memory_limit, spark_master):
+    """The shared engine options as one value for read_and_fit."""
+    from lmmcli.aggregate.choose import EngineOptions
+
+    return EngineOptions(engine, threads, memory_limit, spark_master)
 
 
 def use_color(output: Optional[Path]) -> bool:
@@ -106,7 +178,8 @@ def progress_bar(label: str, total: int, show: bool = True):
 # -- saved models ----------------------------------------------------------------------------------
 def save_model(fm, path: Path, data: str, frame=None) -> None:
     """Write the fitted model as versioned JSON (atomically); with the fitting data frame, also the section
-    `lmm anova|emmeans --model` read."""
+    `lmm anova|emmeans --model` read. '-' is standard output (the report then goes to -o FILE:
+    check_outputs refuses both on stdout)."""
     from lmmcli.io.write import write_text
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.predict.saved_model import dumps
@@ -116,18 +189,32 @@ def save_model(fm, path: Path, data: str, frame=None) -> None:
         from lmmcli.predict.saved_analysis import analysis_section
 
         extra = analysis_section(fm, frame)
+    if str(path) == "-":
+        sys.stdout.write(dumps(state_from_fit(fm), extra))
+        return
     write_text(str(path), dumps(state_from_fit(fm), extra), inputs=(data,))
 
 
-def model_state(data, formula, model, ml, factor, ref):
+def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None, engine=None, weights=None,
+                contrasts=None):
     """(ModelState, fit warnings, (data frame, name, path) of the fitting data or None): from a saved
     model, or by fitting DATA FORMULA (the data is read once, so '-' works). A saved model keeps its
-    fit's warnings, so --strict means the same with --model as without."""
+    fit's warnings, so --strict means the same with --model as without. glmm: the --family, --link,
+    --nagq and --weights options (lmmcli.cli.glmm.glmm_options), for a GLMM."""
     from lmmcli.errors import UsageError
 
+    if glmm and model is None:
+        from lmmcli.cli.glmm import glmm_state
+
+        if engine is not None and engine.engine not in ("auto", "memory"):
+            raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
+
+        return glmm_state(data, formula, factor, ref, **glmm)
+
     if model is not None:
-        if formula is not None or ml or factor or ref:
-            raise UsageError("with --model, give no FORMULA, --ml, --factor or --ref: the saved model fixes them")
+        if formula is not None or ml or factor or ref or weights or contrasts:
+            raise UsageError("with --model, give no FORMULA, --ml, --factor, --ref, --weights or --contrasts: "
+                             "the saved model fixes them")
         from lmmcli.predict.saved_model import load
 
         state, frame = load(str(model)), None
@@ -136,8 +223,8 @@ def model_state(data, formula, model, ml, factor, ref):
             raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
         from lmmcli.predict.predict import state_from_fit
 
-        fm, df = read_and_fit(data, formula, ml, factor, ref)
-        state, frame = state_from_fit(fm), (df, source_name(data), data)
+        fm, df = read_and_fit(data, formula, ml, factor, ref, engine, weights, contrasts)
+        state, frame = state_from_fit(fm), (None if df is None else (df, source_name(data), data))
     return state, state.summary.get("warnings", []), frame
 
 

@@ -8,10 +8,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CiMethod, DataArg, DfMethod, Factor, FormatOpt, FormulaArg, Ml, Output, Ref, Seed,
-                            Strict, command)
+from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, Decimal, Delimiter, DfMethod, Engine, Factor, FormatOpt,
+                            FormulaArg, MemoryLimit, Ml, Output, Ref, Seed, SparkMaster, Strict, Threads, command)
 from lmmcli.cli.by import fit_by_command
-from lmmcli.cli.common import echo_warnings, load_data, note, parse_refs, progress_bar, read_and_fit, save_model
+from lmmcli.cli.common import (echo_warnings, engine_options, load_data, note, parse_contrasts, parse_refs,
+                               progress_bar, read_and_fit, save_model)
 from lmmcli.cli.glmm import Family, Link, Nagq, Weights
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
@@ -53,6 +54,8 @@ def fit(
     seed: Seed = None,
     output: Output = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
@@ -69,21 +72,28 @@ def fit(
     link: Link = None,
     nagq: Nagq = 1,
     weights: Weights = None,
+    engine: Engine = "auto",
+    threads: Threads = None,
+    memory_limit: MemoryLimit = None,
+    spark_master: SparkMaster = None,
+    contrasts: Contrasts = None,
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
     from lmmcli.errors import UsageError
     from lmmcli.fit import analyze
 
     fmt = choose_format(format, output, OutFormat.table)
-    if family is not None or link is not None or weights is not None or nagq != 1:
+    if family is not None or link is not None or nagq != 1:
         from lmmcli.cli.glmm import fit_glmm
 
         if family is None:
-            raise UsageError("--link, --nagq and --weights are for generalized models: add --family")
-        if save is not None:
-            raise UsageError("--save is not available with --family yet")
+            raise UsageError("--link and --nagq are for generalized models: add --family")
+        if str(getattr(engine, "value", engine)) not in ("auto", "memory"):
+            raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
+        if by is not None or jobs is not None:
+            raise UsageError("--by and --jobs are not available with --family yet")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
-                        level, fmt, output, strict)
+                        level, fmt, output, strict, save, nsim, seed, contrasts=contrasts)
     if ci is not None:
         from lmmcli.inference.confint import check_options
 
@@ -92,16 +102,23 @@ def fit(
         if save is not None:
             raise UsageError("--save keeps one model; with --by there is one per value")
         return fit_by_command(data, formula, by, ml, factor, ref, fmt, output, strict, df.value,
-                              ci.value if ci else None, level, nsim, seed, jobs)
+                              ci.value if ci else None, level, nsim, seed, jobs, weights, contrasts)
     if jobs is not None:
         raise UsageError("--jobs is for --by: one fit runs in one process")
-    fm, frame = read_and_fit(data, formula, ml, factor, ref)
+    fm, frame = read_and_fit(data, formula, ml, factor, ref, engine_options(engine, threads, memory_limit, spark_master),
+                             weights, contrasts)
+    engine_name = getattr(fm, "engine_name", "memory")
+    if engine_name != "memory":
+        from lmmcli.fit_scale import check_supported
+
+        check_supported(ci.value if ci else None, df.value)
     if save is not None:
         save_model(fm, save, data, frame)
     with progress_bar("bootstrap", nsim, show=ci == CiMethod.boot) as progress:
         analysis = analyze(fm, df.value, ci.value if ci else None, level, nsim, seed, progress)
     for message in analysis.notes:
         note(message)
+    analysis.report.extra["engine"] = engine_name
     write(fit_shown(analysis.report, analysis.mixed, correlation or None), fmt, output, inputs=(data,))
     echo_warnings(analysis.report.warnings, strict)
 
@@ -123,16 +140,30 @@ def compare(
     format: FormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
+    from lmmcli.cli.glmm import glmm_options
     from lmmcli.compare import compare as run_compare
     from lmmcli.render import formats, tables
 
     fmt = choose_format(format, output, OutFormat.table)
     refs = parse_refs(ref)
+    options = glmm_options(family, link, nagq, weights)
     df, source = load_data(data)
-    result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
-                         source=source)
+    if options is not None:
+        from lmmcli.glmm.compare import compare_glmms
+
+        result = compare_glmms(formulas, df, factors=tuple(factor or ()), refs=refs, source=source, **options)
+    else:
+        result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
+                             source=source, weights=weights, contrasts=parse_contrasts(contrasts))
     shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),
                   lambda width, color: tables.compare_table(result, width=width, color=color))
     write(shown, fmt, output, inputs=(data,))

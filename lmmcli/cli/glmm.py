@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.common import echo_warnings, load_data, parse_refs
+from lmmcli.cli.common import echo_warnings, load_data, parse_contrasts, parse_refs
 from lmmcli.cli.output import OutFormat, Shown, write
 
 Family = Annotated[Optional[str], typer.Option(
@@ -19,9 +19,38 @@ Link = Annotated[Optional[str], typer.Option(
 Nagq = Annotated[int, typer.Option(
     "--nagq", help="with --family: 1 = Laplace approximation; > 1 = adaptive Gauss-Hermite quadrature with "
                    "this many points (a single scalar random term only, as glmer)")]
-Weights = Annotated[Optional[str], typer.Option(
-    "--weights", metavar="COL", show_default=False,
-    help="with --family: prior weights (binomial: the number of trials of a proportion response)")]
+from lmmcli.cli.app import Weights  # noqa: E402,F401  (one --weights for lmer and glmer)
+
+
+Type = Annotated[Optional[str], typer.Option(
+    "--type", metavar="TYPE", show_default=False,
+    help="with --family: link (the linear predictor, default) or response (the mean, through the inverse link)")]
+
+
+def glmm_options(family, link, nagq, weights) -> dict | None:
+    """The GLMM options as model_state's `glmm` argument; None without --family (a usage error if others are set)."""
+    from lmmcli.errors import UsageError
+
+    if family is None:
+        if link is not None or nagq != 1:     # --weights alone: lmer's prior weights
+            raise UsageError("--link and --nagq are for generalized models: add --family")
+        return None
+    return {"family": family, "link": link, "nagq": nagq, "weights": weights}
+
+
+def glmm_state(data, formula, factor, ref, family, link, nagq, weights):
+    """(ModelState, warnings, (frame, name, path)) of a GLMM fitted to DATA FORMULA, as model_state."""
+    from lmmcli import glmm
+    from lmmcli.cli.common import source_name
+    from lmmcli.errors import UsageError
+    from lmmcli.glmm.state import state_from_glmm
+
+    if data is None or formula is None:
+        raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
+    df, source = load_data(data)
+    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), parse_refs(ref), source)
+    state = state_from_glmm(fm)
+    return state, state.summary.get("warnings", []), (df, source_name(data), data)
 
 
 def glmm_shown(report) -> Shown:
@@ -36,21 +65,50 @@ def glmm_shown(report) -> Shown:
 
 def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: int, weights: Optional[str],
              factor, ref, ci: Optional[str], level: float, fmt: OutFormat, output: Optional[Path],
-             strict: bool) -> None:
-    """Fit the GLMM and write its summary; --ci wald only (so far)."""
+             strict: bool, save: Optional[Path] = None, nsim: int = 1000, seed: Optional[int] = None, contrasts=None) -> None:
+    """Fit the GLMM and write its summary (and the model with --save); --ci wald or boot."""
     from lmmcli import glmm
     from lmmcli.errors import UsageError
     from lmmcli.formula import parse_formula
     from lmmcli.glmm.result import assemble, attach_wald
 
-    if ci is not None and ci != "wald":
-        raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald")
+    if ci is not None and ci not in ("wald", "boot"):
+        raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald or --ci boot")
     parse_formula(formula)
     refs = parse_refs(ref)
     df, source = load_data(data)
-    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source)
+    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source,
+                    parse_contrasts(contrasts))
     report = assemble(fm)
-    if ci is not None:
+    if save is not None:
+        from lmmcli.glmm.state import state_from_glmm
+        from lmmcli.io.write import write_text
+        from lmmcli.predict.saved_model import dumps
+
+        write_text(str(save), dumps(state_from_glmm(fm)), inputs=(data,))
+    if ci == "wald":
         attach_wald(report, level)
+    elif ci == "boot":
+        from lmmcli.cli.common import progress_bar
+        from lmmcli.glmm.bootstrap import attach_boot
+
+        with progress_bar("bootstrap", nsim) as progress:
+            attach_boot(report, fm, level, nsim, seed, progress)
     write(glmm_shown(report), fmt, output, inputs=(data,))
     echo_warnings(report.warnings, strict)
+
+
+def on_scale(p, state, type: str) -> None:
+    """--type link|response: response puts a GLMM's predictions and intervals through the inverse link."""
+    from lmmcli.errors import UsageError
+
+    if type not in ("link", "response"):
+        raise UsageError(f"--type must be link or response, got '{type}'")
+    if "family" not in state.summary:
+        raise UsageError("--type is for generalized models (fitted with --family)")
+    if type == "response":
+        from lmmcli.glmm.state import to_response_scale
+
+        p.prediction = to_response_scale(state, p.prediction)
+        if p.lower is not None:
+            p.lower, p.upper = to_response_scale(state, p.lower), to_response_scale(state, p.upper)

@@ -66,6 +66,11 @@ class LmmCommand(typer.core.TyperCommand):
             with formatter.section("Options"):
                 formatter.write_dl(opts)
 
+    def get_short_help_str(self, limit: int = 45) -> str:
+        """The whole first sentence in `lmm --help`'s command list (wrapped there), never cut with '...'."""
+        text = " ".join((self.short_help or self.help or "").split())
+        return re.split(r"(?<!\.)\.\s+(?=[A-Z])", text)[0].rstrip(".")
+
     def parse_args(self, ctx, args):
         ctx.meta["lmm.args"] = list(args)       # the command line as given, for reports that record it
         try:

@@ -42,8 +42,10 @@ def is_stdout(output: Optional[Path]) -> bool:
     return output is None or str(output) == "-"
 
 
-def choose_format(format: Optional[OutFormat], output: Optional[Path], default: OutFormat) -> OutFormat:
-    """--format, else the extension of -o, else default; a contradiction between them is a usage error."""
+def choose_format(format: Optional[OutFormat], output: Optional[Path], default: OutFormat,
+                  allowed: Optional[set] = None) -> OutFormat:
+    """--format, else the extension of -o, else default; a contradiction between them is a usage error, and so is
+    a format outside `allowed` (names; every format when None)."""
     from lmmcli.errors import UsageError
 
     by_ext = None if is_stdout(output) else EXTENSIONS.get(output.suffix.lower())
@@ -51,6 +53,10 @@ def choose_format(format: Optional[OutFormat], output: Optional[Path], default: 
         raise UsageError(f"--format {format.value} contradicts the extension of '{output}' ({by_ext.value})",
                          hint=f"drop --format, or name the file with the extension of {format.value}")
     chosen = format or by_ext or default
+    if allowed is not None and chosen.value not in allowed:
+        names = ", ".join(f.value for f in OutFormat if f.value in allowed)
+        raise UsageError(f"this command writes {names}, not {chosen.value}",
+                         hint=None if format else f"the format came from the extension of '{output}'")
     if chosen == OutFormat.parquet and is_stdout(output) and sys.stdout.isatty():
         raise UsageError("Parquet is binary: give -o FILE.parquet, or pipe standard output into a program")
     return chosen

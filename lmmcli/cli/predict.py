@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
-from lmmcli.cli.app import (CsvFormatOpt, Factor, FormatOpt, IntervalKind, Level, Ml, Model, OptDataArg, OptFormulaArg,
-                            Output, Ref, Strict, app, command, command_settings, guarded)
-from lmmcli.cli.common import echo_warnings, load_data, model_state
+from lmmcli.cli.app import (Contrasts, CsvFormatOpt, Decimal, Delimiter, Engine, Factor, FormatOpt, IntervalKind,
+                            Level, MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, SparkMaster,
+                            Strict, Threads, app, command, command_settings, guarded)
+from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name
+from lmmcli.cli.glmm import Family, Link, Nagq, Type, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
 
@@ -75,18 +76,78 @@ def predict(
     format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
+    type: Type = None,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
+    engine: Engine = "auto",
+    threads: Threads = None,
+    memory_limit: MemoryLimit = None,
+    spark_master: SparkMaster = None,
 ):
-    """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order."""
+    """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order.
+    With --engine duckdb the rows are streamed: read, predicted and written batch by batch."""
+    from lmmcli.aggregate.choose import choose_engine
     from lmmcli.predict.predict import predict as run_predict
 
     fmt = choose_format(format, output, OutFormat.csv)
-    state, warnings, frame = model_state(data, formula, model, ml, factor, ref)
+    eng = engine_options(engine, threads, memory_limit, spark_master)
+    state, warnings, frame = model_state(data, formula, model, ml, factor, ref,
+                                         glmm_options(family, link, nagq, weights), eng,
+                                         weights if family is None else None, contrasts)
+    rows_path = newdata or data
+    if frame is None and rows_path is not None and choose_engine(rows_path, engine) != "memory":
+        stream_predictions(state, rows_path, eng, population, interval.value if interval else None, level,
+                           tuple(keep or ()), fmt, output)
+        return echo_warnings(warnings, strict)
     df, source, path = rows_to_predict(data, model, newdata, frame)
     p = run_predict(state, df, population=population, interval=interval.value if interval else None,
                     level=level, keep=tuple(keep or ()), source=source)
+    if type is not None:
+        from lmmcli.cli.glmm import on_scale
+
+        on_scale(p, state, type)
     write(predictions_shown(p), fmt, output, inputs=(path,))
     prediction_notes(p, fmt == OutFormat.json and is_stdout(output))
     echo_warnings(warnings, strict)
+
+
+def stream_predictions(state, path: str, eng, population, interval, level, keep, fmt, output) -> None:
+    """Predict the rows of PATH batch by batch through DuckDB, writing CSV (stdout or -o) or -o FILE.parquet."""
+    from lmmcli import predict_stream
+    from lmmcli.aggregate.choose import make_runner
+    from lmmcli.errors import UsageError
+    from lmmcli.io.write import atomic_write
+    from lmmcli.predict.predict import needed_columns
+    from lmmcli.predict_stream import prediction_batches, write_tables
+
+    if fmt not in (OutFormat.csv, OutFormat.parquet):
+        raise UsageError("streamed predictions are written as CSV or Parquet", hint="use -f csv, or -o FILE.parquet")
+    runner = make_runner("duckdb", path, eng)
+    try:
+        need_z = not population or interval == "prediction"
+        cols = needed_columns(state.spec, population, need_z)
+        cols += [k for k in keep if k not in cols]
+        counts: dict = {}
+        tables = prediction_batches(state, runner.batches(cols, predict_stream.BATCH_ROWS), population, interval,
+                                    level, keep, source_name(path), counts)
+        parquet = fmt == OutFormat.parquet
+        if is_stdout(output):
+            write_tables(tables, sys.stdout.buffer, parquet)
+        else:
+            atomic_write(str(output), lambda fh: write_tables(tables, fh, parquet), (path,))
+    finally:
+        runner.close()
+    if counts.get("n_missing"):
+        sys.stderr.write(f"note: {counts['n_missing']} row(s) have missing values in columns the prediction "
+                         "needs; their prediction is empty (null)\n")
+    if counts.get("n_new_level"):
+        sys.stderr.write(f"note: {counts['n_new_level']} row(s) have group levels not seen in fitting; they get "
+                         "the population value for those terms (new_level = true)\n")
 
 
 RANEF_EXAMPLES = (
@@ -122,12 +183,35 @@ def effects_command(kind: str):
         format: FormatOpt = None,
         output: Output = None,
         strict: Strict = False,
+        family: Family = None,
+        link: Link = None,
+        nagq: Nagq = 1,
+        weights: Weights = None,
+        contrasts: Contrasts = None,
+        delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+        decimal: Decimal = ".",
+        engine: Engine = "auto",
+        threads: Threads = None,
+        memory_limit: MemoryLimit = None,
+        spark_master: SparkMaster = None,
     ):
         from lmmcli.predict.ranef import effects
 
         fmt = choose_format(format, output, OutFormat.table)
-        state, warnings, _ = model_state(data, formula, model, ml, factor, ref)
-        write(effects_shown(effects(state, kind, level)), fmt, output, inputs=(data,))
+        eng = engine_options(engine, threads, memory_limit, spark_master)
+        state, warnings, _ = model_state(data, formula, model, ml, factor, ref,
+                                         glmm_options(family, link, nagq, weights), eng,
+                                         weights if family is None else None, contrasts)
+        if kind == "ranef" and fmt == OutFormat.parquet and not is_stdout(output):
+            import pyarrow.parquet as pq
+
+            from lmmcli.io.write import atomic_write
+            from lmmcli.predict_stream import ranef_table
+
+            table = ranef_table(state, level)     # columnar: a million levels without a row object each
+            atomic_write(str(output), lambda fh: pq.write_table(table, fh), (data,) if data else ())
+        else:
+            write(effects_shown(effects(state, kind, level)), fmt, output, inputs=(data,))
         echo_warnings(warnings, strict)
 
     return guarded(run)

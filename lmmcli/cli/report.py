@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import CiMethod, DataArg, DfMethod, Factor, FormulaArg, Level, Ml, Ref, Seed, Strict, command
-from lmmcli.cli.common import echo_warnings, note, read_and_fit
+from lmmcli.cli.app import (CiMethod, DataArg, Decimal, Delimiter, DfMethod, Factor, FormulaArg, Level, Ml, Ref, Seed,
+                            Strict, command)
+from lmmcli.cli.common import echo_warnings, note, read_and_fit, source_name
 
 
 def versions() -> dict:
@@ -30,7 +31,11 @@ def versions() -> dict:
 
 
 def report_figures(fm, df, result, level: float, x: Optional[str], groups, seed: int) -> list[tuple[str, str]]:
-    """(caption, inline SVG) of the caterpillar, the group trajectories and the residual diagnostics."""
+    """(caption, inline SVG) of the caterpillar, the group trajectories and the residual diagnostics; a figure
+    that cannot be drawn for this model is a sentence saying why."""
+    import html
+
+    from lmmcli.errors import LmmError
     from lmmcli.predict import plotdata
     from lmmcli.render import figures
 
@@ -38,9 +43,12 @@ def report_figures(fm, df, result, level: float, x: Optional[str], groups, seed:
     if fm.blocks:
         out.append(("Random effects (conditional modes) with intervals, every level",
                     figures.svg_text(figures.caterpillar_figure(plotdata.caterpillar(result, level)), "cat")))
-        tr = plotdata.trajectories(fm, df, x, 6, seed, groups)
-        out.append(("Data and predicted lines per group, population line dashed",
-                    figures.svg_text(figures.trajectories_figure(tr), "traj")))
+        try:
+            tr = plotdata.trajectories(fm, df, x, 6, seed, groups)
+            out.append(("Data and predicted lines per group, population line dashed",
+                        figures.svg_text(figures.trajectories_figure(tr), "traj")))
+        except LmmError as exc:         # e.g. no numeric predictor to draw over: the page says why
+            out.append(("No group trajectories", f"<p class=\"note\">{html.escape(exc.message)}</p>"))
     out.append(("Residual diagnostics", figures.svg_text(figures.diagnostics_figure(plotdata.diagnostics(fm)),
                                                          "diag")))
     return out
@@ -69,6 +77,8 @@ def report(
     x: Annotated[Optional[str], typer.Option("--x", metavar="COL", show_default=False,
                                              help="the predictor on the trajectories' x axis")] = None,
     strict: Strict = False,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """A self-contained HTML report of one fit: summary, p-values, variance components with ICC and R², the
     caterpillar, group trajectories and residual diagnostics (inline SVG), the command and versions."""
@@ -89,6 +99,6 @@ def report(
         note(message)
     figs = report_figures(fm, frame, fm.result(), level, x, None, seed or 0)
     command_line = "lmm report " + shlex.join(ctx.meta.get("lmm.args", []))
-    page = report_html(analysis.report, analysis.mixed, figs, command_line, versions(), Path(data).name)
+    page = report_html(analysis.report, analysis.mixed, figs, command_line, versions(), source_name(data))
     write_text(str(output), page, inputs=(data,))
     echo_warnings(analysis.report.warnings, strict)

@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmmcli.cli.app import CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
+from lmmcli.cli.app import Contrasts, Decimal, Delimiter, CsvFormatOpt, Factor, Ml, Output, Ref, Seed, Strict, command
 from lmmcli.cli.common import echo_warnings, read_and_fit
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
@@ -37,18 +38,30 @@ def _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, 
     _write_columns(simulate_spec(spec, seed), fmt, output)
 
 
-def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict):
-    """`lmm simulate DATA FORMULA`: the data with columns sim_1..sim_N as CSV."""
+def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict, glmm=None,
+                         weights=None, contrasts=None):
+    """`lmm simulate DATA FORMULA`: the data with columns sim_1..sim_N as CSV (a GLMM's with glmm options)."""
     from lmmcli.errors import UsageError
     from lmmcli.predict.simulate import sim_columns, simulate_model
 
     if formula is None:
         raise UsageError("give DATA and FORMULA to simulate from a fitted model")
-    fm, df = read_and_fit(data, formula, ml, factor, ref)
-    sims = simulate_model(fm, nsim, seed, use_u)
+    if glmm is not None:
+        from lmmcli import glmm as glmm_lib
+        from lmmcli.cli.common import load_data, parse_refs
+        from lmmcli.glmm.result import assemble
+        from lmmcli.glmm.simulate import simulate_glmm
+
+        df, source = load_data(data)
+        fm = glmm_lib.glmer(formula, df, glmm["family"], glmm["link"], glmm["nagq"], glmm["weights"],
+                            tuple(factor or ()), parse_refs(ref), source)
+        sims, warnings = simulate_glmm(fm, nsim, seed, use_u), assemble(fm).warnings
+    else:
+        fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
+        sims, warnings = simulate_model(fm, nsim, seed, use_u), fm.result().warnings
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
     _write_columns(df.to_pandas().assign(**cols), fmt, output, inputs=(data,))
-    echo_warnings(fm.result().warnings, strict)
+    echo_warnings(warnings, strict)
 
 
 @command(examples=(
@@ -84,6 +97,13 @@ def simulate(
     format: CsvFormatOpt = None,
     output: Output = None,
     strict: Strict = False,
+    family: Family = None,
+    link: Link = None,
+    nagq: Nagq = 1,
+    weights: Weights = None,
+    contrasts: Contrasts = None,
+    delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
+    decimal: Decimal = ".",
 ):
     """Simulate data (CSV by default): from a specification (--groups ... --sd-resid) or from a fitted model (DATA FORMULA)."""
     from lmmcli.errors import UsageError
@@ -96,6 +116,10 @@ def simulate(
         # these only mean something for a fitted model; silently ignoring them would mislead
         raise UsageError("--nsim, --use-u, --ml, --factor and --ref are for simulating from DATA FORMULA, "
                          "not from a specification")
+    options = glmm_options(family, link, nagq, weights)
     if data is None:
+        if options is not None:
+            raise UsageError("--family simulates from a fitted GLMM: give DATA FORMULA")
         return _simulate_from_spec(groups, per_group, fixed, sd_group, sd_resid, sd_slope, cor, seed, fmt, output)
-    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict)
+    _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt, output, strict, options,
+                         weights, contrasts)

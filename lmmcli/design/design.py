@@ -110,6 +110,22 @@ class Design:
     def fixed_names(self) -> list[str]:
         return self.spec.fixed_names
 
+    def engine_inputs(self):
+        """(X, y, blocks) as the engine fits them: y less the offset; with prior weights w every row of
+        X, y and Z times sqrt(w), so that the residual variance is sigma^2 / w (lmer's weights)."""
+        from dataclasses import replace
+
+        y = self.y if self.offset is None else self.y - self.offset
+        if self.weights is None:
+            return self.X, y, self.blocks
+        sw = np.sqrt(self.weights)
+        blocks = [replace(blk, Z=blk.Z * sw[:, None]) for blk in self.blocks]
+        return self.X * sw[:, None], y * sw, blocks
+
+    def log_det_weights(self) -> float:
+        """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
+        return 0.0 if self.weights is None else float(np.sum(np.log(self.weights)))
+
 
 # -- the variables ---------------------------------------------------------------------------
 def predictor_terms(formula: Formula):
@@ -347,20 +363,24 @@ def _gram(A: np.ndarray) -> np.ndarray:
 
 
 def aliased_columns(X: np.ndarray) -> list[int]:
-    """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns).
+    """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns)."""
+    # each column over a power of two near its largest value: the test is scale-free, and X'X of
+    # columns of 1e200 would overflow (the division by a power of two is exact)
+    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
+    ok = (top > 0) & np.isfinite(top)
+    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
+    return aliased_from_gram(_gram(X))
+
+
+def aliased_from_gram(XtX: np.ndarray) -> list[int]:
+    """aliased_columns from X'X alone (what an aggregated fit has).
 
     Column j is aliased when its squared distance from the span of the kept earlier columns, the
     Cholesky pivot d_j of X'X, is at most ALIAS_TOL * (X'X)_jj. The pivots come from LAPACK's
     Cholesky of the not-yet-judged columns given the kept ones (O(p^3), 1 s at p = 5,000, where a
     solve per column is O(p^4)); after a dropped column the rest is factored again.
     """
-    # each column over a power of two near its largest value: the test is scale-free, and X'X of
-    # columns of 1e200 would overflow (the division by a power of two is exact)
-    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
-    ok = (top > 0) & np.isfinite(top)
-    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
-    XtX = _gram(X)
-    p = X.shape[1]
+    p = XtX.shape[1]
     try:                     # the usual case, full rank: one factor, and numpy only (scipy costs start-up)
         if np.all(np.diag(np.linalg.cholesky(XtX)) ** 2 > ALIAS_TOL * np.maximum(np.diag(XtX), 1e-300)):
             return []

@@ -15,6 +15,7 @@ import numpy as np
 from lmmcli.engine.crossprod import CrossProducts
 from lmmcli.engine.optimize import MAXEVAL, OptSummary, fit_theta, minimize_theta
 from lmmcli.engine.pls import PlsModel, PlsSolution
+from lmmcli.engine.scaling import rescaled
 
 # Tolerances for refits from a nearby optimum (the profile's ML refit, bootstrap replicates): absolute
 # only. A relative tolerance on the objective depends on its constant, which depends on y's units
@@ -153,12 +154,15 @@ def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, m
         upper=None, like: PlsModel | None = None, shift: float = 0.0) -> EngineFit:
     """Optimise theta for a record, in its stored units.
 
-    start: None for the full fit (optimize.fit_theta's start rule); else a local refit from start
+    start: None for the full fit (optimize.fit_theta's start rule; a record without units whose
+    scales are extreme is first put in diagonal units, scaling.rescaled); else a local refit from start
     (theta in the record's units, e.g. EngineFit.theta_stored of a related fit) with BOBYQA's step,
     tolerances, evaluation limit and upper bounds as given. like: a model of the same random-effects
     design whose theta-independent structure the new model shares (profile points, bootstrap replicates).
     shift: a constant added to the reported objective (the optimizer does not see it).
     """
+    if start is None:
+        cp = rescaled(cp)        # a record stored as it is, with extreme scales (a GROUP BY's)
     inner = PlsModel(cp, reml, getattr(like, "rest_part", None) if like is not None else None)
     if start is None:
         opt = fit_theta(inner)

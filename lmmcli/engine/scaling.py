@@ -261,3 +261,57 @@ def fixed_at(cp, j: int, x: float):
         return cp.recombined(M, names)
     W2 = cp.units.W[np.ix_(keep, keep)]
     return cp.recombined(np.linalg.solve(cp.units.W, M @ W2), names, Scaling(W2, cp.units.T))
+
+
+# -- units for a record taken as it is (e.g. from a database's GROUP BY) ---------------------------
+def rescaled(cp):
+    """A record stored as it is (units None) in diagonal units when some column's scale is far from 1.
+
+    Only scales, from the record's own diagonals (rms = sqrt(sum x^2 / n)): a shift after the
+    products would cancel digits, so it is left to choose_scaling, which sees the rows. Returns cp
+    itself when it has units already or every scale is moderate.
+    """
+    if cp.units is not None or cp.n == 0:
+        return cp
+    p = cp.p
+    dxy = _positive(np.sqrt(np.diag(cp.XyXy) / cp.n))
+    dz = [_positive(np.sqrt(np.diag(cp.term_gram(k)) / cp.n)) for k in range(len(cp.terms))]
+    far_x, far_y = _far(dxy[:p]), _far(dxy[p:])
+    far_z = [_far(d, FAR_Z) for d in dz]
+    if not (far_x or far_y or any(far_z)):
+        return cp
+    w = np.ones(p + 1)
+    if far_x:
+        w[:p] = 1.0 / dxy[:p]
+    if far_y:
+        w[p] = 1.0 / dxy[p]
+    t = [1.0 / d if far else np.ones(len(d)) for d, far in zip(dz, far_z)]
+    return with_diagonal_units(cp, w, t)
+
+
+def _positive(v: np.ndarray) -> np.ndarray:
+    return np.where((v > 0) & np.isfinite(v), v, 1.0)
+
+
+def with_diagonal_units(cp, w: np.ndarray, t: list[np.ndarray]):
+    """cp's record with [X y] columns times w and term k's Z columns times t[k] (all positive)."""
+    from dataclasses import replace
+
+    Z1 = None
+    D1, ZtXy1 = cp.D1, cp.ZtXy1
+    if cp.terms:
+        Z1 = t[0]
+        D1 = D1 * np.outer(Z1, Z1)[None]
+        ZtXy1 = ZtXy1 * Z1[None, :, None] * w[None, None, :]
+    A21, A22, A2Xy = cp.A21, cp.A22, cp.A2Xy
+    if len(cp.terms) > 1:
+        import scipy.sparse as sp
+
+        tr = np.concatenate([np.tile(tk, term.nlevels) for tk, term in zip(t[1:], cp.terms[1:])])
+        t1 = np.tile(Z1, cp.terms[0].nlevels)
+        A21 = (sp.diags(tr) @ A21 @ sp.diags(t1)).tocsr()
+        A22 = (sp.diags(tr) @ A22 @ sp.diags(tr)).tocsr()
+        A2Xy = tr[:, None] * A2Xy * w[None, :]
+    units = Scaling(np.diag(w), tuple(np.diag(tk) for tk in t))
+    return replace(cp, XyXy=cp.XyXy * np.outer(w, w), D1=D1, ZtXy1=ZtXy1, A21=A21, A22=A22, A2Xy=A2Xy,
+                   col_sum=cp.col_sum * w, col_min=cp.col_min * w, col_max=cp.col_max * w, units=units)

@@ -17,7 +17,7 @@ def check_nagq(nagq: int, blocks) -> None:
 
 
 def glmer(text: str, df, family: str, link: str | None = None, nagq: int = 1, weights: str | None = None,
-        factors=(), refs=None, source: str = "the data"):
+        factors=(), refs=None, source: str = "the data", contrasts: dict | None = None):
     """glmer(): parse the formula, build the design for the family, fit; a GlmmFit."""
     from lmmcli.formula import parse_formula
     from lmmcli.glmm.design import build_glmm_design
@@ -28,6 +28,6 @@ def glmer(text: str, df, family: str, link: str | None = None, nagq: int = 1, we
     formula = parse_formula(text)
     if nagq < 0 or nagq > MAX_NAGQ:
         check_nagq(nagq, [])
-    gd = build_glmm_design(formula, df, fam, weights, factors, refs, source)
+    gd = build_glmm_design(formula, df, fam, weights, factors, refs, source, contrasts)
     check_nagq(nagq, gd.design.blocks)
     return fit_glmm(formula, gd, nagq)

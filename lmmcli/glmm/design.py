@@ -38,7 +38,7 @@ class GlmmDesign:
 
 
 def build_glmm_design(formula: Formula, df, family: Family, weights: str | None = None, factor_columns=(),
-                      refs=None, source: str = "the data") -> GlmmDesign:
+                      refs=None, source: str = "the data", contrasts: dict | None = None) -> GlmmDesign:
     """Build the design of a GLMM: the response read for the family, prior weights times trials, offsets."""
     df = as_frame(df)
     if formula.response is None:
@@ -51,7 +51,7 @@ def build_glmm_design(formula: Formula, df, family: Family, weights: str | None 
         return y
 
     design = build_design(formula, df, factor_columns, refs, source, weights=weights, response=response,
-                          residual=False)
+                          residual=False, contrasts=contrasts)
     if not design.blocks:
         raise ModelSpecError("the formula has no random-effects terms such as (1 | group)",
                              hint="a GLMM needs at least one; lmm does not fit plain GLMs")
@@ -70,12 +70,12 @@ def _response(ev, resp, family: Family):
         if family.name != "binomial":
             raise ModelSpecError("cbind(successes, failures) is a binomial response", hint="use --family binomial")
         s, f = ev.numeric(resp.args[0]), ev.numeric(resp.args[1])
-        if np.any(s < 0) or np.any(f < 0):
+        if np.any(s < 0) or np.any(f < 0):        # (NaN compares False: missing counts pass)
             raise DataError("cbind(successes, failures): the counts must be non-negative")
         n = s + f
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.where(n > 0, s / np.where(n > 0, n, 1.0), 0.0)
-        return y, n, "cbind"
+        return np.where(np.isnan(n), np.nan, y), n, "cbind"      # a missing count drops the row
     if isinstance(resp, Name) and not _numeric_column(ev.df[resp.name]):
         if family.name != "binomial":
             raise DataError(f"the response '{resp.name}' is not numeric; a {family.name} response must be counts")

@@ -113,9 +113,12 @@ class Family:
         deviance instead; a negative eta of the sqrt link is allowed, as in glmer's PIRLS (mu = eta^2)."""
         return bool(np.all(np.isfinite(eta)))
 
-    def loglik_kernel(self, y, mu):
-        """The part of each row's log-likelihood (per unit of prior weight) that depends on mu."""
+    def loglik_kernel(self, y, mu, binary: bool = False):
+        """The part of each row's log-likelihood (per unit of prior weight) that depends on mu;
+        binary: y is 0/1, so one log per row is enough."""
         if self.name == "binomial":
+            if binary:
+                return np.log(np.where(y > 0.5, mu, 1.0 - mu))
             return y * np.log(mu) + (1.0 - y) * np.log1p(-mu)
         return y * np.log(mu) - mu
 
@@ -128,28 +131,36 @@ class Family:
                 return a + b
             return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0)), 0.0) - y
 
-    def dev_resids(self, y, mu, wt, sat):
-        """R's family$dev.resids, from the saturated part `sat` formed once."""
-        return 2.0 * wt * (sat - self.loglik_kernel(y, mu))
+    def dev_resids(self, y, mu, wt, sat, binary: bool = False):
+        """R's family$dev.resids, from the saturated part `sat` formed once (0 for 0/1 outcomes)."""
+        return 2.0 * wt * (sat - self.loglik_kernel(y, mu, binary))
 
     def log_constant(self, y, wt) -> float:
         """sum of the log-likelihood's terms free of mu: log choose(n, k) (binomial), -log y! (poisson).
 
-        -2 loglik = sum(dev_resids) - 2 (sum(wt * sat) + log_constant): R's family$aic.
+        -2 loglik = sum(dev_resids) - 2 (sum(wt * sat) + log_constant): R's family$aic. lgamma is
+        taken once per distinct value (counts repeat), so neither scipy nor a pass per row is needed.
         """
-        from scipy.special import gammaln
-
         if self.name == "binomial":
-            k = np.round(wt * y)
-            n = np.round(wt)
-            return float(np.sum(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)))
-        return float(-np.sum(wt * gammaln(y + 1)))
+            n, k = np.round(wt), np.round(wt * y)
+            if np.all(n == 1.0):
+                return 0.0                       # 0/1 outcomes: every choose(1, k) is 1
+            return float(np.sum(_lgamma(n + 1) - _lgamma(k + 1) - _lgamma(n - k + 1)))
+        return float(-np.sum(wt * _lgamma(y + 1)))
 
     def mustart(self, y, wt):
         """R's family$initialize starting means."""
         if self.name == "binomial":
             return (wt * y + 0.5) / (wt + 1.0)
         return y + 0.1
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    """log Gamma(x) elementwise, computed once per distinct value."""
+    from math import lgamma
+
+    values, inverse = np.unique(x, return_inverse=True)
+    return np.array([lgamma(v) for v in values])[inverse]
 
 
 def make_family(name: str, link: str | None = None) -> Family:

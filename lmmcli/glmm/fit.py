@@ -84,8 +84,10 @@ class GlmmFit:
         return self.model.system.cond_var(self.state.factor)
 
 
-def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1) -> GlmmFit:
-    """glmer(): stage 1 over theta, stage 2 over (theta, beta), the Hessian, the final PIRLS state."""
+def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> GlmmFit:
+    """glmer(): stage 1 over theta, stage 2 over (theta, beta), the Hessian, the final PIRLS state.
+
+    hessian=False skips the finite-difference Hessian (vcov from RX instead): for bootstrap refits."""
     d = gd.design
     model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family)
     model.set_glmer_start()
@@ -113,7 +115,7 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1) -> GlmmFit:
     st = model.glmer_pirls(theta, beta) if nagq == 1 else model.pirls(theta, beta)
     value = model.stage2(theta, beta, nagq)
     warnings = _opt_warnings(opt1) + _opt_warnings(opt2)
-    vcov, vwarn = hessian_vcov(objective, par, k, R, model.lower)
+    vcov, vwarn = hessian_vcov(objective, par, k, R, model.lower) if hessian else (None, [])
     if vcov is None:
         vcov = np.linalg.inv(model.beta_information(st))
     return GlmmFit(formula, gd, model, nagq, opt1, opt2, st, value, vcov, warnings + vwarn)

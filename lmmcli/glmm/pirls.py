@@ -25,6 +25,7 @@ import numpy as np
 
 from lmmcli.engine.pls import theta_lower, theta_start
 from lmmcli.errors import NumericalError
+from lmmcli.glmm.family import EPS, THRESH
 from lmmcli.glmm.system import Factor, WeightedSystem
 
 # u-hat is converged when the largest step in u is below this: log|L|^2 moves to first order with u
@@ -69,6 +70,7 @@ class GlmmModel:
         self.system = WeightedSystem(self.blocks)
         self.q = self.system.q
         self.sat = family.saturated_kernel(self.y)
+        self.binary = family.name == "binomial" and bool(np.all((self.y == 0.0) | (self.y == 1.0)))
         # -2 * saturated log-likelihood: what turns sum(dev_i) into a complete -2 log-likelihood
         self.const = -2.0 * (float(np.sum(self.wt * self.sat)) + family.log_constant(self.y, self.wt))
         self.lower = theta_lower(self.blocks)
@@ -79,6 +81,8 @@ class GlmmModel:
     # -- the GLM pieces ---------------------------------------------------------------------------
     def deviance(self, mu) -> float:
         """sum of the deviance residuals at mu."""
+        if self.binary:
+            return float(-2.0 * (self.wt @ self.family.loglik_kernel(self.y, mu, True)))
         return float(np.sum(self.family.dev_resids(self.y, mu, self.wt, self.sat)))
 
     def mean(self, eta):
@@ -92,6 +96,13 @@ class GlmmModel:
 
     def working(self, eta, mu):
         """(W, r): Fisher weights wt * mu_eta^2 / V(mu) and working residuals (y - mu) / mu_eta."""
+        link = self.family.link.name
+        if link == "log":              # mu_eta = max(exp(eta), eps) = mu = V(mu): W = wt mu
+            return self.wt * mu, (self.y - mu) / mu
+        if link == "logit":            # mu_eta = mu (1 - mu) = V(mu), and eps beyond R's thresholds
+            V = mu * (1.0 - mu)
+            mu_eta = np.where(np.abs(eta) > THRESH, EPS, V)
+            return self.wt * (mu_eta * mu_eta / V), (self.y - mu) / mu_eta
         mu_eta = self.family.link.mu_eta(eta)
         W = self.wt * mu_eta * mu_eta / self.family.variance(mu)
         return W, (self.y - mu) / mu_eta
@@ -185,6 +196,8 @@ class GlmmModel:
         beta = np.zeros(self.p) if joint else np.asarray(beta, dtype=float)
         eta = (self.eta0 if start is None else start).copy()
         mu, _ = self.mean(eta)
+        if mu is None:
+            raise NumericalError("PIRLS cannot start: the linear predictor is not finite")
         u = np.zeros(self.q)
         old, converged, RXtRX = np.inf, False, None
         for it in range(1, GLMER_MAXIT + 1):
@@ -267,7 +280,7 @@ class GlmmModel:
 
     def _group_dev(self, codes, nl, mu):
         with np.errstate(all="ignore"):
-            d = self.family.dev_resids(self.y, mu, self.wt, self.sat)
+            d = self.family.dev_resids(self.y, mu, self.wt, self.sat, self.binary)
         return np.bincount(codes, weights=d, minlength=nl)
 
     def stage2(self, theta, beta, nagq: int = 1, exact: bool = False) -> float:

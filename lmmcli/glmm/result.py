@@ -145,3 +145,15 @@ def attach_wald(result: FitResult, level: float = 0.95) -> FitResult:
         fe.conf_low, fe.conf_high = fe.estimate - z * fe.std_error, fe.estimate + z * fe.std_error
     result.extra.update(ci_method="wald", ci_level=level)
     return result
+
+
+def diagnostics(fm: GlmmFit):
+    """plot resid for a GLMM: Pearson residuals against fitted means (residuals(glmer, 'pearson')), and
+    normal QQ data of the Pearson residuals and of each term's conditional modes."""
+    from lmmcli.predict.plotdata import Diagnostics, normal_qq
+
+    pres = pearson_residuals(fm)
+    qq = [normal_qq(pres, "Pearson residuals")]
+    for blk, b in zip(fm.blocks, fm.b()):
+        qq.extend(normal_qq(b[:, j], f"{blk.group}: {term}") for j, term in enumerate(blk.terms))
+    return Diagnostics(fm.design.response, fm.state.mu, pres, qq)

@@ -25,6 +25,19 @@ from lmmcli.engine.pls import MAX_DENSE_REST, split_theta
 from lmmcli.errors import ModelSpecError
 
 
+SMALL_DENSE = 300     # below this size a triangular solve by np.linalg.solve beats importing scipy.linalg
+
+
+def _tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """L^{-1} R (or L^{-T} R) for a lower-triangular L."""
+    A = L.T if transpose else L
+    if len(L) <= SMALL_DENSE:
+        return np.linalg.solve(A, R)
+    from scipy.linalg import solve_triangular
+
+    return solve_triangular(L, R, lower=True, trans="T" if transpose else "N", check_finite=False)
+
+
 class PairSums:
     """sum_i W_i a_i b_i into fixed slots: the slot of each (row, pair) and the product a_i b_i, formed once."""
 
@@ -101,12 +114,15 @@ class WeightedSystem:
 
     # -- formed once ----------------------------------------------------------------------------
     def _first_pairs(self, blk):
-        """Slots of the first block's per-level Z_g' W Z_g (upper triangle, then mirrored)."""
+        """The first block's per-level sums: one bincount by level per pair (i <= j) of its columns,
+        of W times the (fixed) product z_i z_j -- None for an intercept's product, which is W itself."""
         p = self.p1
         self.first_ij = [(i, j) for i in range(p) for j in range(i, p)]
-        slots = [blk.codes * (p * p) + i * p + j for i, j in self.first_ij]
-        self.first_sums = PairSums(slots, [blk.Z[:, i] * blk.Z[:, j] for i, j in self.first_ij])
-        self.first_slot_index = self.first_sums.unique
+        self.first_codes = blk.codes
+        self.first_products = []
+        for i, j in self.first_ij:
+            prod = blk.Z[:, i] * blk.Z[:, j]
+            self.first_products.append(None if bool(np.all(prod == 1.0)) else prod)
 
     def _rest_pairs(self, first):
         """Slots of A22 = Zr' W Zr (lower triangle, dense) and A21 = Zr' W Z1 (sparse, fixed pattern)."""
@@ -137,13 +153,10 @@ class WeightedSystem:
     # -- per PIRLS step ----------------------------------------------------------------------------
     def first_cross(self, W) -> np.ndarray:
         """(l1, p1, p1): Z_g' W Z_g per level of the first block."""
-        p = self.p1
-        flat = np.zeros(self.l1 * p * p)
-        flat[self.first_slot_index] = self.first_sums(W)
-        A = flat.reshape(self.l1, p, p)
-        for i, j in self.first_ij:
-            if i != j:
-                A[:, j, i] = A[:, i, j]
+        A = np.empty((self.l1, self.p1, self.p1))
+        for (i, j), prod in zip(self.first_ij, self.first_products):
+            A[:, i, j] = A[:, j, i] = np.bincount(self.first_codes, weights=W if prod is None else W * prod,
+                                                  minlength=self.l1)
         return A
 
     def rest_cross(self, W):
@@ -232,11 +245,9 @@ class WeightedSystem:
         y1 = kern.fsolve(F.L11, R[:self.q1].reshape(self.l1, self.p1, m))
         if not self.rest:
             return kern.bsolve(F.L11, y1).reshape(self.q1, m)
-        from scipy.linalg import solve_triangular
-
         y1f = y1.reshape(self.q1, m)
-        y2 = solve_triangular(F.L22, R[self.q1:] - F.L21 @ y1f, lower=True, check_finite=False)
-        x2 = solve_triangular(F.L22, y2, lower=True, trans="T", check_finite=False)
+        y2 = _tri_solve(F.L22, R[self.q1:] - F.L21 @ y1f)
+        x2 = _tri_solve(F.L22, y2, transpose=True)
         r1 = (y1f - F.L21.T @ x2).reshape(self.l1, self.p1, m)
         x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
         return np.vstack([x1, x2])

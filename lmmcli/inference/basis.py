@@ -80,6 +80,8 @@ def grid_variables(design, data) -> tuple[dict, dict]:
                 factors.setdefault(e.name, info.levels)
             else:
                 numeric_cols += [c for c in sorted(names_in(e)) if c not in numeric_cols]
+    for e in getattr(spec.formula, "offsets", ()):      # offsets enter the grid at the covariates' means
+        numeric_cols += [c for c in sorted(names_in(e)) if c not in numeric_cols]
     frame = fitting_frame(design, data)
     means = {c: float(np.mean(frame[c].astype(float))) for c in numeric_cols if c not in factors}
     return factors, means

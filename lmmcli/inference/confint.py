@@ -91,10 +91,14 @@ def _clean(v):
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def attach(result, ci: Intervals) -> None:
+def attach(result, ci: Intervals, groups: dict | None = None) -> None:
     """Set conf_low / conf_high on the fixed-effect, variance-component and correlation rows of a
-    FitResult, and ci_method / ci_level (+ ci_bootstrap) among its top-level sections."""
+    FitResult, and ci_method / ci_level (+ ci_bootstrap) among its top-level sections.
+
+    groups: the grouping factor of each row's group name where they differ (lme4's VarCorr calls the
+    second term of (Days || Subject) "Subject.1"; its interval is still named sd_Days|Subject)."""
     b = ci.bounds
+    groups = groups or {}
     # fresh rows: the result may share them with FittedModel.result(), which stays as assembled
     result.fixed_effects = [dataclasses.replace(r) for r in result.fixed_effects]
     result.variance_components = [dataclasses.replace(r) for r in result.variance_components]
@@ -102,10 +106,11 @@ def attach(result, ci: Intervals) -> None:
     for fe in result.fixed_effects:
         fe.conf_low, fe.conf_high = (_clean(v) for v in b.get(fe.term, (None, None)))
     for vc in result.variance_components:
-        name = "sigma" if vc.group == "Residual" and vc.term is None else sd_name(vc.term, vc.group)
+        name = "sigma" if vc.group == "Residual" and vc.term is None else \
+            sd_name(vc.term, groups.get(vc.group, vc.group))
         vc.conf_low, vc.conf_high = (_clean(v) for v in b.get(name, (None, None)))
     for c in result.correlations:
-        name = cor_name(c.term2, c.term1, c.group)
+        name = cor_name(c.term2, c.term1, groups.get(c.group, c.group))
         c.conf_low, c.conf_high = (_clean(v) for v in b.get(name, (None, None)))
     result.extra["ci_method"] = ci.method
     result.extra["ci_level"] = ci.level

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import Evaluator, model_columns
+from lmmcli.design.design import Evaluator, model_columns, offset_values
 from lmmcli.distributions import t_ppf, t_two_sided_p, tukey_sf
 from lmmcli.errors import ModelSpecError, UsageError
 from lmmcli.formula import deparse
@@ -104,6 +104,7 @@ class RefGrid:
     X_full: np.ndarray
     keep: list[int] = None
     nonest: np.ndarray | None = None
+    offset: np.ndarray | None = None       # the offset() terms at each grid row (emmeans adds them)
 
     @property
     def X(self) -> np.ndarray:
@@ -127,10 +128,9 @@ def reference_grid(basis) -> RefGrid:
     cols.update({c: np.full(len(combos), m) for c, m in means.items()})
     all_names, X_full = model_columns(spec.formula.fixed, spec.formula.intercept, spec,
                                       Evaluator.for_spec(spec, Frame(cols)), fixed=True)
-    if basis.nonest is None:
-        return RefGrid(factors, means, combos, X_full)
-    keep = [all_names.index(nm) for nm in spec.fixed_names]
-    return RefGrid(factors, means, combos, X_full, keep, basis.nonest)
+    offset = offset_values(spec, Frame(cols)) if getattr(spec.formula, "offsets", ()) else None
+    keep = None if basis.nonest is None else [all_names.index(nm) for nm in spec.fixed_names]
+    return RefGrid(factors, means, combos, X_full, keep, basis.nonest, offset)
 
 
 # -- means ---------------------------------------------------------------------------------------
@@ -172,14 +172,16 @@ def _cells(grid: RefGrid, names: list[str]) -> list[dict]:
     return [dict(zip(names, reversed(c))) for c in itertools.product(*reversed(levels))]
 
 
-def cell_matrix(grid: RefGrid, cells: list[dict]) -> np.ndarray:
-    """One row per cell over all model-matrix columns: the mean of the grid's rows that have the cell's
-    levels (equal weights)."""
-    out = np.empty((len(cells), grid.X_full.shape[1]))
+def cell_matrix(grid: RefGrid, cells: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(L, offsets): one row per cell over all model-matrix columns, the mean of the grid's rows that have
+    the cell's levels (equal weights), and the mean of their offsets (0 without offset terms)."""
+    out, off = np.empty((len(cells), grid.X_full.shape[1])), np.zeros(len(cells))
     for i, cell in enumerate(cells):
-        match = [all(r[k] == v for k, v in cell.items()) for r in grid.rows]
-        out[i] = grid.X_full[np.array(match)].mean(axis=0)
-    return out
+        match = np.array([all(r[k] == v for k, v in cell.items()) for r in grid.rows])
+        out[i] = grid.X_full[match].mean(axis=0)
+        if grid.offset is not None:
+            off[i] = grid.offset[match].mean()
+    return out, off
 
 
 class _Inference:
@@ -191,19 +193,19 @@ class _Inference:
         self.beta = basis.beta
         self.grid = grid
 
-    def estimate(self, l_full: np.ndarray) -> tuple[float | None, float | None, float | None]:
-        """(estimate, standard error, df) of l beta; Nones when l is not estimable (an empty cell)."""
+    def estimate(self, l_full: np.ndarray, offset: float = 0.0) -> tuple[float | None, float | None, float | None]:
+        """(estimate, standard error, df) of l beta + offset; Nones when l is not estimable (an empty cell)."""
         if not self.grid.estimable(l_full):
             return None, None, None
         l = l_full if self.grid.keep is None else l_full[self.grid.keep]
-        return float(l @ self.beta), float(np.sqrt(l @ self.V @ l)), self.pieces.df(l)
+        return float(l @ self.beta) + offset, float(np.sqrt(l @ self.V @ l)), self.pieces.df(l)
 
 
-def means(cells, L, inf: _Inference, level: float) -> list[Emm]:
+def means(cells, L, off, inf: _Inference, level: float) -> list[Emm]:
     """The EMM rows with their t intervals at `level` (Nones for a non-estimable mean, as emmeans' nonEst)."""
     out = []
-    for cell, l in zip(cells, L):
-        est, se, df = inf.estimate(l)
+    for cell, l, o in zip(cells, L, off):
+        est, se, df = inf.estimate(l, o)
         if est is None:
             out.append(Emm(cell, None, None, None, None, None))
             continue
@@ -255,10 +257,10 @@ def adjust_p(p: np.ndarray, t: np.ndarray, df: np.ndarray, adjust: str, k: int) 
     return np.array([tukey_sf(abs(ti) * np.sqrt(2.0), k, d) for ti, d in zip(t, df)])
 
 
-def pairwise(cells, L, labels, inf: _Inference, adjust: str, by: dict | None) -> list[Contrast]:
+def pairwise(cells, L, off, labels, inf: _Inference, adjust: str, by: dict | None) -> list[Contrast]:
     """All pairs i < j of one family (one by group), adjusted within it."""
     pairs = [(i, j) for i in range(len(cells)) for j in range(i + 1, len(cells))]
-    rows = [inf.estimate(L[i] - L[j]) for i, j in pairs]
+    rows = [inf.estimate(L[i] - L[j], off[i] - off[j]) for i, j in pairs]
     est, se, df = (np.array([np.nan if r[c] is None else r[c] for r in rows], dtype=float) for c in range(3))
     t = est / se
     p = np.array([np.nan if np.isnan(ti) else t_two_sided_p(ti, d) for ti, d in zip(t, df)], dtype=float)
@@ -293,8 +295,8 @@ def emmeans_of(basis, specs, by=(), pairwise_: bool = False, adjust: str = "tuke
     method = check_options(specs, by, adjust, df_method, level, basis.reml, grid.factors)
     inf = _Inference(basis, method, grid)
     cells = _cells(grid, specs + by)
-    L = cell_matrix(grid, cells)      # over all model-matrix columns; _Inference keeps the fitted ones
-    emms = means(cells, L, inf, level)
+    L, off = cell_matrix(grid, cells)      # over all model-matrix columns; _Inference keeps the fitted ones
+    emms = means(cells, L, off, inf, level)
     notes = _notes(grid, specs, by, basis)
     if any(e.emmean is None for e in emms):
         notes.append("some means are not estimable (they involve a combination of levels with no data): "
@@ -310,7 +312,8 @@ def emmeans_of(basis, specs, by=(), pairwise_: bool = False, adjust: str = "tuke
             used_adjust = "none"        # one contrast: nothing to adjust (emmeans drops the adjustment)
         for group in _cells(grid, by):
             idx = [i for i, c in enumerate(cells) if all(c[k] == v for k, v in group.items())]
-            contrasts += pairwise([cells[i] for i in idx], L[idx], labels, inf, used_adjust, group or None)
+            contrasts += pairwise([cells[i] for i in idx], L[idx], off[idx], labels, inf, used_adjust,
+                                  group or None)
     return EmmeansResult(emms, contrasts, specs, by, method, used_adjust, level, basis.formula, basis.method,
                          basis.nobs, notes, basis.warnings)
 

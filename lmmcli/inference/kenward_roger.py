@@ -72,6 +72,8 @@ class _Pieces:
     """Sigma^{-1}-weighted cross-products of Z and X at the fit's (theta, sigma)."""
 
     def __init__(self, fm):
+        # X and Z as pbkrtest takes them (getME): without the prior weights, which pbkrtest ignores;
+        # emmeans' Kenward-Roger df come from it, and lmm agrees with both
         blocks, X = fm.blocks, fm.design.X
         self.n = X.shape[0]
         s2 = fm.sol.sigma ** 2

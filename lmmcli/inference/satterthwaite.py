@@ -14,6 +14,7 @@ Methods (`DF_METHODS`):
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +51,9 @@ class Solves:
         theta = np.asarray(theta, dtype=float) + 0.0     # + 0.0 turns -0.0 into 0.0 for the key
         key = theta.tobytes()
         if key not in self._cache:
-            self._cache[key] = self.model.solve(theta, cond_var=False)
+            # kept without the random effects: the deviance and RX are all that is read, and at 1e6
+            # levels each solution's b and u are 32 MB (a Hessian has dozens of points)
+            self._cache[key] = dataclasses.replace(self.model.solve(theta, cond_var=False), b=[], u=[])
         return self._cache[key]
 
     @property
@@ -276,7 +279,7 @@ def fixed_inference(fm, method: str = "satterthwaite") -> FixedInference:
         Vadj, df = kenward_roger(fm)
         return FixedInference(method, np.sqrt(np.diag(Vadj)), df, Vadj)
     V = fm.vcov()
-    n, p = fm.design.X.shape
+    n, p = fm.design.n, len(fm.sol.beta)
     if method == "satterthwaite":
         df = satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, V) if p else np.zeros(0)
     else:
@@ -289,8 +292,8 @@ def with_inference(result: FitResult, inf: FixedInference) -> FitResult:
     rows = []
     for i, fe in enumerate(result.fixed_effects):
         se = float(inf.std_error[i])
-        t = fe.estimate / se if se > 0 else float("nan")
-        df = None if inf.df is None else float(inf.df[i])
+        t = fe.estimate / se if 0 < se < math.inf else float("nan")    # an overflowed se: no t (fit warns)
+        df = None if inf.df is None or not math.isfinite(se) else float(inf.df[i])
         p = None if df is None else float(t_two_sided_p(t, df))
         rows.append(dataclasses.replace(fe, std_error=se, statistic=t, df=df, p_value=p))
     extra = dict(result.extra, df_method=inf.method)

@@ -16,5 +16,6 @@ def summarize(fm, df_method: str = "satterthwaite", ci: str | None = None, level
         # imported only when asked: profiles need scipy.interpolate, a fifth of a second to load
         from lmmcli.inference.confint import attach, confidence_intervals
 
-        attach(result, confidence_intervals(fm, ci, level, nsim, seed, progress=progress))
+        groups = {getattr(blk, "name", None) or blk.group: blk.group for blk in fm.blocks}
+        attach(result, confidence_intervals(fm, ci, level, nsim, seed, progress=progress), groups)
     return result

@@ -61,6 +61,9 @@ def random_variance(blocks, covariances) -> float:
 
 def decompose(fm) -> VarianceDecomposition:
     """The variance decomposition of a FittedModel."""
+    parts = getattr(fm, "variance_parts", None)
+    if parts is not None:        # a fit from sufficient statistics: the same two variances from its sums
+        return VarianceDecomposition(*parts(), fm.sol.sigma ** 2)
     eta = fm.design.X @ fm.sol.beta
     var_fixed = float(np.var(eta, ddof=1)) if len(eta) > 1 else 0.0
     return VarianceDecomposition(var_fixed, random_variance(fm.blocks, fm.covariances()), fm.sol.sigma ** 2)

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmmcli.design.design import Evaluator, fixed_matrix, model_columns, predictor_terms
+from lmmcli.design.design import Evaluator, fixed_matrix, model_columns, offset_values, predictor_terms
 from lmmcli.distributions import interval_z, norm_ppf
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.formula import Name, deparse
+from lmmcli.formula import names_in, Name, deparse
 from lmmcli.io.frame import as_frame
 from lmmcli.design.levels import value_labels
 from lmmcli.results import FitResult
 
+SMOOTH_POINTS = 20000   # the lowess of the residuals looks at most at this many (evenly spaced) rows
 GRID_POINTS = 25   # points along each group's predicted line (curved when x enters through log(), ^, ...)
 
 
@@ -43,8 +44,9 @@ class CaterpillarPanel:
         return len(self.levels)
 
 
-def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel]:
-    """One panel per (grouping factor, term), levels sorted by their conditional mode."""
+def caterpillar(result: FitResult, level: float = 0.95, aligned: bool = False) -> list[CaterpillarPanel]:
+    """One panel per (grouping factor, term), levels sorted by their conditional mode; aligned: every panel of
+    a grouping factor in the order of its first term's panel (lme4's dotplot), so a level sits on one row."""
     if not result.ngroups:
         raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
     z = interval_z(level)
@@ -57,6 +59,67 @@ def caterpillar(result: FitResult, level: float = 0.95) -> list[CaterpillarPanel
         sd = np.array([r.std_error for r in rows])
         panels.append(CaterpillarPanel(group, term, [r.level for r in rows], est, est - z * sd,
                                        est + z * sd, level))
+    return align_levels(panels) if aligned else panels
+
+
+def align_levels(panels: list[CaterpillarPanel]) -> list[CaterpillarPanel]:
+    """Each panel reordered to the level order of the first panel of its grouping factor."""
+    first: dict[str, list[str]] = {}
+    out = []
+    for p in panels:
+        order = first.setdefault(p.group, p.levels)
+        pos = {lv: i for i, lv in enumerate(p.levels)}
+        idx = np.array([pos[lv] for lv in order])
+        out.append(CaterpillarPanel(p.group, p.term, list(order), p.estimate[idx], p.low[idx], p.high[idx],
+                                    p.level))
+    return out
+
+
+# -- densities of the random effects ------------------------------------------------------------
+@dataclass
+class DensityPanel:
+    """One random term's conditional modes: a Gaussian kernel density (R's density(), bw.nrd0) and the normal
+    density N(0, sd^2) the model assumes, sd its estimated standard deviation."""
+
+    group: str
+    term: str
+    values: np.ndarray
+    grid: np.ndarray
+    density: np.ndarray
+    sd: float
+    normal: np.ndarray
+
+
+def bw_nrd0(x: np.ndarray) -> float:
+    """R's bw.nrd0: 0.9 min(sd, IQR / 1.34) n^(-1/5) (Silverman's rule of thumb), never 0."""
+    sd = float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+    q1, q3 = np.quantile(x, [0.25, 0.75])
+    lo = min(sd, (q3 - q1) / 1.34)
+    lo = lo or sd or abs(float(x[0])) or 1.0
+    return 0.9 * lo * len(x) ** -0.2
+
+
+def kernel_density(x: np.ndarray, grid: np.ndarray, bw: float) -> np.ndarray:
+    """The Gaussian kernel density estimate of x at the grid points."""
+    u = (grid[:, None] - x[None, :]) / bw
+    return np.exp(-0.5 * u * u).sum(axis=1) / (len(x) * bw * np.sqrt(2 * np.pi))
+
+
+def densities(result: FitResult, points: int = 256) -> list[DensityPanel]:
+    """One panel per (grouping factor, term): the density of its conditional modes beside N(0, sd^2)."""
+    if not result.ngroups:
+        raise ModelSpecError("the model has no random terms, so there are no random effects to plot")
+    sds = {(vc.group, vc.term): vc.sd for vc in result.variance_components}
+    keys = list(dict.fromkeys((re.group, re.term) for re in result.random_effects))
+    panels = []
+    for group, term in keys:
+        b = np.array([r.estimate for r in result.random_effects if (r.group, r.term) == (group, term)])
+        sd = float(sds.get((group, term), np.std(b)))
+        bw = bw_nrd0(b)
+        half = max(np.abs(b).max() + 3 * bw, 3 * sd)
+        grid = np.linspace(-half, half, points)
+        normal = np.exp(-0.5 * (grid / sd) ** 2) / (sd * np.sqrt(2 * np.pi)) if sd > 0 else np.zeros(points)
+        panels.append(DensityPanel(group, term, b, grid, kernel_density(b, grid, bw), sd, normal))
     return panels
 
 
@@ -80,13 +143,15 @@ class Trajectories:
 
 
 def numeric_predictors(fm) -> list[str]:
-    """Columns that enter the fixed part as plain numeric variables, in formula order."""
+    """Columns that enter the fixed part as numeric variables (as themselves or inside one function of one
+    column, e.g. poly(Time, 2) or log(dose)), in formula order."""
     spec = fm.design.spec
     out = []
     for term in fm.formula.fixed:
         for e in term.factors:
-            if isinstance(e, Name) and spec.variables[deparse(e)].kind == "numeric" and e.name not in out:
-                out.append(e.name)
+            cols = names_in(e)
+            if spec.variables[deparse(e)].kind != "factor" and len(cols) == 1 and next(iter(cols)) not in out:
+                out.append(next(iter(cols)))
     return out
 
 
@@ -114,8 +179,8 @@ def _typical_row(used, spec, x_name: str) -> dict:
         if info is not None and info.kind == "factor":
             labels = value_labels(used[col])
             out[col] = used[col].iloc[int(np.argmax(labels == info.levels[0]))]
-        elif info is not None and info.kind == "numeric":
-            out[col] = float(used[col].mean())
+        elif info is None and used[col].dtype.kind in "iuf" or info is not None and info.kind == "numeric":
+            out[col] = float(used[col].mean())    # also a column seen only inside poly(), offset(), ...
         else:
             out[col] = used[col].iloc[0]
     return out
@@ -153,7 +218,7 @@ def _group_lines(fm, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group
     t = np.linspace(0.0, 1.0, GRID_POINTS)
     xs = (lo[:, None] + (hi - lo)[:, None] * t[None, :]).ravel()
     grid = _grid_frame(used, fm.design.spec, x_name, xs)
-    line = fixed_matrix(fm.design.spec, grid) @ fm.sol.beta
+    line = fixed_matrix(fm.design.spec, grid) @ fm.sol.beta + offset_values(fm.design.spec, grid)
     rows_level = np.repeat(np.arange(nlev), GRID_POINTS)
     for k, Z in _random_columns(fm, grid, group):
         line += np.einsum("ij,ij->i", Z, fm.sol.b[k][rows_level])
@@ -174,7 +239,8 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
     order = [idx[np.argsort(xv[idx], kind="stable")] for idx in order]
     line_x, line_y = _group_lines(fm, used, x_name, xv, blk.codes, blk.group)
     pop_x = np.linspace(xv.min(), xv.max(), GRID_POINTS * 4)
-    pop_y = fixed_matrix(fm.design.spec, _grid_frame(used, fm.design.spec, x_name, pop_x)) @ fm.sol.beta
+    pop_grid = _grid_frame(used, fm.design.spec, x_name, pop_x)
+    pop_y = fixed_matrix(fm.design.spec, pop_grid) @ fm.sol.beta + offset_values(fm.design.spec, pop_grid)
     pick = chosen_groups(blk, groups) if groups else sampled_groups(blk.nlevels, n_highlight, seed)
     return Trajectories(x_name, fm.design.response, blk.group, list(blk.levels),
                         [xv[i] for i in order], [fm.design.y[i] for i in order], line_x, line_y,
@@ -200,8 +266,8 @@ def chosen_groups(blk, names) -> list[int]:
 
 def _held(fm, x_name: str) -> list[str]:
     """Predictors other than x (fixed part and random slopes), in formula order."""
-    labels = [deparse(e) for term in predictor_terms(fm.formula) for e in term.factors]
-    return [lb for lb in dict.fromkeys(labels) if lb != deparse(Name(x_name))]
+    exprs = {deparse(e): e for term in predictor_terms(fm.formula) for e in term.factors}
+    return [lb for lb, e in exprs.items() if names_in(e) != {x_name}]   # poly(x, 2) moves with x
 
 
 # -- diagnostics -------------------------------------------------------------------------------
@@ -218,12 +284,38 @@ class QQ:
 
 @dataclass
 class Diagnostics:
-    """Residuals against fitted values, and QQ plots of the residuals and of each random term."""
+    """Residuals against fitted values (raw and standardized, residual / sigma, with a lowess smoother of the
+    standardized ones), and QQ plots of the residuals and of each random term."""
 
     response: str
     fitted: np.ndarray
     residuals: np.ndarray
     qq: list[QQ]
+    std_residuals: np.ndarray | None = None
+    smooth_x: np.ndarray | None = None
+    smooth_y: np.ndarray | None = None
+
+
+def lowess(x: np.ndarray, y: np.ndarray, span: float = 2 / 3, points: int = 60):
+    """A locally weighted linear fit of y on x (tricube weights over the nearest span * n points, as lowess
+    without its robustness steps), evaluated at `points` x values over the range: (grid, smooth)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) > SMOOTH_POINTS:            # a smoother's shape needs no million points: an even subsample
+        keep = np.linspace(0, len(x) - 1, SMOOTH_POINTS).astype(np.int64)
+        x, y = x[keep], y[keep]
+    grid = np.linspace(x.min(), x.max(), points) if len(x) else x
+    k = max(int(np.ceil(span * len(x))), min(len(x), 3))
+    out = np.empty(len(grid))
+    for i, g in enumerate(grid):
+        d = np.abs(x - g)
+        h = np.partition(d, k - 1)[k - 1] if k <= len(d) else d.max()
+        w = np.clip(1 - (d / (h if h > 0 else 1.0)) ** 3, 0, None) ** 3
+        sw, swx, swy = w.sum(), (w * x).sum(), (w * y).sum()
+        mx, my = swx / sw, swy / sw
+        vx = (w * (x - mx) ** 2).sum()
+        slope = (w * (x - mx) * (y - my)).sum() / vx if vx > 0 else 0.0
+        out[i] = my + slope * (g - mx)
+    return grid, out
 
 
 def ppoints(n: int) -> np.ndarray:
@@ -249,4 +341,6 @@ def diagnostics(fm) -> Diagnostics:
     qq = [normal_qq(resid, "Residuals")]
     for blk, b in zip(fm.blocks, fm.sol.b):
         qq.extend(normal_qq(b[:, j], f"{blk.group}: {term}") for j, term in enumerate(blk.terms))
-    return Diagnostics(fm.design.response, fitted, resid, qq)
+    std = resid / fm.sol.sigma
+    sx, sy = lowess(fitted, std)
+    return Diagnostics(fm.design.response, fitted, resid, qq, std, sx, sy)

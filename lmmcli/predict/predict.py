@@ -232,8 +232,9 @@ def _quad(Z: np.ndarray, V: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ijk,ik->i", Z, V, Z)
 
 
-def _variance(state, X, parts, interval: str, population: bool) -> np.ndarray:
-    """The variance behind each row's interval (see the module docstring)."""
+def _variance(state, X, parts, interval: str, population: bool, weights=None) -> np.ndarray:
+    """The variance behind each row's interval (see the module docstring); a new observation's residual
+    variance is sigma^2 / w under prior weights."""
     var = _quad(X, state.vcov)
     predictive = interval == "prediction"
     for pr in parts:
@@ -245,8 +246,17 @@ def _variance(state, X, parts, interval: str, population: bool) -> np.ndarray:
             unknown = np.ones_like(known) if population else ~known
             var += np.where(unknown, _quad(pr.Z, pr.term.cov), 0.0)
     if predictive:
-        var += state.sigma ** 2
+        var += state.sigma ** 2 / (1.0 if weights is None else weights)
     return var
+
+
+def new_weights(spec: ModelSpec, df) -> np.ndarray | None:
+    """Prior weights of new rows for prediction intervals: the weights column when the new data has it
+    (a missing or non-positive value gives no interval), else None (weight 1)."""
+    if spec.weights is None or spec.weights not in df.columns:
+        return None
+    w = np.asarray(df[spec.weights], dtype=float)
+    return np.where(w > 0, w, np.nan)
 
 
 def predict(state: ModelState, df, population: bool = False, interval: str | None = None,
@@ -270,17 +280,22 @@ def predict(state: ModelState, df, population: bool = False, interval: str | Non
     if not population:
         out.new_level = _spread(new, rows, len(df))
     if interval:
-        _add_interval(out, state, X, parts, pred, interval, level, rows, len(df))
+        _add_interval(out, state, X, parts, pred, interval, level, rows, len(df), new_weights(state.spec, sub))
     return out
 
 
-def _add_interval(out, state, X, parts, pred, interval, level, rows, n):
+def _add_interval(out, state, X, parts, pred, interval, level, rows, n, weights=None):
     """Lower and upper limits at `level` with normal quantiles."""
-    se = np.sqrt(np.maximum(_variance(state, X, parts, interval, out.population), 0.0))
+    se = np.sqrt(np.maximum(_variance(state, X, parts, interval, out.population, weights), 0.0))
     q = interval_z(level)
     out.interval, out.level = interval, level
     out.lower, out.upper = _spread(pred - q * se, rows, n), _spread(pred + q * se, rows, n)
     out.interval_method = METHOD[(interval, out.population or not state.terms)]
+    if interval == "prediction" and state.spec.weights is not None:
+        out.interval_method += (f"; residual variance sigma^2/w with w from column '{state.spec.weights}'"
+                                if weights is not None else
+                                f"; residual variance sigma^2 (weight 1: the new data has no column "
+                                f"'{state.spec.weights}')")
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, n: int) -> list:

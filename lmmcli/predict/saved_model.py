@@ -5,10 +5,12 @@ reference first; scale() centres and scales; --factor columns; --ref levels; the
 columns), theta, beta, vcov, sigma, every random term's levels, conditional modes and conditional
 covariances, and the fit summary. Floats are written with Python's repr, so they load bit for bit.
 
-Layout (schema_version 1):
+Layout (schema_version 2; a version 1 file has no transforms, contrasts or weights):
     {"format": "lmm-model", "schema_version": 1, "lmm_version", "formula", "method",
      "spec": {"variables": [{"label", "kind", "levels"}], "scale_state": {expr: [centre, scale]},
-              "factor_columns", "refs", "fixed_names", "aliased"},
+              "factor_columns", "refs", "fixed_names", "aliased",
+              "transforms": {expr: {poly's alpha, norm2 | ns/bs knots, boundary, degree}},
+              "contrasts": {factor: kind}, "weights": column or null},
      "theta", "beta", "vcov", "sigma",
      "random_terms": [{"index", "group", "terms", "levels", "correlated", "b", "cond_var", "cov"}],
      "summary": {... lmm fit --format json without random_effects and vcov ...},
@@ -24,13 +26,15 @@ import numpy as np
 
 from lmmcli import __version__
 from lmmcli.design.design import ModelSpec, VarInfo, predictor_terms
+from lmmcli.design.transforms import CONTRASTS
 from lmmcli.errors import DataError, LmmError
 from lmmcli.formula import deparse, parse_formula
+from lmmcli.predict.model_schema import Malformed, validate
 from lmmcli.predict.predict import ModelState, TermState
 from lmmcli.results import clean
 
 FORMAT = "lmm-model"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: transforms (poly/ns/bs), contrasts and weights in the spec; version 1 still reads
 
 
 # -- saving ----------------------------------------------------------------------------------
@@ -42,7 +46,9 @@ def _spec_dict(spec: ModelSpec) -> dict:
         "refs": dict(spec.refs),
         "fixed_names": list(spec.fixed_names),
         "aliased": list(spec.aliased),
+        "transforms": spec.transforms,
         "contrasts": dict(spec.contrasts),
+        "weights": spec.weights,
     }
 
 
@@ -74,26 +80,46 @@ def dumps(state: ModelState, extra: dict | None = None) -> str:
 
 
 # -- loading ---------------------------------------------------------------------------------
-class _Malformed(Exception):
-    """Internal: the document does not have the expected shape."""
+_Malformed = Malformed      # the schema's error, raised here too for checks the schema cannot express
+
+
+MAX_BYTES = 1 << 30        # 1 GiB: far above any real model (InstEval's is ~5 MB); a cap on what is read
 
 
 def load(path: str) -> ModelState:
-    """Read a saved model; a newer, foreign or malformed file is a DataError naming what is wrong."""
+    """Read a saved model; a newer, foreign, oversized, too deeply nested or malformed file is a DataError
+    naming what is wrong."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"model file '{path}' does not exist")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
+        if not p.is_file():
+            raise DataError(f"model file '{path}' does not exist")
+        size = p.stat().st_size
+    except OSError as exc:      # a name too long for the file system, a loop of links
+        raise DataError(f"cannot read model file '{path[:60]}...': {exc.strerror or exc}") from exc
+    if size > MAX_BYTES:
+        raise DataError(f"'{p.name}' is {size / 2**20:.0f} MB, larger than any saved lmm model "
+                        f"(the limit is {MAX_BYTES >> 20} MB)")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"'{p.name}' is not a saved lmm model: not valid JSON ({exc})") from exc
+    except _Malformed as exc:
+        raise DataError(f"malformed model file '{p.name}': {exc}") from exc
+    except RecursionError as exc:
+        raise DataError(f"'{p.name}' is not a saved lmm model: its JSON is nested too deeply") from exc
     return from_dict(doc, p.name)
 
 
+def _no_constant(name: str):
+    """json's hook for NaN and Infinity, which a saved model never holds (dumps refuses them)."""
+    raise _Malformed(f"it holds {name}, which a saved model never does")
+
+
 def from_dict(doc, name: str = "the model file") -> ModelState:
-    """The ModelState of a saved-model document, checked."""
+    """The ModelState of a saved-model document, checked against the schema first."""
     _check_header(doc, name)
     try:
+        validate(doc)
         return _build(doc)
     except LmmError as exc:
         raise DataError(f"malformed model file '{name}': its formula does not parse ({exc.message})") from exc
@@ -135,7 +161,7 @@ def _array(value, shape, what: str) -> np.ndarray:
 def _spec(d: dict, formula) -> ModelSpec:
     variables = {}
     for v in d["variables"]:
-        if v["kind"] not in ("numeric", "factor"):
+        if v["kind"] not in ("numeric", "matrix", "factor"):
             raise _Malformed(f"variable '{v['label']}' has unknown kind '{v['kind']}'")
         variables[str(v["label"])] = VarInfo(str(v["label"]), v["kind"], tuple(str(x) for x in v["levels"]))
     scale = {str(k): (float(c), float(s)) for k, (c, s) in d["scale_state"].items()}
@@ -143,9 +169,26 @@ def _spec(d: dict, formula) -> ModelSpec:
         for e in term.factors:
             if deparse(e) not in variables:
                 raise _Malformed(f"no variable entry for '{deparse(e)}'")
+    transforms = {str(k): _transform(v) for k, v in d.get("transforms", {}).items()}
+    contrasts = {str(k): str(v) for k, v in d.get("contrasts", {}).items()}
+    for label, kind in contrasts.items():
+        if kind not in CONTRASTS or label not in variables:
+            raise _Malformed(f"bad contrasts entry '{label}': '{kind}'")
+    weights = d.get("weights")
     return ModelSpec(formula, variables, scale, tuple(d["factor_columns"]), dict(d["refs"]),
                      [str(x) for x in d["fixed_names"]], [str(x) for x in d.get("aliased", [])],
-                     contrasts={str(k): str(v) for k, v in d.get("contrasts", {}).items()})
+                     transforms, contrasts, None if weights is None else str(weights))
+
+
+def _transform(v) -> dict:
+    """One poly/ns/bs coefficient set: a dict of finite numbers and lists of them."""
+    if not isinstance(v, dict):
+        raise _Malformed("a transforms entry is not an object")
+    for key, value in v.items():
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(x, (int, float)) and np.isfinite(x) for x in values):
+            raise _Malformed(f"transforms entry '{key}' has non-numeric values")
+    return v
 
 
 def _term(d: dict, formula) -> TermState:
@@ -154,10 +197,25 @@ def _term(d: dict, formula) -> TermState:
         raise _Malformed(f"random term {index} ('{d['group']}') does not match the formula")
     terms, levels = tuple(map(str, d["terms"])), tuple(map(str, d["levels"]))
     p, n = len(terms), len(levels)
+    cond_var = _array(d["cond_var"], (n, p, p), f"cond_var of {d['group']}")
+    if n and (np.diagonal(cond_var, axis1=1, axis2=2) < 0).any():
+        raise _Malformed(f"cond_var of {d['group']} has negative variances")
     return TermState(index, str(d["group"]), terms, levels, bool(d["correlated"]),
-                     _array(d["b"], (n, p), f"b of {d['group']}"),
-                     _array(d["cond_var"], (n, p, p), f"cond_var of {d['group']}"),
-                     _array(d["cov"], (p, p), f"cov of {d['group']}"))
+                     _array(d["b"], (n, p), f"b of {d['group']}"), cond_var,
+                     _covariance(d["cov"], p, f"cov of {d['group']}"))
+
+
+def _covariance(value, p: int, what: str) -> np.ndarray:
+    """A covariance matrix: symmetric, positive semi-definite (so no negative variances)."""
+    a = _array(value, (p, p), what)
+    scale = max(1.0, float(np.abs(a).max())) if a.size else 1.0
+    if not np.allclose(a, a.T, rtol=1e-10, atol=1e-12 * scale):
+        raise _Malformed(f"'{what}' is not symmetric")
+    if (np.diag(a) < 0).any():
+        raise _Malformed(f"'{what}' has negative variances")
+    if a.size and np.linalg.eigvalsh(a).min() < -1e-8 * scale:
+        raise _Malformed(f"'{what}' is not a covariance matrix (not positive semi-definite)")
+    return a
 
 
 def _build(doc: dict) -> ModelState:
@@ -167,11 +225,14 @@ def _build(doc: dict) -> ModelState:
     terms = [_term(t, formula) for t in doc["random_terms"]]
     if sorted(t.index for t in terms) != list(range(len(formula.random))):
         raise _Malformed("the random terms do not cover the formula's random terms")
+    expected = sum(len(t.terms) * (len(t.terms) + 1) // 2 if t.correlated else len(t.terms) for t in terms)
+    if len(doc["theta"]) != expected:
+        raise _Malformed(f"'theta' has {len(doc['theta'])} values, but the random terms need {expected}")
     if doc["method"] not in ("REML", "ML"):
         raise _Malformed(f"unknown method '{doc['method']}'")
     sigma = float(doc["sigma"])
     if not (np.isfinite(sigma) and sigma >= 0):
         raise _Malformed(f"bad sigma {doc['sigma']!r}")
     return ModelState(spec, doc["method"] == "REML", _array(doc["beta"], (p,), "beta"),
-                      _array(doc["vcov"], (p, p), "vcov"), sigma,
+                      _covariance(doc["vcov"], p, "vcov"), sigma,
                       np.asarray(doc["theta"], dtype=float), terms, dict(doc.get("summary") or {}))

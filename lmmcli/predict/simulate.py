@@ -165,14 +165,15 @@ def simulate_spec(s: SimSpec, seed: int | None = None) -> dict[str, np.ndarray]:
 
 # -- from a fitted model -----------------------------------------------------------------------
 def simulate_model(fm, nsim: int, seed: int | None = None, use_u: bool = False) -> np.ndarray:
-    """(n, nsim) new responses for the fitting rows (lme4's simulate(); use_u keeps the fitted b)."""
+    """(n, nsim) new responses for the fitting rows (lme4's simulate(); use_u keeps the fitted b); with the
+    offset and, under prior weights, residual variance sigma^2 / w."""
     from lmmcli.engine.pls import split_theta
 
     if nsim < 1:
         raise UsageError(f"--nsim must be at least 1, got {nsim}")
     rng = np.random.default_rng(seed)
     sigma, n = fm.sol.sigma, fm.design.n
-    mu = fm.design.X @ fm.sol.beta
+    mu = fm.design.X @ fm.sol.beta + fm.offset()
     sims = np.repeat(mu[:, None], nsim, axis=1)
     if use_u:
         sims += fm.z_times_b()[:, None]
@@ -180,7 +181,10 @@ def simulate_model(fm, nsim: int, seed: int | None = None, use_u: bool = False) 
         for blk, T in zip(fm.blocks, split_theta(fm.blocks, fm.sol.theta)):
             b = sigma * rng.standard_normal((nsim, blk.nlevels, blk.p)) @ T.T
             sims += np.einsum("ij,sij->is", blk.Z, b[:, blk.codes, :])
-    return sims + sigma * rng.standard_normal((n, nsim))
+    noise = sigma * rng.standard_normal((n, nsim))
+    if fm.design.weights is not None:     # residual variance sigma^2 / w, as lme4's simulate()
+        noise /= np.sqrt(fm.design.weights)[:, None]
+    return sims + noise
 
 
 def sim_columns(sims: np.ndarray, rows: np.ndarray, n_input: int, taken=()) -> dict[str, np.ndarray]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lmmcli.errors import LmmError, UsageError
 
-FORMATS = {".png": "png", ".svg": "svg"}
+FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 MAX_LABELLED_LEVELS = 40       # above this the level names would overlap; the axis says "sorted levels"
 PLAIN, BOLD, ZERO = "#7f8c9b", "#1f4e9c", "#b03030"
 POPULATION = "black"
@@ -34,18 +34,22 @@ def image_format(path: str) -> str:
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise UsageError(f"cannot tell the image format of '{path}' from its extension",
-                         hint="use a file name ending in .png or .svg")
+                         hint="use a file name ending in .png, .svg or .pdf")
     return FORMATS[ext]
 
 
-def save(fig, path: str, seed: int = 0, inputs=()) -> None:
-    """Write the figure atomically; SVG ids and metadata are fixed so the same seed gives the same bytes."""
+def save(fig, path: str, seed: int = 0, inputs=(), size: tuple | None = None) -> None:
+    """Write the figure atomically (size: (width, height) in inches, either None to keep the figure's); SVG
+    ids and file metadata are fixed so the same seed gives the same bytes."""
     import matplotlib
 
     from lmmcli.io.write import atomic_write
 
     fmt = image_format(path)
-    meta = {"Date": None} if fmt == "svg" else {"Software": None}
+    if size is not None:
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(size[0] or w, size[1] or h)
+    meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt, {"Software": None})
     with matplotlib.rc_context({"svg.hashsalt": f"lmm-{seed}"}):
         atomic_write(path, lambda fh: fig.savefig(fh, format=fmt, dpi=110, metadata=meta), inputs)
 
@@ -71,15 +75,26 @@ def caterpillar_figure(panels, title: str = ""):
     """One panel per random term: each level's interval (one segment per level) and its estimate."""
     Figure = _matplotlib()
     nmax = max(len(p) for p in panels)
-    height = min(max(3.0 + 0.18 * min(nmax, 80), 4.0), 16.0)
-    fig = Figure(figsize=(max(4.2 * len(panels), 6.0), height), layout="constrained")
+    height = caterpillar_height(nmax)
+    fig = Figure(figsize=(min(max(3.6 * len(panels), 6.0), 20.0), height), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, panel in zip(axes, panels):
+    for n, (ax, panel) in enumerate(zip(axes, panels)):
         _caterpillar_panel(ax, panel)
+        before = panels[n - 1] if n else None
+        if before is not None and before.group == panel.group and before.levels == panel.levels:
+            ax.set_yticklabels([])           # aligned with the panel to its left: its labels serve both
+            ax.set_ylabel("")
     pct = f"{100 * panels[0].level:g}%"
     fig.suptitle(f"{title}Random effects (conditional modes) with {pct} intervals\n"
                  f"bold: interval excludes 0", fontsize=11)
     return fig
+
+
+def caterpillar_height(nlevels: int) -> float:
+    """Inches: room for a label per level up to MAX_LABELLED_LEVELS, then slowly more, at most 12."""
+    if nlevels <= MAX_LABELLED_LEVELS:
+        return max(2.0 + 0.17 * nlevels, 4.0)
+    return min(2.0 + 0.17 * MAX_LABELLED_LEVELS + 0.01 * (nlevels - MAX_LABELLED_LEVELS), 12.0)
 
 
 def _caterpillar_panel(ax, panel) -> None:
@@ -142,13 +157,47 @@ def trajectories_figure(tr):
 
 def _highlighted(ax, tr) -> None:
     """The sampled groups: their data and predicted line in one colour each."""
-    from matplotlib import colormaps
-
-    colours = colormaps["tab10"].colors
-    for n, g in enumerate(tr.highlight):
-        c = colours[n % len(colours)]
+    colours = distinct_colours(len(tr.highlight))
+    for c, g in zip(colours, tr.highlight):
         ax.plot(tr.x[g], tr.y[g], "o", color=c, markersize=4, alpha=0.9)
         ax.plot(tr.line_x[g], tr.line_y[g], color=c, linewidth=2.4, label=str(tr.levels[g]), zorder=4)
+
+
+def distinct_colours(n: int) -> list:
+    """n colours no two alike: tab10, tab20, then evenly spaced hues."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return list(colormaps["tab10"].colors[:n])
+    if n <= 20:
+        return list(colormaps["tab20"].colors[:n])
+    import colorsys
+
+    return [colorsys.hsv_to_rgb(i / n, 0.75 if i % 2 else 0.95, 0.8 if i % 3 else 0.6) for i in range(n)]
+
+
+# -- densities of the random effects -------------------------------------------------------------
+def density_figure(panels):
+    """One panel per random term: the kernel density of its conditional modes, a rug of them, and the normal
+    density the model assumes (N(0, sd^2), dashed)."""
+    Figure = _matplotlib()
+    ncol = min(len(panels), 3)
+    nrow = math.ceil(len(panels) / ncol)
+    fig = Figure(figsize=(4.3 * ncol, 3.6 * nrow), layout="constrained")
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, p in zip(axes, panels):
+        ax.plot(p.grid, p.density, color=BOLD, linewidth=1.8, label="density of the conditional modes")
+        ax.plot(p.grid, p.normal, color=ZERO, linewidth=1.2, linestyle="--", label=f"N(0, {p.sd:.3g}²)")
+        ax.plot(p.values, [0.0] * len(p.values), "|", color=PLAIN, markersize=8)
+        ax.set_title(f"{p.group}: {p.term}", fontsize=10)
+        ax.set_xlabel(f"random effect: {p.term}")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("Random effects: kernel density of the conditional modes and the assumed normal", fontsize=11)
+    return fig
 
 
 # -- diagnostics -------------------------------------------------------------------------------
@@ -170,11 +219,16 @@ def diagnostics_figure(dg):
 
 
 def _resid_panel(ax, dg) -> None:
-    ax.scatter(dg.fitted, dg.residuals, s=8, alpha=0.6, color="#4c72b0")
+    """Standardized residuals (residual / sigma) against fitted values, with a lowess smoother (lme4's plot())."""
+    std = dg.std_residuals if dg.std_residuals is not None else dg.residuals
+    ax.scatter(dg.fitted, std, s=8, alpha=0.6, color="#4c72b0")
     ax.axhline(0.0, color=ZERO, linewidth=0.9, linestyle="--")
+    if dg.smooth_x is not None:
+        ax.plot(dg.smooth_x, dg.smooth_y, color="black", linewidth=1.6, label="lowess smoother", gid="smoother")
+        ax.legend(fontsize=7, loc="best")
     ax.set_title("Residuals vs fitted", fontsize=10)
     ax.set_xlabel("fitted value (with random effects)")
-    ax.set_ylabel("residual")
+    ax.set_ylabel("standardized residual (residual / sigma)")
     ax.grid(alpha=0.3)
 
 

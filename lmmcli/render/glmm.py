@@ -36,6 +36,25 @@ def fixed_effects_z_table(r: FitResult):
     return t
 
 
+def _interval_parts(r: FitResult) -> list:
+    """With --ci: the sds' and correlations' intervals (bootstrap only) and a line naming the method."""
+    method = r.extra.get("ci_method")
+    if method is None:
+        return []
+    level = 100 * r.extra.get("ci_level", 0.95)
+    if method == "wald":
+        return [Text(f"{level:g}% confidence intervals: Wald, from the standard errors", style="dim")]
+    boot = r.extra.get("ci_bootstrap") or {}
+    t = _table("Parameter", "Estimate", "lower", "upper", title=f"Random-effect sds and correlations, {level:g}% intervals")
+    t.columns[0].justify = "left"
+    for vc in r.variance_components:
+        t.add_row(f"sd_{vc.term}|{vc.group}", fmt(vc.sd), fmt(vc.conf_low), fmt(vc.conf_high))
+    for c in r.correlations:
+        t.add_row(f"cor_{c.term2}.{c.term1}|{c.group}", fmt(c.correlation), fmt(c.conf_low), fmt(c.conf_high))
+    how = f"parametric bootstrap, percentile, {boot.get('nsim')} simulations, seed {boot.get('seed')}"
+    return [Text(""), t, Text(f"{level:g}% confidence intervals: {how}", style="dim")]
+
+
 def _overdispersion(r: FitResult) -> Text | None:
     od = r.extra.get("overdispersion")
     if not od:
@@ -48,9 +67,7 @@ def glmm_table(r: FitResult, width: int = 100, color: bool = False) -> str:
     """The summary of a GLMM as text, in summary(glmer)'s order."""
     parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
              fixed_effects_z_table(r)]
-    if r.extra.get("ci_method"):
-        parts.append(Text(f"{100 * r.extra.get('ci_level', 0.95):g}% confidence intervals: Wald, from the "
-                          "standard errors", style="dim"))
+    parts += _interval_parts(r)
     corr = _fixed_corr_table(r)
     if corr is not None:
         parts += [Text(""), corr]

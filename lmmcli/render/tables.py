@@ -75,6 +75,8 @@ def _header(r: FitResult) -> Text:
     text.append(f"Linear mixed model fit by {'REML' if r.method == 'REML' else 'maximum likelihood'}\n",
                 style="bold")
     text.append(f"Formula: {r.formula}\n")
+    if r.extra.get("engine") not in (None, "memory"):
+        text.append(f"Engine: {r.extra['engine']} (aggregated from the data files; the rows were not loaded)\n")
     if r.method == "REML":
         text.append(f"REML criterion at convergence: {r.reml_criterion:.4f}\n")
     else:
@@ -389,7 +391,7 @@ def compare_table(r, width: int = 100, color: bool = False) -> str:
     head.append(f"Number of obs: {r.nobs} (the same rows for every model)\n")
     head.append("Models:\n")
     for m in r.models:
-        head.append(f"{m.name}: {m.formula}{'' if m.model == 'lmer' else '   (no random effects: lm)'}\n")
+        head.append(f"{m.name}: {m.formula}{'   (no random effects: lm)' if m.model == 'lm' else ''}\n")
     parts = [head, _compare_rows(r)]
     if r.notes:
         parts.append(Text("".join(f"note: {n}\n" for n in r.notes)))

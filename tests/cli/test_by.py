@@ -72,3 +72,16 @@ def test_by_refuses_save_and_jobs_needs_by(tmp_path):
 def test_unknown_by_column():
     res = runner.invoke(app, ["fit", GPA, FORMULA, "--by", "sx"])
     assert res.exit_code == 1 and res.stderr.startswith("error: --by column 'sx' is not in gpa.csv")
+
+
+def test_by_is_refused_with_family_rather_than_ignored():
+    res = runner.invoke(app, ["fit", GPA, FORMULA, "--by", "sex", "--family", "poisson"])
+    assert res.exit_code == 2 and "--by" in res.stderr and res.stdout == ""
+
+
+def test_by_with_a_bootstrap_in_the_workers():
+    res = runner.invoke(app, ["fit", GPA, FORMULA, "--by", "sex", "--ci", "boot", "--nsim", "20", "--seed", "1",
+                              "-f", "csv", "-j", "2"])
+    assert res.exit_code == 0, res.stderr
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert all(r["conf_low"] != "" for r in rows if r["effect"] == "fixed")

@@ -144,3 +144,25 @@ def test_ranef_and_coef_without_random_terms_say_so(command, what):
     res = run(command, SLEEP, "Reaction ~ Days")
     assert res.exit_code == 1 and res.stdout == ""
     assert res.stderr.startswith(f"error: the model has no random terms, so there are no {what}")
+
+
+def test_lmm_table_follows_the_extension_and_refuses_what_it_cannot_write(tmp_path):
+    md = tmp_path / "t.md"
+    assert run("table", SLEEP, "Reaction ~ Days + (1|Subject)", "-o", str(md)).exit_code == 0
+    assert md.read_text().startswith("|")
+    res = run("table", SLEEP, "Reaction ~ Days + (1|Subject)", "-o", str(tmp_path / "t.parquet"))
+    assert res.exit_code == 2 and "not parquet" in res.stderr and not (tmp_path / "t.parquet").exists()
+
+
+@pytest.mark.parametrize("command", [["anova", SLEEP, F], ["ranova", SLEEP, F]])
+def test_analysis_commands_write_real_parquet(command, tmp_path):
+    out = tmp_path / "a.parquet"
+    res = run(*command, "-o", str(out))
+    assert res.exit_code == 0, res.stderr
+    assert pq.read_table(out).num_rows >= 1
+
+
+def test_parquet_to_a_pipe():
+    res = runner.invoke(app, [*COMMANDS["ranef"], "-f", "parquet"])
+    assert res.exit_code == 0 and res.stdout_bytes[:4] == b"PAR1"
+    assert pq.read_table(io.BytesIO(res.stdout_bytes)).num_rows == 36

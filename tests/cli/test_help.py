@@ -87,3 +87,10 @@ def test_usage_errors_carry_no_validation_prefixes(args, message):
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and message in res.stderr
     assert "Value error" not in res.stderr and "Input should be" not in res.stderr
+
+
+def test_the_command_list_shows_whole_first_sentences():
+    text = help_of()
+    listing = " ".join(text.split("Commands:", 1)[1].split())
+    assert "..." not in listing.replace("(m1, m2, ...)", "").replace("--groups ... --sd-resid", "")
+    assert "(REML by default)" in listing

@@ -152,3 +152,15 @@ def test_unknown_column_suggests_close_name():
     assert "column 'xx' is not in the data" in info.value.message
     assert info.value.hint == "did you mean 'x'?"
     assert info.value.span == (4, 6)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e-20, 1.0, 1e20, 1e300])
+def test_aliasing_is_relative_to_column_scale(scale):
+    """A column of scale * x is aliased exactly when x is in the span of the others, at any scale."""
+    x = np.arange(10.0) % 4
+    z = np.sin(np.arange(10.0))
+    one = np.ones(10)
+    assert aliased_columns(np.column_stack([one, scale * x])) == []
+    assert aliased_columns(np.column_stack([one, x, scale * x])) == [2]
+    assert aliased_columns(np.column_stack([one, scale * x, z, scale * (x + 2 * z) + 3 * scale])) == [3]
+    assert aliased_columns(np.column_stack([one, np.zeros(10)])) == [1]

@@ -77,3 +77,21 @@ def test_records_are_not_changed_by_derived_ones():
     cp.recombined(np.eye(cp.m))
     cp.term(1)
     assert PlsModel(cp).objective(np.array([0.5, 0.9])) == before
+
+
+@pytest.mark.parametrize("cy, cx", [(1e9, 1.0), (1e-9, 1e3), (1.0, 1e-6)])
+def test_a_record_without_units_is_rescaled_inside_engine_fit(sleepstudy, cy, cx):
+    """A record formed as it is (as a database's GROUP BY gives it) with extreme scales fits like the
+    rows-based path: engine.fit puts it in diagonal units first."""
+    from lmmcli.engine.fit import fit as engine_fit
+    from lmmcli.fit import fit
+
+    df = sleepstudy.assign(Reaction=sleepstudy.Reaction * cy, Days=sleepstudy.Days * cx)
+    d = build_design(parse_formula("Reaction ~ Days + (Days|Subject)"), df)
+    ef = engine_fit(CrossProducts.from_rows(d.X, d.y, d.blocks))
+    assert ef.scaled
+    want = fit("Reaction ~ Days + (Days|Subject)", df)
+    assert ef.sol.objective == pytest.approx(want.sol.objective, abs=1e-6)
+    np.testing.assert_allclose(ef.sol.beta, want.sol.beta, rtol=1e-5)
+    assert ef.sol.sigma == pytest.approx(want.sol.sigma, rel=1e-5)
+    np.testing.assert_allclose(ef.sol.b[0], want.sol.b[0], rtol=1e-4, atol=1e-6 * np.abs(want.sol.b[0]).max())

@@ -80,3 +80,11 @@ def test_agq_only_for_one_scalar_term():
     check_nagq(9, one)
     with pytest.raises(ModelSpecError, match="single scalar"):
         check_nagq(9, slope)
+
+
+def test_missing_counts_drop_their_rows():
+    df = DF.astype({"s": float}).copy()
+    df.loc[3, "s"] = np.nan
+    gd = build_glmm_design(parse_formula("cbind(s, n - s) ~ x + (1 | g)"), df, make_family("binomial"))
+    assert gd.design.n == len(DF) - 1 and np.all(np.isfinite(gd.y)) and np.all(np.isfinite(gd.weights))
+    assert any("missing" in w for w in gd.design.warnings)

@@ -7,11 +7,20 @@ import functools
 import json
 from pathlib import Path
 
+import pytest
+
 from lmmcli.fit import fit
 from lmmcli.io.read import read_table
 
 BASE = Path(__file__).resolve().parent.parent / "reference" / "analysis"
 CASES = sorted(p.stem for p in (BASE / "expected").glob("*.json"))
+SLOW = {"crossed_slope"}      # a singular crossed fit: ~180 evaluations, seconds on a busy machine
+
+
+def params(rows):
+    """pytest params of (case, ...) tuples, the SLOW cases marked slow (make test-all runs them)."""
+    return [pytest.param(*row, marks=pytest.mark.slow, id="-".join(map(str, row))) if row[0] in SLOW
+            else pytest.param(*row, id="-".join(map(str, row))) for row in rows]
 
 
 @functools.lru_cache(maxsize=None)
@@ -38,3 +47,11 @@ def fitted(case: str):
 def rel(a: float, b: float) -> float:
     """Relative difference of a from the reference b."""
     return abs(a - b) / max(abs(b), 1e-300)
+
+
+@functools.lru_cache(maxsize=None)
+def basis(case: str):
+    """The AnalysisBasis of a case (its Satterthwaite and Kenward-Roger pieces computed once)."""
+    from lmmcli.inference.basis import basis_from_fit
+
+    return basis_from_fit(*fitted(case))

@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.inference.anova import anova, check_options, fstat_ddf
+from lmmcli.inference.anova import anova, anova_of, check_options, fstat_ddf
 from lmmcli.inference.hypotheses import doolittle, zapsmall
-from tests.inference.analysis_reference import CASES, expected, fitted, rel
+from tests.inference.analysis_reference import CASES, basis, expected, fitted, params, rel
 
 TABLES = [(case, key) for case in CASES for key in expected(case)["anova"]]
 
 
-@pytest.mark.parametrize("case,key", TABLES, ids=[f"{c}-{k}" for c, k in TABLES])
+@pytest.mark.parametrize("case,key", params(TABLES))
 def test_anova_matches_lmertest(case, key):
-    fm, df = fitted(case)
     type_, method = key.split("_")
-    result = anova(fm, df, type_, method)
+    result = anova_of(basis(case), type_, method)
     want = expected(case)["anova"][key]
     assert [r.term for r in result.anova] == [w["term"] for w in want]
     for got, w in zip(result.anova, want):

@@ -242,3 +242,13 @@ def test_cli_ci_without_random_terms_says_so():
     res = runner.invoke(app, ["fit", SLEEP, "Reaction ~ Days", "--ci", "profile"])
     assert res.exit_code == 0
     assert "note: --ci is for mixed models" in res.stderr and "conf" not in res.stdout
+
+
+def test_intervals_reach_every_variance_row_of_a_double_bar_term(sleepstudy):
+    """(Days || Subject): VarCorr names the second term's group Subject.1, its interval sd_Days|Subject."""
+    from lmmcli.fit import fit
+    from lmmcli.inference.summary import summarize
+
+    r = summarize(fit("Reaction ~ Days + (Days||Subject)", sleepstudy), ci="boot", nsim=20, seed=1)
+    assert [vc.group for vc in r.variance_components] == ["Subject", "Subject.1", "Residual"]
+    assert all(vc.conf_low is not None and vc.conf_low < vc.sd < vc.conf_high for vc in r.variance_components)

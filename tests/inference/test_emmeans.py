@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from lmmcli.errors import ModelSpecError, UsageError
-from lmmcli.inference.emmeans import adjust_p, cell_labels, emmeans, is_numeric_label, RefGrid
-from tests.inference.analysis_reference import CASES, expected, fitted, rel
+from lmmcli.inference.emmeans import RefGrid, adjust_p, cell_labels, emmeans, emmeans_of, is_numeric_label
+from tests.inference.analysis_reference import CASES, basis, expected, fitted, params, rel
 
 RUNS = [(case, i) for case in CASES for i in range(len(expected(case)["emmeans"]))]
 
@@ -25,12 +25,12 @@ def close(got, want, scale) -> bool:
 
 
 def run(case, i):
-    fm, df = fitted(case)
     e = expected(case)["emmeans"][i]
-    return emmeans(fm, df, _as_list(e["specs"]), _as_list(e["by"]), True, e["adjust"], e["df"], e["level"]), e
+    return emmeans_of(basis(case), _as_list(e["specs"]), _as_list(e["by"]), True, e["adjust"], e["df"],
+                      e["level"]), e
 
 
-@pytest.mark.parametrize("case,i", RUNS, ids=[f"{c}-{i}" for c, i in RUNS])
+@pytest.mark.parametrize("case,i", params(RUNS))
 def test_means_match_emmeans(case, i):
     got, e = run(case, i)
     assert len(got.emmeans) == len(e["emmeans"])
@@ -45,7 +45,7 @@ def test_means_match_emmeans(case, i):
             assert close(getattr(g, k), w[k], w["std_error"])
 
 
-@pytest.mark.parametrize("case,i", RUNS, ids=[f"{c}-{i}" for c, i in RUNS])
+@pytest.mark.parametrize("case,i", params(RUNS))
 def test_pairwise_contrasts_match_emmeans(case, i):
     got, e = run(case, i)
     assert [c.contrast for c in got.contrasts] == [w["contrast"] for w in e["contrasts"]]

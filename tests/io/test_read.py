@@ -13,8 +13,9 @@ import pandas as pd
 import pytest
 
 from conftest import REF
-from lmmcli.io import read as data
-from lmmcli.io.read import read_csv_source, read_table
+from lmmcli.io import text as textio
+from lmmcli.io.read import read_table
+from lmmcli.io.text import Dialect, read_csv_source
 from lmmcli.errors import DataError
 from lmmcli.io.frame import Frame, frames_equal
 
@@ -56,7 +57,7 @@ def _kind(col: np.ndarray) -> str:
 @pytest.mark.parametrize("reader", ["arrow", "pandas"])
 def test_r_typing(tmp_path, monkeypatch, reader, cid, text, col, kind, values):
     if reader == "pandas":   # the fallback must type the same way
-        monkeypatch.setattr(data, "_arrow_read", _arrow_fails)
+        monkeypatch.setattr(textio, "_arrow_read", _arrow_fails)
     df = read_bytes(tmp_path, text.encode())
     assert isinstance(df, Frame)
     assert _kind(df[col]) == kind
@@ -75,7 +76,7 @@ def _arrow_fails(*a, **k):
 def test_arrow_and_pandas_readers_agree_on_sleepstudy(monkeypatch):
     path = str(REF / "data" / "sleepstudy.csv")
     a = read_table(path)
-    monkeypatch.setattr(data, "_arrow_read", _arrow_fails)
+    monkeypatch.setattr(textio, "_arrow_read", _arrow_fails)
     b = read_table(path)
     assert frames_equal(a, b)
     assert [_kind(a[c]) for c in a.columns] == ["f", "i", "i"]   # Reaction, Days, Subject ("308" quoted: a number)
@@ -83,14 +84,14 @@ def test_arrow_and_pandas_readers_agree_on_sleepstudy(monkeypatch):
 
 def test_type_change_after_the_first_block_falls_back_to_pandas(tmp_path, monkeypatch):
     """pyarrow guesses a column's type from its first block; a later text value must not be an error."""
-    monkeypatch.setattr(data, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(textio, "BLOCK_BYTES", 256)
     rows = [f"{i},{i}" for i in range(200)] + ["200,abc"]
     df = read_bytes(tmp_path, ("y,g\n" + "\n".join(rows) + "\n").encode())
     assert _kind(df["y"]) == "i" and _kind(df["g"]) == "str" and df["g"][-1] == "abc"
 
 
 def test_quoted_newlines_across_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(textio, "BLOCK_BYTES", 256)
     rows = [f'{i},"line one\nline two {i}"' for i in range(100)]
     df = read_bytes(tmp_path, ("y,note\n" + "\n".join(rows) + "\n").encode())
     assert len(df) == 100 and df["note"][99] == "line one\nline two 99"
@@ -169,7 +170,7 @@ def test_read_errors(tmp_path, content, fragment):
 def test_stream_source_matches_file(tmp_path):
     content = b"y,g\n1,a\n2,b\n"
     a = read_bytes(tmp_path, content)
-    b = read_csv_source(io.BytesIO(content), ",", "standard input")
+    b = read_csv_source(io.BytesIO(content), Dialect(","), "standard input")
     assert frames_equal(a, b)
 
 
@@ -189,3 +190,200 @@ def test_parquet_index_stored_by_pandas_is_not_a_column(tmp_path):
     df = pd.DataFrame({"y": [1.0, 2.0]}, index=pd.Index(["r1", "r2"], name="rid"))
     df.to_parquet(tmp_path / "d.parquet")
     assert read_table(str(tmp_path / "d.parquet")).columns == ["y"]
+
+
+# -- input dialects (issue 16) ---------------------------------------------------------------------
+SLEEP = REF / "data" / "sleepstudy.csv"
+
+
+def _sleep_as(sep: str, decimal: str = ".") -> bytes:
+    return SLEEP.read_text().replace(",", sep).replace(".", decimal).encode()
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+@pytest.mark.parametrize("name", ["d.csv", "d.txt", "-"])
+def test_delimiter_is_sniffed(tmp_path, monkeypatch, sep, name):
+    raw = _sleep_as(sep)
+    if name == "-":
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw)))
+        df = read_table("-")
+    else:
+        df = read_bytes(tmp_path, raw, name)
+    assert frames_equal(df, read_table(str(SLEEP)))
+    assert df.attrs["delimiter"] == sep
+
+
+@pytest.mark.parametrize("text, sep", [
+    ("y\n1\n2\n", ","),                                 # one column: the default
+    ('y,g\n1,"a;b"\n2,"c;d"\n', ","),                   # quoted delimiters do not count
+    ("y;x\n1,5;2,5\n3,5;4\n", ";"),                     # decimal commas in a semicolon file
+    ("a,b;c\n1,2;3\n4,5;6\n", ","),                     # a tie goes to the comma
+    ("a|b|c\n1|2|3\n", "|"),
+])
+def test_sniff_delimiter(text, sep):
+    assert textio.sniff_delimiter(text) == sep
+
+
+def test_delimiter_and_decimal_given(tmp_path):
+    raw = _sleep_as(";", decimal=",")
+    path = tmp_path / "d.csv"
+    path.write_bytes(raw)
+    df = read_table(str(path), dialect=Dialect(";", ","))
+    assert frames_equal(df, read_table(str(SLEEP)))
+    sniffed = read_table(str(path), dialect=Dialect(None, ","))
+    assert frames_equal(sniffed, df)
+
+
+def test_decimal_comma_without_the_option_is_text_and_flagged(tmp_path):
+    df = read_bytes(tmp_path, b"y;x\n1,5;2\n2,5;3\n3,5;4\n")
+    assert df["y"].dtype == object and df.attrs["numeric_text"] == {"y": ["1,5", "2,5", "3,5"]}
+
+
+def test_delimiter_equal_to_decimal_is_refused(tmp_path):
+    (tmp_path / "d.csv").write_bytes(b"y,x\n1,2\n")
+    with pytest.raises(DataError, match="both ','"):
+        read_table(str(tmp_path / "d.csv"), dialect=Dialect(",", ","))
+
+
+def _compress(kind: str, raw: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    import pyarrow as pa
+
+    if kind == "zst":
+        return pa.compress(raw, codec="zstd", asbytes=True)
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](raw)
+
+
+@pytest.mark.parametrize("kind", ["gz", "bz2", "xz", "zst"])
+def test_compressed_files_and_stdin(tmp_path, monkeypatch, kind):
+    packed = _compress(kind, SLEEP.read_bytes())
+    ref = read_table(str(SLEEP))
+    assert frames_equal(read_bytes(tmp_path, packed, f"d.csv.{kind}"), ref)
+    assert frames_equal(read_bytes(tmp_path, packed, "d.csv"), ref)      # by its magic bytes
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(packed)))
+    assert frames_equal(read_table("-"), ref)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("d.csv.gz", lambda: _compress("gz", b"y,x\n1,2\n")[:-6]),       # truncated
+    ("d.csv.gz", b"y,x\n1,2\n"),                                 # named compressed, but plain
+    ("d.csv.zst", b"garbage"),
+    ("d.csv.xz", lambda: _compress("xz", b"y,x\n1,2\n")[:-3]),
+    ("d.csv.bz2", b"BZh9 not really"),
+])
+def test_damaged_compressed_file(tmp_path, name, content):
+    with pytest.raises(DataError, match=f"cannot decompress {name}"):
+        read_bytes(tmp_path, content() if callable(content) else content, name)
+
+
+def test_arrow_ipc_feather_and_stdin_parquet(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.feather as feather
+    import pyarrow.parquet as pq
+
+    ref = read_table(str(SLEEP))
+    table = pa.Table.from_pandas(ref.to_pandas(), preserve_index=False)
+    feather.write_feather(table, tmp_path / "d.feather")
+    assert frames_equal(read_table(str(tmp_path / "d.feather")), ref)
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    assert frames_equal(read_bytes(tmp_path, sink.getvalue(), "d.arrows"), ref)
+    for raw in (sink.getvalue(), (tmp_path / "d.feather").read_bytes()):
+        monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(raw)))
+        assert frames_equal(read_table("-"), ref)
+    pq.write_table(table, tmp_path / "d.parquet")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO((tmp_path / "d.parquet").read_bytes())))
+    assert frames_equal(read_table("-"), ref)
+
+
+def test_closed_stdin_is_an_error(monkeypatch):
+    monkeypatch.setattr("sys.stdin", None)
+    with pytest.raises(DataError, match="standard input is closed"):
+        read_table("-")
+
+
+def test_fifo_is_read_once(tmp_path):
+    """A named pipe called x.csv: opening it twice would wait for a second writer forever."""
+    import os
+    import threading
+
+    fifo = tmp_path / "x.csv"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(SLEEP.read_bytes()), daemon=True)
+    writer.start()
+    df = read_table(str(fifo))
+    writer.join(timeout=10)
+    assert frames_equal(df, read_table(str(SLEEP)))
+
+
+# -- numbers stay numbers, IDs stay exact (issue 13) -----------------------------------------------
+def test_parquet_decimals_are_numbers_and_unused_odd_columns_do_not_matter(tmp_path):
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"y": [1.0, 2.0, 3.0],
+                      "dec": pa.array([decimal.Decimal(v) for v in ("1.00", "2.50", "3.25")], pa.decimal128(10, 2)),
+                      "big": pa.array([2 ** 63 + 1, 2 ** 64 - 1, 0], pa.uint64())})
+    pq.write_table(table, tmp_path / "d.parquet")
+    df = read_table(str(tmp_path / "d.parquet"))
+    assert df["dec"].tolist() == [1.0, 2.5, 3.25]
+    assert df["big"].dtype == np.float64
+    assert read_table(str(tmp_path / "d.parquet"), columns={"y", "dec"}).columns == ["y", "dec"]
+
+
+def test_long_integer_ids_with_missing_values_stay_exact(tmp_path):
+    ids = [12345678901234567, 12345678901234568, None]
+    text = "y,g\n" + "\n".join(f"1,{'' if g is None else g}" for g in ids) + "\n"
+    df = read_bytes(tmp_path, text.encode())
+    assert df["g"].tolist() == ids
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"g": pa.array(ids, pa.int64())}), tmp_path / "d.parquet")
+    assert read_table(str(tmp_path / "d.parquet"))["g"].tolist() == ids
+
+
+@pytest.mark.parametrize("text, flagged", [
+    ("Days\n0\n1\n.\n3\n4\n5\n", {"Days": ["."]}),
+    ("x\n1\n2\nn/a\n4\n?\n6\n7\n8\n9\n10\n", {"x": ["n/a", "?"]}),
+    ("g\na\nb\n1\n", None),                  # a text column with a number among its values: no warning
+    ("x\n1\n2\n3\n", None),
+])
+def test_numbers_made_text_by_a_few_values_are_flagged(tmp_path, text, flagged):
+    assert read_bytes(tmp_path, text.encode()).attrs.get("numeric_text") == flagged
+
+
+def test_a_parquet_column_pyarrow_cannot_read_is_left_out(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"y": [1.0, 2.0], "bad": [1, 2], "g": ["a", "b"]}), tmp_path / "d.parquet")
+    real = pq.read_table
+
+    def fussy(src, columns=None, **kw):     # as pyarrow does for a type it does not implement
+        if columns is None or "bad" in columns:
+            raise pa.ArrowNotImplementedError("unsupported logical type in column 'bad'")
+        return real(src, columns=columns, **kw)
+
+    monkeypatch.setattr(pq, "read_table", fussy)
+    df = read_table(str(tmp_path / "d.parquet"))
+    assert df.columns == ["y", "g"] and "bad" in df.attrs["unreadable"]
+
+
+@pytest.mark.parametrize("values, kind", [
+    (["1234567890123456789012", "1234567890123456789013"], "str"),     # IDs beyond int64: their text
+    (["2.4956e+302", "1e300"], "f"),                                   # whole as floats, but numbers
+    (["6.02e23", "1.2e24"], "f"),
+    (["100000000000000000000000.0", "3"], "f"),
+])
+def test_whole_numbers_beyond_2_53_are_text_only_when_written_as_digits(tmp_path, values, kind):
+    df = read_bytes(tmp_path, ("v\n" + "\n".join(values) + "\n").encode())
+    assert _kind(df["v"]) == kind
+    if kind == "str":
+        assert df["v"].tolist() == values

@@ -139,3 +139,173 @@ def test_cli_never_overwrites_the_data_file(tmp_path):
     before = data.read_bytes()
     res = runner.invoke(app, ["fit", str(data), SF, "-o", str(data)])
     assert res.exit_code == 2 and data.read_bytes() == before and leftovers(tmp_path) == []
+
+
+# -- issue 13: outputs never replace inputs, each other, devices or FIFOs ---------------------------
+def _saved_model(tmp_path):
+    path = tmp_path / "m.json"
+    assert runner.invoke(app, ["fit", SLEEP, SF, "--save", str(path)]).exit_code == 0
+    return path
+
+
+@pytest.mark.parametrize("case", ["-o data", "-o newdata", "-o newdata link", "-o model", "-o = --save",
+                                  "-o = --save via ./", "--save data", "--save data hard link"])
+def test_outputs_naming_inputs_or_each_other_are_refused(tmp_path, case):
+    data, new = tmp_path / "train.csv", tmp_path / "new.csv"
+    data.write_bytes(open(SLEEP, "rb").read())
+    new.write_bytes(data.read_bytes())
+    model = _saved_model(tmp_path)
+    (tmp_path / "link.csv").symlink_to(new)
+    os.link(data, tmp_path / "hard.csv")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    t = str(tmp_path)
+    args = {
+        "-o data": ["predict", str(data), SF, "--newdata", str(new), "-o", str(data)],
+        "-o newdata": ["predict", str(data), SF, "--newdata", str(new), "-o", str(new)],
+        "-o newdata link": ["predict", str(data), SF, "--newdata", str(new), "-o", f"{t}/link.csv"],
+        "-o model": ["predict", "--model", str(model), "--newdata", str(new), "-o", str(model)],
+        "-o = --save": ["fit", str(data), SF, "-o", f"{t}/x.json", "--save", f"{t}/x.json"],
+        "-o = --save via ./": ["fit", str(data), SF, "-o", f"{t}/x.json", "--save", f"{t}/./x.json"],
+        "--save data": ["fit", str(data), SF, "--save", str(data)],
+        "--save data hard link": ["fit", str(data), SF, "--save", f"{t}/hard.csv"],
+    }[case]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.stderr
+    assert res.stderr.startswith("error: ") and ("refusing to overwrite" in res.stderr or "same file" in res.stderr)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_fifo_output_is_written_directly_not_renamed_over(tmp_path):
+    import threading
+
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    res = runner.invoke(app, ["predict", SLEEP, SF, "-o", str(fifo)])
+    reader.join(timeout=30)
+    assert res.exit_code == 0, res.stderr
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)     # still a FIFO
+    assert got[0].startswith(b"row,prediction")
+    assert leftovers(tmp_path) == []
+
+
+def test_device_output_is_written_directly(tmp_path, monkeypatch):
+    """A character device (here a stand-in path that stat() calls one) is opened and written, never replaced."""
+    import stat as stat_mod
+
+    target = tmp_path / "dev"
+    target.write_bytes(b"")
+    real_stat = os.stat
+    renames = []
+    monkeypatch.setattr(os, "replace", lambda *a: renames.append(a))
+
+    class FakeStat:
+        def __init__(self, st):
+            self._st = st
+
+        def __getattr__(self, name):
+            return self._st.st_mode & 0o7777 | stat_mod.S_IFCHR if name == "st_mode" else getattr(self._st, name)
+
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: FakeStat(real_stat(p, *a, **k))
+                        if str(p) == str(target) else real_stat(p, *a, **k))
+    write_text(str(target), "data\n")
+    assert renames == [] and target.read_text() == "data\n"
+
+
+def test_symlinked_output_keeps_the_link(tmp_path):
+    (tmp_path / "link.json").symlink_to(tmp_path / "real.json")
+    write_text(str(tmp_path / "link.json"), "x\n")
+    assert (tmp_path / "link.json").is_symlink() and (tmp_path / "real.json").read_text() == "x\n"
+
+
+def test_too_long_output_name_is_a_usage_error(tmp_path):
+    res = runner.invoke(app, ["fit", SLEEP, SF, "-o", str(tmp_path / ("a" * 300 + ".json"))])
+    assert res.exit_code == 2 and "the file name is 305 bytes" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_long_but_legal_output_name_is_written(tmp_path):
+    name = "b" * 250 + ".csv"
+    write_text(str(tmp_path / name), "x\n")
+    assert (tmp_path / name).read_text() == "x\n" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("signum, code, line", [(15, 143, "error: terminated"), (1, 129, "error: hung up")])
+def test_sigterm_and_sighup_while_writing_clean_up(tmp_path, monkeypatch, signum, code, line):
+    """The signal arrives while the output is being written: the .part file is removed, one line, 128 + signal."""
+    import lmmcli.io.write as write_mod
+
+    real = write_mod.atomic_write
+
+    def write_then_signal(path, write, inputs=()):
+        def writer(fh):
+            write(fh)
+            os.kill(os.getpid(), signum)
+        return real(path, writer, inputs)
+
+    monkeypatch.setattr(write_mod, "atomic_write", write_then_signal)
+    res = runner.invoke(app, ["predict", SLEEP, SF, "-o", str(tmp_path / "out.csv")])
+    assert res.exit_code == code and res.stderr.strip().endswith(line)
+    assert os.listdir(tmp_path) == []
+
+
+def _write_one(args):
+    path, k = args
+    write_text(path, f"{k}\n" * 200_000)     # 200,000 lines: large enough for writes to overlap
+    return k
+
+
+def test_twenty_parallel_writers_leave_one_whole_file(tmp_path):
+    import multiprocessing
+
+    target = str(tmp_path / "out.csv")
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        done = pool.map(_write_one, [(target, k) for k in range(20)])
+    assert sorted(done) == list(range(20))
+    lines = open(target).read().splitlines()
+    assert len(lines) == 200_000 and len(set(lines)) == 1     # one writer's whole content, not a mixture
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.slow   # 20 lmm processes at once: about a minute on 2 cores
+def test_twenty_parallel_lmm_runs_leave_one_valid_file(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "pred.csv"
+    procs = [subprocess.Popen([sys.executable, "-m", "lmmcli.cli", "predict", SLEEP, SF, "-o", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(20)]
+    assert all(p.wait(timeout=600) == 0 for p in procs)
+    text = out.read_text().splitlines()
+    assert text[0].startswith("row,prediction") and len(text) == 181
+    assert leftovers(tmp_path) == []
+
+
+def test_save_to_stdout_with_the_report_in_a_file(tmp_path):
+    import json as json_mod
+
+    res = runner.invoke(app, ["fit", SLEEP, SF, "--save", "-", "-o", str(tmp_path / "s.txt")])
+    assert res.exit_code == 0 and json_mod.loads(res.stdout)["format"] == "lmm-model"
+    assert (tmp_path / "s.txt").read_text().startswith("Linear mixed model")
+    assert not os.path.exists("-")
+
+
+@pytest.mark.parametrize("args", [["--save", "-"], ["--save", "-", "-o", "-"]])
+def test_two_outputs_on_stdout_are_refused(args):
+    res = runner.invoke(app, ["fit", SLEEP, SF, *args])
+    assert res.exit_code == 2 and "would both write to standard output" in res.stderr and res.stdout == ""
+
+
+def test_the_same_character_device_twice_is_allowed(tmp_path, monkeypatch):
+    import lmmcli.io.write as write_mod
+
+    from lmmcli.io.write import check_outputs
+
+    dev = tmp_path / "dev"
+    dev.write_text("")
+    with pytest.raises(UsageError, match="name the same file"):
+        check_outputs({"-o": str(dev), "--save": str(dev)}, {})
+    monkeypatch.setattr(write_mod, "_is_char_device", lambda p: True)
+    check_outputs({"-o": str(dev), "--save": str(dev)}, {})

@@ -187,3 +187,81 @@ def test_cli_saved_model_keeps_its_warnings_for_strict(tmp_path, command):
     r = runner.invoke(app, command + ["--model", str(model)])
     assert r.exit_code == 0 and "singular" in r.stderr
     assert runner.invoke(app, command + ["--model", str(model), "--strict"]).exit_code == 3
+
+
+# -- issue 13: the whole file is checked against its schema -------------------------------------------
+def _set(path: str, value):
+    def change(doc):
+        *keys, last = path.split(".")
+        node = doc
+        for k in keys:
+            node = node[int(k)] if k.isdigit() else node[k]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[int(last) if last.isdigit() else last] = value
+        return doc
+    return change
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("random_terms.0.cov.0.0", -1.0, "negative variances"),
+    ("random_terms.0.cov.0.1", 1e6, "not symmetric"),
+    ("vcov.0.0", -3.0, "negative variances"),
+    ("random_terms.0.cond_var.0.1.1", -0.5, "cond_var of Subject has negative variances"),
+    ("sigma", -1.0, "the model.sigma must not be negative"),
+    ("sigma", "12", "the model.sigma must be a finite number"),
+    ("sigma", True, "the model.sigma must be a finite number"),
+    ("beta.0", None, r"the model.beta\[0\] must be a finite number"),
+    ("theta", [1.0], "'theta' has 1 values, but the random terms need 3"),
+    ("summary.warnings", 5, "the model.summary.warnings must be a list"),
+    ("summary.nobs", True, "summary.nobs must be a whole number"),
+    ("summary.variance_components.0.variance", -2.0, "must not be negative"),
+    ("extra", 1, "unexpected name 'extra'"),
+    ("spec.surprise", [], "the model.spec has an unexpected name 'surprise'"),
+    ("random_terms.0.note", "x", r"the model.random_terms\[0\] has an unexpected name 'note'"),
+    ("spec.variables.0.kind", "ordinal", "must be one of 'numeric', 'matrix', 'factor'"),
+    ("random_terms.0.correlated", 1, "must be true or false"),
+    ("random_terms.0.levels.0", 308, "must be text"),
+    ("spec.scale_state", {"x": [0.0, 0.0]}, "the scale"),
+    ("method", "GLS", "must be one of 'REML', 'ML'"),
+])
+def test_impossible_contents_are_refused(saved, path, value, message):
+    doc = _set(path, value)(copy.deepcopy(_doc(saved)))
+    with pytest.raises(DataError, match=message):
+        from_dict(doc, "m.json")
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("nan", None, "it holds NaN"),
+    ("deep", "[" * 200_000 + "]" * 200_000, "nested too deeply"),
+])
+def test_nan_and_deep_nesting_are_refused(tmp_path, saved, name, text, message):
+    import json
+
+    path = tmp_path / "m.json"
+    if text is None:
+        text = json.dumps(_doc(saved)).replace(str(_doc(saved)["sigma"]), "NaN", 1)
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        load(str(path))
+
+
+def test_oversized_model_file_is_refused_before_reading(tmp_path, monkeypatch):
+    import lmmcli.predict.saved_model as saved_model
+
+    monkeypatch.setattr(saved_model, "MAX_BYTES", 10)
+    path = tmp_path / "m.json"
+    path.write_text("{" + " " * 20 + "}")
+    with pytest.raises(DataError, match="larger than any saved lmm model"):
+        load(str(path))
+
+
+def test_cli_deep_model_file_is_one_error_line(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text("[" * 200_000)
+    res = runner.invoke(app, ["predict", "--model", str(path), "--newdata", SLEEP_CSV])
+    assert res.exit_code == 1 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr

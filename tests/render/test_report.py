@@ -91,3 +91,12 @@ def test_the_report_renders_in_chromium_without_console_messages(page):
     assert console == []
     assert "<h1>Linear mixed model: Reaction ~ Days + (Days|Subject)</h1>" in dom
     assert dom.count("<svg") == 3
+
+
+def test_a_model_without_a_numeric_predictor_says_why_it_has_no_trajectories(tmp_path):
+    out = tmp_path / "pen.html"
+    res = runner.invoke(app, ["report", str(REF / "data" / "penicillin.csv"), "diameter ~ 1 + (1|plate) + (1|sample)",
+                              "-o", str(out)])
+    assert res.exit_code == 0, res.stderr
+    text = out.read_text()
+    assert text.count("<svg") == 2 and "no numeric predictor" in text

@@ -31,6 +31,16 @@ nested <- nested[runif(nrow(nested)) > 0.2, c("a", "b", "x", "y")]
 write.csv(nested, "data/nested.csv", row.names = FALSE)
 missing_cell <- twoway[!(twoway$A == "high-dose" & twoway$B == 4), ]   # an empty cell: A:B is rank deficient
 write.csv(missing_cell, "data/twoway_missing.csv", row.names = FALSE)
+crossed <- expand.grid(item = sprintf("i%02d", 1:12), subj = sprintf("p%02d", 1:16), stringsAsFactors = FALSE)
+crossed$cond <- (match(crossed$item, unique(crossed$item)) %% 2) == 0          # TRUE/FALSE, a logical factor
+crossed$grp <- c("north", "south", "west")[(match(crossed$subj, unique(crossed$subj)) %% 3) + 1]
+crossed$x <- round(rnorm(nrow(crossed), 0, 1), 3)
+crossed$z <- round(runif(nrow(crossed), 1, 5), 3)
+crossed$y <- round(2 + 0.6 * crossed$cond + c(north = 0, south = 0.4, west = -0.3)[crossed$grp] + 0.5 * crossed$x -
+  0.2 * crossed$z + 0.15 * crossed$x * crossed$z + rnorm(12, 0, 0.5)[match(crossed$item, unique(crossed$item))] +
+  rnorm(16, 0, 0.7)[match(crossed$subj, unique(crossed$subj))] + rnorm(nrow(crossed), 0, 0.6), 4)
+crossed <- crossed[runif(nrow(crossed)) > 0.25, ]
+write.csv(crossed, "data/crossed.csv", row.names = FALSE)
 file.copy("../../../sample_data/gpa.csv", "data/gpa.csv", overwrite = TRUE)
 file.copy("../../../sample_data/sleepstudy.csv", "data/sleepstudy.csv", overwrite = TRUE)
 
@@ -89,6 +99,15 @@ cases <- list(
        contrasts = list(A = "helmert", B = "poly"), anova = c("3", "2"), emmeans = list(em("A"))),
   list(id = "twoway_weights", data = "twoway", formula = "y ~ A*B + x + (1 | g)", factors = "B", reml = TRUE,
        weights = "w", anova = c("3", "1"), emmeans = list(em("A"), em("A", df = "satterthwaite")), ranova = TRUE),
+  list(id = "crossed_xz", data = "crossed", formula = "y ~ cond*grp + x*z + (1 | item) + (1 | subj)",
+       factors = character(0), reml = TRUE, anova = c("3", "2", "1"),
+       emmeans = list(em("cond"), em("grp", by = "cond", adjust = "tukey"), em(c("grp", "cond"), df = "satterthwaite")),
+       ranova = TRUE),
+  list(id = "crossed_slope", data = "crossed", formula = "y ~ grp + x + (1 + x | subj) + (1 | item)",
+       factors = character(0), reml = TRUE, anova = c("3"), emmeans = list(em("grp", adjust = "holm")),
+       ranova = TRUE),
+  list(id = "twoway_offset", data = "twoway", formula = "y ~ A + x + offset(0.5 * w) + (1 | g)", factors = "B",
+       reml = TRUE, anova = c("3"), emmeans = list(em("A"), em("A", df = "satterthwaite", adjust = "none"))),
   list(id = "twoway_3way", data = "twoway", formula = "y ~ A*B*x + (1 | g)", factors = "B", reml = TRUE,
        anova = c("3", "2", "1"), emmeans = list(em("B", by = "A", df = "satterthwaite", adjust = "holm")))
 )

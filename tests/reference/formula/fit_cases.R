@@ -52,3 +52,53 @@ for (i in seq_len(nrow(cases))) {
 writeLines(c(R.version.string, paste("lme4", packageVersion("lme4")), paste("lmerTest", packageVersion("lmerTest")),
              paste("Matrix", packageVersion("Matrix")), paste("jsonlite", packageVersion("jsonlite"))),
            "versions.txt")
+
+# A formula without random terms is lm(): prior weights and an offset as summary(lm(weights = )) reports them
+# (R 4.2's summary.lm counts the offset as part of the fitted values in R^2).
+l <- lm(y ~ x + V + offset(o), d, weights = w)
+s <- summary(l)
+lm_out <- list(id = "lm_weights_offset", formula = "y ~ x + V + offset(o)", weights = "w",
+               fixef = list(terms = rownames(s$coefficients), estimate = num(s$coefficients[, 1]),
+                            se = num(s$coefficients[, 2])),
+               r_squared = s$r.squared, adj_r_squared = s$adj.r.squared, sigma = s$sigma,
+               fstatistic = num(s$fstatistic[1]), loglik = num(logLik(l)), aic = AIC(l),
+               residual_quantiles = num(quantile(s$residuals)))
+writeLines(toJSON(lm_out, digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/lm_weights_offset.json")
+
+# lmerTest's ranova of a weighted fit with sum contrasts: the reduced models keep both.
+m <- lmerTest::lmer(y ~ x + V + (x|B), d, weights = w, contrasts = list(V = "contr.sum"))
+r <- ranova(m)
+writeLines(toJSON(list(id = "ranova_weights_contrasts", formula = "y ~ x + V + (x|B)", weights = "w",
+                       contrasts = "V=contr.sum", rows = rownames(r), npar = num(r$npar), loglik = num(r$logLik),
+                       lrt = num(r$LRT)),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE, na = "null"),
+           "expected/ranova_weights_contrasts.json")
+
+# lmm fit --by H --weights w --contrasts sum: one lmer per value of H, each with the weights and contrasts.
+by_out <- lapply(c("h1", "h2"), function(h) {
+  s <- d[d$H == h, ]
+  m <- lmer(y ~ V + (1|B), s, weights = w, contrasts = list(V = "contr.sum"))
+  list(value = h, terms = names(fixef(m)), estimate = num(fixef(m)), objective = REMLcrit(m))
+})
+writeLines(toJSON(list(id = "by_weights_contrasts", formula = "y ~ V + (1|B)", by = "H", fits = by_out),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/by_weights_contrasts.json")
+
+# lmerTest's anova (Satterthwaite) of fits with sum and Helmert contrasts, types 1, 2 and 3.
+anova_out <- list()
+for (kind in c("contr.sum", "contr.helmert")) {
+  m <- lmerTest::lmer(y ~ V * N + x + (1|B), d, weights = w, contrasts = list(V = kind, N = kind))
+  for (type in c(1, 2, 3)) {
+    a <- anova(m, type = type)
+    anova_out[[length(anova_out) + 1]] <- list(contrasts = kind, type = type, terms = rownames(a),
+                                               F = num(a[["F value"]]), NumDF = num(a$NumDF),
+                                               DenDF = num(a$DenDF))
+  }
+}
+writeLines(toJSON(list(formula = "y ~ V * N + x + (1|B)", weights = "w", tables = anova_out),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/anova_contrasts.json")
+
+# glmer with sum contrasts (lmm fit --family binomial --contrasts sum).
+g <- glmer(I(y > 14) ~ V + x + (1|B), d, family = binomial, contrasts = list(V = "contr.sum"))
+writeLines(toJSON(list(formula = "I(y > 14) ~ V + x + (1|B)", family = "binomial", contrasts = "V=contr.sum",
+                       terms = names(fixef(g)), estimate = num(fixef(g)), aic = AIC(g)),
+                  digits = NA, auto_unbox = TRUE, pretty = TRUE), "expected/glmer_contrasts.json")

@@ -34,7 +34,7 @@ one <- function(cs) {
        theta = unname(getME(m, "theta")), varcorr = vc,
        glmer_deviance = unname(s$AICtab[["deviance"]]), glmer_loglik = as.numeric(logLik(m)),
        AIC = unname(s$AICtab[["AIC"]]), BIC = unname(s$AICtab[["BIC"]]), df_resid = df.residual(m),
-       saturated_m2loglik = const, loglik_complete = as.numeric(logLik(m)) - (if (cs$nagq != "1") const / 2 else 0),
+       saturated_m2loglik = const, loglik_complete = as.numeric(logLik(m)) - (if (as.integer(cs$nagq) > 1) const / 2 else 0),
        npar = attr(logLik(m), "df"), nobs = nobs(m), ngroups = as.list(ngrps(m)),
        is_singular = isSingular(m), converged = is.null(m@optinfo$conv$lme4$messages),
        messages = m@optinfo$conv$lme4$messages,
@@ -51,3 +51,12 @@ for (i in seq_len(nrow(cases))) {
   write_json(out, file.path("expected", paste0(cases$id[i], ".json")), digits = NA, auto_unbox = TRUE, pretty = TRUE)
   cat(cases$id[i], out$glmer_deviance, out$glmer_seconds, "\n")
 }
+
+# anova() between two GLMMs (lmm compare --family): cbpp without and with period
+d <- read.csv("data/cbpp.csv", stringsAsFactors = TRUE); d$period <- factor(d$period)
+m1 <- glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), d, binomial)
+m2 <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), d, binomial)
+a <- anova(m1, m2)
+write_json(list(versions = versions, npar = a$npar, AIC = a$AIC, BIC = a$BIC, logLik = a$logLik,
+                deviance = a$deviance, Chisq = a$Chisq, Df = a$Df, p = a[["Pr(>Chisq)"]]),
+           file.path("expected", "compare_cbpp.json"), digits = NA, auto_unbox = TRUE, pretty = TRUE)

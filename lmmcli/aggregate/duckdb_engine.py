@@ -1,0 +1,130 @@
+"""--engine duckdb: the plan's GROUP BYs run by DuckDB straight from Parquet or CSV files (globs,
+directories, Hive partitions), multithreaded, spilling to disk past --memory-limit.
+
+duckdb is an optional dependency (`pip install lmmcli[duckdb]`), imported when this engine is used.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from lmmcli.aggregate.source import Source
+from lmmcli.aggregate.sql import DUCKDB, VIEW
+from lmmcli.errors import DataError, LmmError
+from lmmcli.io.text import NA_STRINGS, _r_names
+
+
+def kind_of(sql_type: str) -> str:
+    """'float', 'int', 'bool' or 'text' for a DuckDB column type."""
+    t = sql_type.upper()
+    if t.startswith(("DOUBLE", "FLOAT", "REAL", "DECIMAL")):
+        return "float"
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+             "UBIGINT"):
+        return "int"
+    return "bool" if t == "BOOLEAN" else "text"
+
+
+def _list(files) -> str:
+    return "[" + ", ".join(DUCKDB.literal(f) for f in files) + "]"
+
+
+def reader_sql(src: Source) -> str:
+    """DuckDB's table function that reads the source."""
+    files, hive = _list(src.files), "true" if src.hive else "false"
+    if src.format == "parquet":
+        return f"read_parquet({files}, hive_partitioning = {hive}, union_by_name = true)"
+    nulls = "[" + ", ".join(DUCKDB.literal(s) for s in NA_STRINGS) + "]"
+    delim = "\\t" if src.format == "tsv" else ","
+    return (f"read_csv({files}, header = true, delim = '{delim}', nullstr = {nulls}, "
+            f"hive_partitioning = {hive}, union_by_name = true, sample_size = 100000)")
+
+
+class DuckDBRunner:
+    """Runs SQL over the source as the view lmm_data (columns under R's names), returns numpy columns."""
+
+    dialect = DUCKDB
+    name = "duckdb"
+
+    def __init__(self, src: Source, threads: int | None = None, memory_limit: str | None = None,
+                 progress: bool | None = None):
+        try:
+            import duckdb
+        except ImportError as exc:
+            raise LmmError("--engine duckdb needs the duckdb package", hint="pip install 'lmmcli[duckdb]'") from exc
+        self.duckdb = duckdb
+        self.src = src
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self._tmp = tempfile.TemporaryDirectory(prefix="lmm_duckdb_")
+        self.con = duckdb.connect(config={"temp_directory": self._tmp.name})
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = {DUCKDB.literal(memory_limit)}")
+        self.con.execute("SET preserve_insertion_order = false")
+        self._make_view()
+
+    def _make_view(self) -> None:
+        try:
+            cols = self.con.execute(f"DESCRIBE SELECT * FROM {reader_sql(self.src)}").fetchall()
+        except self.duckdb.Error as exc:
+            raise DataError(f"cannot read '{self.src.spec}': {str(exc).splitlines()[0]}") from exc
+        names = _r_names([c[0] for c in cols])
+        self._kinds = {r: kind_of(c[1]) for r, c in zip(names, cols)}
+        sel = ", ".join(f"{DUCKDB.ident(c[0])} AS {DUCKDB.ident(r)}" for r, c in zip(names, cols))
+        self.con.execute(f"CREATE TEMP VIEW {VIEW} AS SELECT {sel} FROM {reader_sql(self.src)}")
+
+    def kinds(self) -> dict[str, str]:
+        return dict(self._kinds)
+
+    def run(self, query: str) -> dict[str, np.ndarray]:
+        """The query's result as numpy columns (text as object arrays)."""
+        try:
+            table = self._execute(query)
+        except self.duckdb.Error as exc:
+            raise DataError(f"DuckDB could not aggregate '{self.src.label}': {str(exc).splitlines()[0]}") from exc
+        return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+    def _execute(self, query: str):
+        """Execute, showing DuckDB's query progress on stderr when it is a terminal."""
+        if not self.progress:
+            return self.con.sql(query).to_arrow_table()
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(done,), daemon=True)
+        watcher.start()
+        try:
+            return self.con.sql(query).to_arrow_table()
+        finally:
+            done.set()
+            watcher.join()
+            sys.stderr.write("\r\033[K")
+
+    def _watch(self, done: threading.Event) -> None:
+        while not done.wait(0.5):
+            try:
+                pct = self.con.query_progress()
+            except Exception:    # the query finished between the check and the call
+                return
+            if pct >= 0:
+                sys.stderr.write(f"\raggregating {self.src.label} with duckdb: {pct:5.1f}%")
+                sys.stderr.flush()
+
+    def batches(self, columns, rows: int = 1 << 20):
+        """The rows of these columns (raw values, R's names) in input order, as pyarrow RecordBatches."""
+        self.con.execute("SET preserve_insertion_order = true")
+        cols = ", ".join(DUCKDB.ident(c) for c in columns)
+        yield from self.con.sql(f"SELECT {cols} FROM {VIEW}").to_arrow_reader(rows)
+
+    def register(self, name: str, columns: dict) -> None:
+        """A table of numpy columns, queryable by name."""
+        import pyarrow as pa
+
+        self.con.register(name, pa.table({k: np.asarray(v) for k, v in columns.items()}))
+
+    def close(self) -> None:
+        self.con.close()
+        self._tmp.cleanup()

@@ -1,0 +1,66 @@
+"""--engine spark (pyspark in local mode, for real): the same plan as DuckDB gives the same fit.
+Few tests, one SparkSession for the whole test session (starting it takes seconds)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.aggregate.conftest import assert_same_fit, fit_both, rel
+from tests.aggregate.test_duckdb import _frame
+
+pytest.importorskip("pyspark")
+if shutil.which("java") is None:
+    pytest.skip("Spark needs Java", allow_module_level=True)
+
+
+@pytest.fixture(scope="session")
+def spark_runner_for():
+    from lmmcli.aggregate.source import resolve
+    from lmmcli.aggregate.spark_engine import SparkRunner
+
+    made = []
+
+    def make(path):
+        made.append(SparkRunner(resolve(str(path)), "local[2]"))
+        return made[-1]
+
+    yield make
+    if made:
+        made[0].spark.stop()
+
+
+def test_spark_crossed_factor_missing_csv(tmp_path, spark_runner_for):
+    """Factors, missing values (NA in CSV) and crossed terms through Spark SQL agree with memory."""
+    df = _frame(seed=11)
+    df.loc[[2, 9, 33], "x"] = np.nan
+    df.loc[[4], "f"] = None
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False, na_rep="NA")
+    formula = "y ~ x + f + (1|g) + (1|item)"
+    mem, agg = fit_both(path, formula, factors=("item",), runner=spark_runner_for(path))
+    assert agg.engine_name == "spark"
+    assert_same_fit(mem, agg, at_optimum=1e-8)
+    for key, v in mem.residual_quantiles().items():
+        assert abs(agg.residuals[key] - v) < 1e-6
+
+
+def test_spark_parts_equal_duckdb(tmp_path, spark_runner_for):
+    """A directory of Parquet parts: Spark's sums and DuckDB's give the same objective to 1e-10."""
+    from lmmcli.aggregate.duckdb_engine import DuckDBRunner
+    from lmmcli.aggregate.source import resolve
+    from lmmcli.fit_scale import fit_source
+
+    df = _frame(n_groups=40, seed=12)
+    df["x"] = df["x"] + np.log(df["w"])
+    (tmp_path / "parts").mkdir()
+    for i, idx in enumerate(np.array_split(np.random.default_rng(1).permutation(len(df)), 3)):
+        df.iloc[idx].to_parquet(tmp_path / "parts" / f"p{i}.parquet")
+    formula = "y ~ scale(x) + b + (x|g)"
+    sp = fit_source(formula, spark_runner_for(tmp_path / "parts"), residuals=False)
+    dk = fit_source(formula, DuckDBRunner(resolve(str(tmp_path / "parts")), progress=False), residuals=False)
+    assert rel(sp.model.objective(dk.sol.theta), dk.model.objective(dk.sol.theta)) < 1e-10
+    assert rel(sp.sol.objective, dk.sol.objective) < 1e-10
+    assert sp.design.fixed_names == dk.design.fixed_names
