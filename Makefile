@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 STAMP = $(VENV)/.installed
 
-.PHONY: run test test-all bench bench-large bench-scale check-reference clean
+.PHONY: run test test-all bench bench-phases bench-large bench-scale check-reference clean
 
 run: $(STAMP)
 	$(BIN)/lmm fit sample_data/sleepstudy.csv "Reaction ~ Days + (Days|Subject)"
@@ -16,6 +16,9 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 bench: $(STAMP)
+	$(BIN)/python bench/table.py
+
+bench-phases: $(STAMP)
 	$(BIN)/python bench/run.py
 
 bench-large: $(STAMP)

@@ -62,8 +62,11 @@ class FittedModel:
         return self.design.blocks
 
     def vcov(self) -> np.ndarray:
-        """Covariance of beta-hat: sigma^2 (RX' RX)^{-1}."""
-        return self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX)
+        """Covariance of beta-hat: sigma^2 (RX' RX)^{-1} (formed once per solution: O(p^3))."""
+        cached = self.__dict__.get("_vcov")
+        if cached is None or cached[0] is not self.sol:
+            cached = self._vcov = (self.sol, self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX))
+        return cached[1]
 
     def fitted(self) -> np.ndarray:
         """X beta + Z b (+ the offset) for the fitting rows."""
@@ -281,7 +284,7 @@ def assemble(fm: FittedModel) -> FitResult:
         sigma=fm.sol.sigma, theta=[float(t) for t in fm.sol.theta], converged=fm.opt.converged,
         singular=singular,
         optimizer=_optimizer_summary(fm.opt),
-        warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov().tolist(),
+        warnings=_warnings(fm, singular), fixed_effects=_fixed_effects(fm), vcov=fm.vcov(),
         variance_components=vcs, correlations=cors, random_effects=_random_effects(fm),
         scaled_residuals=fm.residual_quantiles(),
     )

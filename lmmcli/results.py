@@ -11,15 +11,23 @@ SCHEMA_VERSION = 1
 
 
 def clean(value):
-    """JSON-ready copy: numpy to Python, NaN/inf to None, dataclasses to dicts (snake_case keys)."""
+    """JSON-ready copy: numpy to Python, NaN/inf to None, dataclasses to dicts (snake_case keys).
+
+    Iterative where the documents are big: a list of dataclasses of one type (10,000 groups' random
+    effects) is converted row by row with its field names looked up once, numeric arrays by numpy."""
+    t = type(value)
+    if t is float:
+        return value if math.isfinite(value) else None
+    if t is str or t is int or t is bool or value is None:
+        return value
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: clean(getattr(value, f.name)) for f in fields(value) if not f.name.startswith("_")}
+        return {name: clean(getattr(value, name)) for name in _field_names(t)}
     if isinstance(value, dict):
         return {str(k): clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
+        return _clean_rows(value) if value and is_dataclass(value[0]) else [clean(v) for v in value]
     if isinstance(value, np.ndarray):
-        return clean(value.tolist())
+        return _clean_array(value)
     if isinstance(value, (np.bool_, bool)):
         return bool(value)
     if isinstance(value, (np.integer,)):
@@ -28,6 +36,44 @@ def clean(value):
         v = float(value)
         return v if math.isfinite(v) else None
     return value
+
+
+def _field_names(cls) -> tuple[str, ...]:
+    """A dataclass's public field names (cached per class)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls) if not f.name.startswith("_"))
+    return names
+
+
+_FIELDS: dict = {}
+_PLAIN = (str, int, bool, type(None))
+
+
+def _clean_rows(rows) -> list:
+    """clean() of each item of a list that starts with a dataclass (fast when all share its type)."""
+    cls = type(rows[0])
+    if any(type(r) is not cls for r in rows):
+        return [clean(r) for r in rows]
+    names = _field_names(cls)
+    out = []
+    for r in rows:
+        d = {}
+        for name in names:
+            v = getattr(r, name)
+            t = type(v)
+            d[name] = v if t in _PLAIN else (v if t is float and math.isfinite(v) else clean(v))
+        out.append(d)
+    return out
+
+
+def _clean_array(a: np.ndarray):
+    """A numpy array as nested lists: numbers through tolist (non-finite ones to None), others by clean."""
+    if a.dtype.kind in "fc" and a.size and not np.all(np.isfinite(a)):
+        return np.where(np.isfinite(a), a, None).tolist()
+    if a.dtype.kind in "biuf":
+        return a.tolist()
+    return clean(a.tolist())
 
 
 def report_dict(result) -> dict:
@@ -114,7 +160,7 @@ class FitResult:
     optimizer: dict
     warnings: list[str]
     fixed_effects: list[FixedEffect]
-    vcov: list[list[float]]
+    vcov: np.ndarray            # p x p (an array: at p = 5,000 a list of lists would take 1 GB)
     variance_components: list[VarianceComponent]
     correlations: list[Correlation]
     random_effects: list[RandomEffect]

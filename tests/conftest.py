@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# one BLAS thread, as `lmm` itself runs (cli.main): on a shared machine threads only contend
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import csv
 import json
 from pathlib import Path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated, List, Optional
 
@@ -16,11 +17,13 @@ from lmmcli.cli.glmm import Family, Link, Nagq, Weights
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
-def fit_shown(report, mixed: bool) -> Shown:
-    """A fit's report in every format: lme4's summary, its JSON document, broom.mixed's tidy() rows."""
+def fit_shown(report, mixed: bool, correlation: bool | None = None) -> Shown:
+    """A fit's report in every format: lme4's summary, its JSON document, broom.mixed's tidy() rows.
+
+    correlation: the summary's fixed-effects correlation table (None: for p <= 12, as lme4)."""
     from lmmcli.render import formats, tables
 
-    table = tables.fit_table if mixed else tables.lm_table
+    table = partial(tables.fit_table, correlation=correlation) if mixed else tables.lm_table
     return Shown(f"lmm fit: {report.formula}", report.to_dict, lambda: formats.tidy_rows(report),
                  lambda width, color: table(report, width=width, color=color), lines=lambda: [report.to_dict()],
                  columns=formats.TIDY_COLUMNS)
@@ -56,6 +59,9 @@ def fit(
     save: Annotated[Optional[Path], typer.Option(
         "--save", metavar="FILE", show_default=False,
         help="also save the fitted model as JSON, for `lmm predict --model FILE` (written atomically)")] = None,
+    correlation: Annotated[bool, typer.Option(
+        "--correlation", help="show the fixed effects' correlation table whatever their number "
+                              "(by default only up to 12 fixed effects, as lme4)")] = False,
     by: Annotated[Optional[str], typer.Option(
         "--by", metavar="COL", show_default=False,
         help="fit the model to the rows of each value of COL (in parallel): a report per value, then a summary; "
@@ -117,7 +123,7 @@ def fit(
     for message in analysis.notes:
         note(message)
     analysis.report.extra["engine"] = engine_name
-    write(fit_shown(analysis.report, analysis.mixed), fmt, output, inputs=(data,))
+    write(fit_shown(analysis.report, analysis.mixed, correlation or None), fmt, output, inputs=(data,))
     echo_warnings(analysis.report.warnings, strict)
 
 

@@ -115,16 +115,47 @@ def _factorize(v: np.ndarray, order=None):
     if v.dtype != object:
         uniq, inv = np.unique(v, return_inverse=True)
         return inv.reshape(-1).astype(np.int64), uniq
-    try:
-        uniq, inv = np.unique(v, return_inverse=True)     # fast, but in code-point order
-    except TypeError:
-        uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
-        index = {u: i for i, u in enumerate(uniq.tolist())}
-        inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
+    encoded = _dictionary_encode(v)
+    if encoded is not None:
+        inv, uniq = encoded
+    else:
+        try:
+            uniq, inv = np.unique(v, return_inverse=True)     # in code-point order; sorted below
+        except TypeError:
+            uniq = np.array(list(dict.fromkeys(v.tolist())), dtype=object)
+            index = {u: i for i, u in enumerate(uniq.tolist())}
+            inv = np.array([index[x] for x in v.tolist()], dtype=np.int64)
+    # only the (small) set of distinct values is put in R's order
     order = sorted(range(len(uniq)), key=lambda i: text_order(uniq[i]))
     rank = np.empty(len(uniq), dtype=np.int64)
     rank[order] = np.arange(len(uniq))
     return rank[inv.reshape(-1)], uniq[order]
+
+
+def _dictionary_encode(v: np.ndarray):
+    """(codes, distinct values in order of appearance) of a text column by pyarrow's dictionary_encode
+    (C, no sort: 1e6 ids in ~0.1 s, where np.unique's sort of Python strings took over a second);
+    None when the column holds anything but text.
+
+    The arrow array is built from one joined UTF-8 buffer: pa.array() and to_numpy() would import
+    pandas (0.3-0.7 s of start-up) for a numpy object array."""
+    import pyarrow as pa
+
+    try:
+        data = "\x00".join(v).encode("utf-8")
+    except (TypeError, UnicodeError):
+        return None
+    raw = np.frombuffer(data, dtype=np.uint8)
+    seps = np.flatnonzero(raw == 0)
+    if len(seps) != len(v) - 1:          # a value holds a NUL itself
+        return None
+    offsets = np.empty(len(v) + 1, dtype=np.int64)
+    offsets[0], offsets[1:-1], offsets[-1] = 0, seps - np.arange(len(seps)), len(raw) - len(seps)
+    arr = pa.LargeStringArray.from_buffers(len(v), pa.py_buffer(offsets), pa.py_buffer(np.delete(raw, seps)))
+    enc = arr.dictionary_encode()
+    idx = enc.indices
+    codes = np.frombuffer(idx.buffers()[1], dtype=idx.type.to_pandas_dtype())[idx.offset:idx.offset + len(idx)]
+    return codes.astype(np.int64), np.array(enc.dictionary.to_pylist(), dtype=object)
 
 
 def _factorize_ints(v: np.ndarray):

@@ -117,7 +117,7 @@ class CrossProducts:
         Xy[:, p] = y
         Zs = [blk.Z for blk in blocks]
         if units is not None:
-            Xy = Xy @ units.W
+            Xy = kern.times_small(Xy, units.W)
             Zs = [Z @ T for Z, T in zip(Zs, units.T)]
         codes = [np.asarray(blk.codes) for blk in blocks]
         terms = tuple(term_info(blk) for blk in blocks)
@@ -132,7 +132,7 @@ class CrossProducts:
         first = _first_term(terms, codes, Zs, Xy)
         rest = _rest_terms(terms, codes, Zs, Xy)
         col_sum, col_min, col_max = _column_stats(Xy)
-        return cls(n, names, Xy.T @ Xy, terms, *first, *rest, col_sum, col_min, col_max,
+        return cls(n, names, kern.gram(Xy), terms, *first, *rest, col_sum, col_min, col_max,
                    (~finite).sum(axis=0) if not finite.all() else np.zeros(m, dtype=np.int64), units)
 
     def with_response(self, y, X, blocks) -> "CrossProducts":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from lmmcli.engine import convergence
+from lmmcli.engine import convergence, wide
 from lmmcli.engine.convergence import ConvergenceCheck
 
 # Measured (bench/, 14 reference cases + InstEval-shaped + 1e4/1e6 rows): loosening these to lme4's
@@ -131,27 +131,28 @@ RESTART_STEP = 0.05      # the fresh trust region: this fraction of each theta, 
 RESTART_STEP_MIN = 0.01
 # A diagonal theta that ends at 0 can be a local optimum on the boundary with a better one inside
 # (lme4's restart_edge, MixedModels' boundary checks): BOBYQA is restarted from the point moved off
-# the boundary to OFF_BOUNDARY, and its result kept when it is lower.
+# the boundary to OFF_BOUNDARY (and with that column of T negated), and the lowest result kept.
 OFF_BOUNDARY = 0.25
 MAX_OFF_BOUNDARY = 4    # runs at most
-BOUNDARY_TOL = 1e-5      # lme4's boundary.tol: thetas this close to 0 are set to 0 when that is no worse
+BOUNDARY_TOL = 1e-5      # lme4's boundary.tol: thetas this close to 0 are set to 0 when that lowers the objective
 
 
 def fit_theta(model, check: bool = True) -> OptSummary:
     """BOBYQA on a PlsModel's objective from start_theta's start and step, then restarts and checks.
 
-    The runs: the first from start_theta; restarts from the end point until it stops improving; one from
-    off the boundary when a diagonal theta ends at 0; thetas within BOUNDARY_TOL of 0 set to 0 when no
-    worse; then (check) lme4's convergence check, whose failures are messages (and converged = False).
+    The runs: the first from start_theta; restarts from the end point until it stops improving; runs from
+    off the boundary (both signs of the column) when a diagonal theta ends at 0; thetas within
+    BOUNDARY_TOL of 0 set to 0 when that lowers the objective; then (check) lme4's convergence check, whose failures are messages (and converged = False).
     """
+    fun = wide.objective_of(model)
     theta0, step = start_theta(model)
-    opt = minimize_theta(model.objective, theta0, model.lower, step=step)
+    opt = minimize_theta(fun, theta0, model.lower, step=step)
     runs = [OptRun("initial", opt.feval, opt.fmin, opt.return_code)]
-    opt = _restart_until_stable(model.objective, opt, model.lower, runs)
-    opt = _off_boundary(model.objective, opt, model.lower, runs, theta_columns(model.blocks))
-    opt = _snap_to_boundary(model.objective, opt, model.lower)
+    opt = _restart_until_stable(fun, opt, model.lower, runs)
+    opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks))
+    opt = _snap_to_boundary(fun, opt, model.lower)
     opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
-    return with_check(model.objective, opt) if check else opt
+    return with_check(fun, opt) if check else opt
 
 
 def _restart_step(theta) -> np.ndarray:
@@ -171,7 +172,7 @@ def _restart_until_stable(fun, opt: OptSummary, lower, runs: list[OptRun]) -> Op
         runs.append(OptRun("restart", new.feval, new.fmin, new.return_code))
         improved = _better(new, opt)
         if new.fmin < opt.fmin:
-            opt = _keep(new, opt)
+            opt = _keep(new, opt)     # even a gain below RESTART_RTOL: the objective may be noisy (cancellation)
         if not improved:
             break
     return opt
@@ -253,8 +254,8 @@ def start_theta(model) -> tuple[np.ndarray, np.ndarray | None]:
     When the K views of sigma^2 disagree, that picture is wrong and lme4's start is used.
     """
     blocks = model.blocks
-    if len(blocks) < 2 or any(b.p != 1 for b in blocks):
-        return model.theta0, None
+    if len(blocks) < 2 or any(b.p != 1 for b in blocks) or wide.applies(model):
+        return model.theta0, None      # (a wide model's one-term fits would each cost O(p^3) per evaluation)
     try:
         fits = [_one_term_fit(model.term_model(k)) for k in range(len(blocks))]
     except (np.linalg.LinAlgError, ArithmeticError, ValueError):

@@ -76,6 +76,8 @@ def unscaled_vcov(RX: np.ndarray) -> np.ndarray:
     its t tests load no scipy).
     """
     p = len(RX)
+    if p >= kern.SPARSE_GRAM_MIN:
+        return kern.inverse_gram_upper(RX)    # LAPACK (O(p^3) in BLAS 3; the rows below are BLAS 2)
     Rinv = np.zeros((p, p))
     for i in range(p - 1, -1, -1):
         Rinv[i, i:] = -(RX[i, i + 1:] @ Rinv[i + 1:, i:]) / RX[i, i]
@@ -291,7 +293,7 @@ class PlsModel:
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
         Lxx, lyx = F.Lxy[:p, :p], F.Lxy[p, :p]
-        beta = np.linalg.solve(Lxx.T, lyx) if p else np.zeros(0)
+        beta = kern.solve_upper(Lxx.T, lyx) if p else np.zeros(0)
         sigma = float(np.sqrt(pwrss / (self.n - p if self.reml else self.n)))
         u = self._solve_u(F, beta)
         b = [(Tk @ uk.T).T for Tk, uk in zip(F.Ts, u)]

@@ -196,10 +196,68 @@ def varpar_pieces(model, theta, sigma, vcov: np.ndarray) -> VarparPieces:
                         vcov_gradients(model, theta, sigma, solve))
 
 
+class WideSolves(Solves):
+    """Solves for a wide model (engine.wide): the deviance's pieces and diag Var(beta) in q dimensions,
+    memoised by theta; for a model in other stored units (engine.fit.ScaledModel) mapped to the
+    original ones as ScaledModel.deviance_parts and Scaling.RX_to_original map them."""
+
+    def __init__(self, model, w):
+        super().__init__(model)
+        self.wide = w
+        self.units = getattr(model, "units", None) if getattr(model, "inner", model) is not model else None
+        if self.units is not None:
+            self.Wxx, self.wyy = self.units.Wxx, self.units.wyy
+            self.ldx = 2.0 * float(np.linalg.slogdet(self.Wxx)[1]) if model.p else 0.0
+
+    def stored(self, theta) -> np.ndarray:
+        theta = np.asarray(theta, dtype=float) + 0.0
+        return theta if self.units is None else self.model.stored_theta(theta)
+
+    def __call__(self, theta):
+        theta = np.asarray(theta, dtype=float) + 0.0
+        key = theta.tobytes()
+        if key not in self._cache:
+            parts = self.wide.parts(self.stored(theta))
+            if self.units is not None:
+                parts = type(parts)(parts.logdet_L, parts.pwrss / self.wyy ** 2, parts.logdet_RX - self.ldx)
+            self._cache[key] = parts
+        return self._cache[key]
+
+    def vcov_diag(self, theta) -> np.ndarray:
+        """diag (RX'RX)^{-1} at an original-units theta (RX'RX = Wxx^-T RX_s'RX_s Wxx^-1)."""
+        return self.wide.vcov_diag(self.stored(theta), None if self.units is None else self.Wxx)
+
+
+def _unscaled_vcov_diag(model, theta, solve) -> np.ndarray:
+    """diag (RX'RX)^{-1} at theta: from the full matrix, or (wide models) in O(p q^2)."""
+    if isinstance(solve, WideSolves):
+        return solve.vcov_diag(theta)
+    return np.diag(unscaled_vcov(model, theta, solve))
+
+
+def wide_solves(model):
+    """WideSolves for a wide model (or its original-units view), else None."""
+    from lmmcli.engine import wide
+
+    w = wide.for_model(getattr(model, "inner", model))
+    return None if w is None else WideSolves(model, w)
+
+
 def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
-    """Satterthwaite df of each single coefficient, lmerTest's contest1D."""
-    pieces = varpar_pieces(model, theta, sigma, vcov)
-    return np.array([pieces.df(np.eye(vcov.shape[0])[j]) for j in range(vcov.shape[0])])
+    """Satterthwaite df of each single coefficient, lmerTest's contest1D: 2 V_jj^2 / (g_j' A g_j).
+
+    Only the diagonals of Var(beta) and of its gradients enter, so only those are differenced (the
+    same steps and numbers as varpar_pieces); a wide model never forms a p x p matrix per theta."""
+    solve = wide_solves(model) or Solves(model)
+    A = varpar_covariance(model, theta, sigma, solve)
+    U = _unscaled_vcov_diag(model, theta, solve)
+    grads = jacobian(lambda t: _unscaled_vcov_diag(model, t, solve), theta, rel=HESS_REL,
+                     scale=theta_scales(model)) if len(theta) else []
+    D = np.array([sigma ** 2 * G for G in grads] + [2.0 * sigma * U])       # (k + 1, p)
+    denom = np.einsum("ij,ik,kj->j", D, A, D)
+    v = np.diag(vcov)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denom > 0, 2.0 * v ** 2 / np.where(denom > 0, denom, 1.0), np.inf)
 
 
 # -- the entry points -----------------------------------------------------------------------------

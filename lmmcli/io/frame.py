@@ -151,8 +151,22 @@ def missing(values: np.ndarray) -> np.ndarray:
     if k in "fc":
         return np.isnan(values)
     if k == "O":
+        mask = _text_missing(values) if len(values) > 10_000 else None
+        if mask is not None:
+            return mask
         return np.fromiter((_is_missing_scalar(v) for v in values), dtype=bool, count=len(values))
     return np.zeros(len(values), dtype=bool)
+
+
+def _text_missing(values: np.ndarray) -> np.ndarray | None:
+    """missing() of a column of text and None in C loops (1e6 ids: ~0.05 s, 1.2 s value by value);
+    None when it holds anything else (NaN, numbers, pd.NA: the value-by-value rule decides those)."""
+    none = np.equal(values, None)
+    try:
+        "".join(values[~none])           # a TypeError unless every other value is text
+    except TypeError:
+        return None
+    return none
 
 
 def infer_kind(values: np.ndarray) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 
 from rich import box
 from rich.table import Table
@@ -54,6 +53,9 @@ def fmt_p(p) -> str:
     return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
 
 
+LEFT_COLUMNS = ("", "Groups", "Name", "Term", "Group")
+
+
 def _table(*columns, title: str | None = None) -> Table:
     """A borderless table in the style of R's printed output; the title sits on its own line above it."""
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
@@ -63,7 +65,7 @@ def _table(*columns, title: str | None = None) -> Table:
         t.title_style = "bold"
         t.min_width = len(title)
     for c in columns:
-        t.add_column(c, justify="left" if c in ("", "Groups", "Name", "Term", "Group") else "right")
+        t.add_column(c, justify="left" if c in LEFT_COLUMNS else "right")
     return t
 
 
@@ -125,15 +127,56 @@ def fixed_effects_table(r: FitResult) -> Table:
     has_ci = any(fe.conf_low is not None for fe in fes)
     cols = ["", "Estimate", "Std. Error"] + (["df"] if has_df else []) + ["t value"]
     cols += (["Pr(>|t|)"] if has_p else []) + (["lower", "upper"] if has_ci else [])
-    t = _table(*cols, title="Fixed effects")
     est = fmt_column([fe.estimate for fe in fes])
     ses = fmt_column([fe.std_error for fe in fes])
+    rows = []
     for fe, est_text, se_text in zip(fes, est, ses):
         row = [fe.term, est_text, se_text] + ([fmt(fe.df)] if has_df else [])
         row += [f"{fe.statistic:.3f}"] + ([fmt_p(fe.p_value)] if has_p else [])
         row += [fmt(fe.conf_low), fmt(fe.conf_high)] if has_ci else []
+        rows.append(row)
+    return _rows_table(cols, rows, "Fixed effects")
+
+
+# rich lays out a table at ~4 ms a row (20 s for a 5,000-level factor's coefficients); a longer table
+# whose natural width fits PLAIN_MAX_WIDTH is laid out here instead, in the same format as _table's.
+PLAIN_ROWS, PLAIN_MAX_WIDTH = 200, 80
+
+
+def _rows_table(columns, rows, title=None):
+    """_table(*columns, title) filled with rows, or the same layout as plain text for a long table."""
+    if len(rows) > PLAIN_ROWS:
+        text = _plain_table(columns, rows, title)
+        if text is not None:
+            return text
+    t = _table(*columns, title=title)
+    for row in rows:
         t.add_row(*row)
     return t
+
+
+def _plain_table(columns, rows, title) -> Text | None:
+    """_table's layout (columns three spaces apart, a rule under the header) as Text; None if it would not fit."""
+    from rich.cells import cell_len
+
+    widths = [max([cell_len(c)] + [cell_len(r[i]) for r in rows]) for i, c in enumerate(columns)]
+    total = sum(widths) + 3 * (len(widths) - 1)
+    if total > PLAIN_MAX_WIDTH or (title and cell_len(title) > total):
+        return None
+    left = [c in LEFT_COLUMNS for c in columns]
+
+    def line(cells):
+        return "   ".join((c + " " * (w - cell_len(c))) if lj else (" " * (w - cell_len(c)) + c)
+                         for c, w, lj in zip(cells, widths, left))
+
+    out = Text()
+    if title:
+        out.append(title + " " * (total - cell_len(title)), style="bold")
+        out.append("\n")
+    out.append(line(columns), style="bold")
+    out.append("\n" + "\u2500" * total + "\n")
+    out.append("\n".join(line(r) for r in rows))
+    return out
 
 
 def _abbrev(name: str) -> str:
@@ -231,16 +274,31 @@ def interval_renderables(r: FitResult) -> list:
     return parts + [Text(f"{100 * level:g}% confidence intervals: {how}", style="dim")]
 
 
-def summary_renderables(r: FitResult, extra_sections=()) -> list:
-    """The parts of lme4's summary(), in its order; extra sections go before the warnings."""
+CORRELATION_MAX = 12     # lme4's lme4.summary.cor.max: the correlation table only up to this many fixed effects
+
+
+def _correlation_parts(r: FitResult, correlation: bool | None) -> list:
+    """The fixed effects' correlation table (by default only for p <= CORRELATION_MAX, as lme4), or lme4's note."""
+    p = len(r.fixed_effects)
+    if correlation is False or (correlation is None and p > CORRELATION_MAX):
+        if correlation is None:
+            return [Text(""), Text(f"Correlation matrix not shown by default, as p = {p} > {CORRELATION_MAX}. "
+                                   "Use --correlation or --format json (vcov) if you need it.", style="dim")]
+        return []
+    corr = _fixed_corr_table(r)
+    return [] if corr is None else [Text(""), corr]
+
+
+def summary_renderables(r: FitResult, extra_sections=(), correlation: bool | None = None) -> list:
+    """The parts of lme4's summary(), in its order; extra sections go before the warnings.
+
+    correlation: show the fixed effects' correlation table (None: when p <= CORRELATION_MAX, as lme4)."""
     parts = [_header(r), _residuals_table(r), Text(""), _random_table(r), _groups_line(r), Text(""),
              fixed_effects_table(r)]
     method = _df_method_line(r)
     if method is not None:
         parts.append(method)
-    corr = _fixed_corr_table(r)
-    if corr is not None:
-        parts += [Text(""), corr]
+    parts += _correlation_parts(r, correlation)
     vc_parts = variance_summary_renderables(r)
     if vc_parts:
         parts += [Text("")] + vc_parts
@@ -272,12 +330,14 @@ def to_text(renderables, width: int = 100, color: bool = False) -> str:
 
 def to_json(data) -> str:
     """Exactly one JSON document, full precision, NaN as null."""
-    return json.dumps(clean(data), indent=2, allow_nan=False) + "\n"
+    from lmmcli.render.jsontext import dumps
+
+    return dumps(clean(data)) + "\n"
 
 
-def fit_table(r: FitResult, width: int = 100, color: bool = False) -> str:
-    """The summary as text."""
-    return to_text(summary_renderables(r), width, color)
+def fit_table(r: FitResult, width: int = 100, color: bool = False, correlation: bool | None = None) -> str:
+    """The summary as text (correlation: as summary_renderables)."""
+    return to_text(summary_renderables(r, correlation=correlation), width, color)
 
 
 # -- ordinary linear model (lm.LmResult) and model comparison (compare.CompareResult) ---------

@@ -135,3 +135,39 @@ def test_a_bad_level_reads_the_same_in_every_command(command):
     res = run(*command, SLEEP, FORMULA, "--level", "1.5")
     assert res.exit_code == 2 and res.stdout == ""
     assert res.stderr == "error: --level must be between 0 and 1 (e.g. 0.95), got 1.5\n"
+
+
+def _many_fixed_effects(tmp_path, levels):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    n = 20 * levels
+    f, g = rng.integers(0, levels, n), rng.integers(0, 10, n)
+    y = rng.normal(size=levels)[f] + rng.normal(size=10)[g] + rng.normal(size=n)
+    path = tmp_path / "wide.csv"
+    pd.DataFrame({"y": y, "f": [f"f{i:02d}" for i in f], "g": [f"g{i}" for i in g]}).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("levels,flag,shown", [
+    (12, [], True), (13, [], False), (13, ["--correlation"], True)])
+def test_correlation_table_only_up_to_12_fixed_effects(tmp_path, levels, flag, shown):
+    """lme4 prints the fixed effects' correlations only for p <= 12 unless asked (--correlation)."""
+    res = runner.invoke(app, ["fit", _many_fixed_effects(tmp_path, levels), "y ~ f + (1|g)", "--df", "none", *flag])
+    assert res.exit_code == 0, res.stderr
+    assert ("Correlation of fixed effects" in res.stdout) is shown
+    assert ("Correlation matrix not shown by default, as p = 13 > 12" in res.stdout) is (not shown and not flag)
+
+
+def test_a_long_table_is_laid_out_as_rich_lays_it_out(monkeypatch):
+    """Over PLAIN_ROWS rows the fixed effects table is plain text: the same text as rich's table."""
+    from lmmcli.render import tables
+
+    cols = ["", "Estimate", "Std. Error", "t value"]
+    rows = [[f"f{i}" * (1 + i % 3), f"{i * 1.5:.2f}", f"{0.1 + i:.4f}", f"-{i % 7}.5"] for i in range(300)]
+    plain = tables._rows_table(cols, rows, "Fixed effects")
+    monkeypatch.setattr(tables, "PLAIN_ROWS", 10 ** 6)
+    rich = tables._rows_table(cols, rows, "Fixed effects")
+    assert not isinstance(plain, type(rich))
+    assert tables.to_text([plain]) == tables.to_text([rich])

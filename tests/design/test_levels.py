@@ -52,3 +52,16 @@ def test_interaction_labels_that_collide_are_refused():
     df = Frame({"a": np.array(["x:y", "x"], dtype=object), "b": np.array(["z", "y:z"], dtype=object)})
     with pytest.raises(DataError, match="both labelled 'x:y:z'"):
         group_codes(df, ("a", "b"))
+
+
+@pytest.mark.parametrize("values", [
+    ["b", "B", "a", "A", "Z", "", "b", "a"], ["g10", "g9", "g100", "g9"], ["x"], ["é", "e", "E", "\u00e9"],
+    ["nul\x00inside", "a"], ["\ud800", "a"], ["a", 1.5, "b"]])
+def test_text_codes_by_dictionary_encode_equal_the_sorting_rule(values):
+    """_factorize of text (pyarrow's dictionary_encode, or the fallback) gives R's order and matching codes."""
+    from lmmcli.design.levels import _factorize, text_order
+
+    v = np.array(values, dtype=object)
+    codes, uniq = _factorize(v)
+    assert list(uniq) == sorted(dict.fromkeys(values), key=text_order)
+    assert [uniq[c] for c in codes] == values
