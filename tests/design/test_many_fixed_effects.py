@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from lmmcli.design.design import ALIAS_TOL, _gram, aliased_columns
+from lmmcli.design.design import ALIAS_TOL, aliased_columns
+from lmmcli.linalg import gram as _gram
 
 
 def _reference_aliased(X):
