@@ -164,12 +164,17 @@ def _warnings(fits) -> list[str]:
     return [f"M{k}: {w}" for k, fm in enumerate(fits, start=1) for w in fm.result().warnings]
 
 
+def dropped_note(n_dropped: int, nobs: int) -> str:
+    """The note for rows left out so that every model sees the same rows."""
+    return (f"{n_dropped} row{'s' if n_dropped > 1 else ''} with missing values in the columns of at least one "
+            f"model dropped, so all models use the same {nobs} rows")
+
+
 def _notes(fits, refit: bool, reml: bool, n_dropped: int, nobs: int) -> list[str]:
     """What the reader must know to read the table: dropped rows, the criterion, the boundary."""
     notes = []
     if n_dropped:
-        notes.append(f"{n_dropped} row{'s' if n_dropped > 1 else ''} with missing values in the columns of "
-                     f"at least one model dropped, so all models use the same {nobs} rows")
+        notes.append(dropped_note(n_dropped, nobs))
     if refit:
         notes.append(REFIT_NOTE)
     if reml:

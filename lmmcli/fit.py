@@ -16,7 +16,7 @@ from lmmcli.engine.optimize import OptSummary
 from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
 from lmmcli.engine.scaling import choose_scaling
 from lmmcli.errors import NumericalError
-from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
+from lmmcli.results import SINGULAR_WARNING, Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
 
 SINGULAR_TOL = 1e-4
 
@@ -240,8 +240,7 @@ def _warnings(fm: FittedModel, singular: bool) -> list[str]:
     if not fm.opt.converged and (fm.opt.check is None or fm.opt.check.converged):   # else the check said why
         out.append(f"the optimizer did not converge ({fm.opt.return_code}); estimates may be unreliable")
     if singular:
-        out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
-                   "or a correlation as +/-1")
+        out.append(SINGULAR_WARNING)
     out += _overflow_warnings(fm)
     return out
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 import numpy as np
 
 SCHEMA_VERSION = 1
+SINGULAR_WARNING = ("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
+                    "or a correlation as +/-1")
 
 
 def clean(value):

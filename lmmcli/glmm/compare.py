@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lmmcli.compare import ComparedModel, CompareResult, lr_tests, parse_all
-from lmmcli.design.design import check_columns, complete_rows
-from lmmcli.errors import DataError
+from lmmcli.compare import ComparedModel, CompareResult, common_rows, dropped_note, lr_tests, parse_all
 from lmmcli.formula import deparse
 from lmmcli.io.frame import as_frame
 
@@ -23,20 +21,13 @@ def compare_glmms(texts, df, family: str, link: str | None = None, nagq: int = 1
 
     formulas = parse_all(texts)
     df = as_frame(df)
-    used: set[str] = {weights} if weights else set()
-    for f in formulas:
-        check_columns(f, df, source)
-        used |= set(f.columns())
-    rows = complete_rows(df, sorted(used))
-    if len(rows) == 0:
-        raise DataError("no rows are complete in the columns of all models")
+    rows = common_rows(formulas, df, source, weights)
     data = df.take(rows)
     fits = [glmm.glmer(f.text, data, family, link, nagq, weights, tuple(factors), dict(refs or {}), source)
             for f in formulas]
     table = lr_tests([_row(f"M{k}", fm) for k, fm in enumerate(fits, start=1)])
     dropped = len(df) - len(rows)
-    notes = [f"{dropped} row{'s' if dropped > 1 else ''} with missing values in the columns of at least one "
-             f"model dropped, so all models use the same {len(rows)} rows"] if dropped else []
+    notes = [dropped_note(dropped, len(rows))] if dropped else []
     from lmmcli.glmm.result import assemble
 
     warnings = [f"M{k}: {w}" for k, fm in enumerate(fits, start=1) for w in assemble(fm).warnings]

@@ -14,7 +14,7 @@ import numpy as np
 from lmmcli.distributions import chi2_sf
 from lmmcli.engine.pls import split_theta
 from lmmcli.glmm.fit import GlmmFit
-from lmmcli.results import Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
+from lmmcli.results import SINGULAR_WARNING, Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
 
 APPROXIMATION = {0: "PQL-like (nAGQ = 0)", 1: "Laplace Approximation"}
 
@@ -84,8 +84,7 @@ def warnings(fm: GlmmFit, singular: bool) -> list[str]:
     if not fm.state.converged:
         out.append("PIRLS did not converge at the optimum; estimates may be unreliable")
     if singular:
-        out.append("boundary (singular) fit: see help('isSingular') in lme4; a variance is estimated as 0 "
-                   "or a correlation as +/-1")
+        out.append(SINGULAR_WARNING)
     out += separation_warnings(fm)
     return out
 
