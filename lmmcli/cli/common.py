@@ -216,7 +216,7 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None,
         if engine is not None and engine.engine not in ("auto", "memory"):
             raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
 
-        return glmm_state(data, formula, factor, ref, **glmm)
+        return glmm_state(data, formula, factor, ref, glmm, contrasts)
 
     if model is not None:
         if formula is not None or ml or factor or ref or weights or contrasts:

@@ -38,17 +38,29 @@ def glmm_options(family, link, nagq, weights) -> dict | None:
     return {"family": family, "link": link, "nagq": nagq, "weights": weights}
 
 
-def glmm_state(data, formula, factor, ref, family, link, nagq, weights):
+def read_and_fit_glmm(data: str, formula: str, factor, ref, glmm: dict, contrasts=None):
+    """(GlmmFit, data frame, its name): the GLMM twin of common.read_and_fit. The formula and --ref are
+    checked before the data is read; glmm: the options of glmm_options."""
+    from lmmcli import glmm as glmm_lib
+    from lmmcli.formula import parse_formula
+
+    parse_formula(formula)
+    refs = parse_refs(ref)
+    df, source = load_data(data)
+    fm = glmm_lib.glmer(formula, df, glmm["family"], glmm["link"], glmm["nagq"], glmm["weights"],
+                        tuple(factor or ()), refs, source, parse_contrasts(contrasts))
+    return fm, df, source
+
+
+def glmm_state(data, formula, factor, ref, glmm: dict, contrasts=None):
     """(ModelState, warnings, (frame, name, path)) of a GLMM fitted to DATA FORMULA, as model_state."""
-    from lmmcli import glmm
     from lmmcli.cli.common import source_name
     from lmmcli.errors import UsageError
     from lmmcli.glmm.state import state_from_glmm
 
     if data is None or formula is None:
         raise UsageError("give DATA and FORMULA to fit, or --model FILE for a saved model")
-    df, source = load_data(data)
-    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), parse_refs(ref), source)
+    fm, df, _ = read_and_fit_glmm(data, formula, factor, ref, glmm, contrasts)
     state = state_from_glmm(fm)
     return state, state.summary.get("warnings", []), (df, source_name(data), data)
 
@@ -67,18 +79,13 @@ def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: in
              factor, ref, ci: Optional[str], level: float, fmt: OutFormat, output: Optional[Path],
              strict: bool, save: Optional[Path] = None, nsim: int = 1000, seed: Optional[int] = None, contrasts=None) -> None:
     """Fit the GLMM and write its summary (and the model with --save); --ci wald or boot."""
-    from lmmcli import glmm
     from lmmcli.errors import UsageError
-    from lmmcli.formula import parse_formula
     from lmmcli.glmm.result import assemble, attach_wald
 
     if ci is not None and ci not in ("wald", "boot"):
         raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald or --ci boot")
-    parse_formula(formula)
-    refs = parse_refs(ref)
-    df, source = load_data(data)
-    fm = glmm.glmer(formula, df, family, link, nagq, weights, tuple(factor or ()), refs, source,
-                    parse_contrasts(contrasts))
+    options = {"family": family, "link": link, "nagq": nagq, "weights": weights}
+    fm, _, _ = read_and_fit_glmm(data, formula, factor, ref, options, contrasts)
     report = assemble(fm)
     if save is not None:
         from lmmcli.cli.common import save_state

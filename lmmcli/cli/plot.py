@@ -71,19 +71,16 @@ def check_options(d: Drawing, output, terminal: bool) -> None:
         image_format(str(output))
 
 
-def _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm):
+def _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm, contrasts=None):
     """plot ranef|resid for a GLMM (caterpillar of the conditional modes; Pearson residual diagnostics)."""
-    from lmmcli import glmm as glmm_lib
-    from lmmcli.cli.common import load_data, parse_refs
+    from lmmcli.cli.glmm import read_and_fit_glmm
     from lmmcli.errors import UsageError
     from lmmcli.glmm.result import assemble, diagnostics
     from lmmcli.predict.plotdata import caterpillar
 
     if kind == PlotKind.fitted:
         raise UsageError("plot fitted is not available with --family yet; use ranef or resid")
-    df, source = load_data(data)
-    fm = glmm_lib.glmer(formula, df, glmm["family"], glmm["link"], glmm["nagq"], glmm["weights"],
-                        tuple(factor or ()), parse_refs(ref), source)
+    fm, _, _ = read_and_fit_glmm(data, formula, factor, ref, glmm, contrasts)
     result = assemble(fm)
     if terminal:
         from lmmcli.render.terminal_plot import caterpillar_text
@@ -155,7 +152,7 @@ def plot(
     if glmm is not None:
         if kind == PlotKind.density or d.groups or width or height:
             raise UsageError("--family plots ranef or resid, without --groups, --width or --height (so far)")
-        return _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm)
+        return _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm, contrasts)
     fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
     result = fm.result()
     if terminal:

@@ -47,14 +47,11 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt,
     if formula is None:
         raise UsageError("give DATA and FORMULA to simulate from a fitted model")
     if glmm is not None:
-        from lmmcli import glmm as glmm_lib
-        from lmmcli.cli.common import load_data, parse_refs
+        from lmmcli.cli.glmm import read_and_fit_glmm
         from lmmcli.glmm.result import assemble
         from lmmcli.glmm.simulate import simulate_glmm
 
-        df, source = load_data(data)
-        fm = glmm_lib.glmer(formula, df, glmm["family"], glmm["link"], glmm["nagq"], glmm["weights"],
-                            tuple(factor or ()), parse_refs(ref), source)
+        fm, df, _ = read_and_fit_glmm(data, formula, factor, ref, glmm, contrasts)
         sims, warnings = simulate_glmm(fm, nsim, seed, use_u), assemble(fm).warnings
     else:
         fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
