@@ -211,11 +211,10 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None,
     from lmmcli.errors import UsageError
 
     if glmm and model is None:
-        from lmmcli.cli.glmm import glmm_state
+        from lmmcli.cli.glmm import glmm_state, refuse_aggregation
 
-        if engine is not None and engine.engine not in ("auto", "memory"):
-            raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
-
+        if engine is not None:
+            refuse_aggregation(engine.engine)
         return glmm_state(data, formula, factor, ref, glmm, contrasts)
 
     if model is not None:

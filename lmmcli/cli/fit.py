@@ -13,7 +13,7 @@ from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, Decimal, Delimiter, Df
 from lmmcli.cli.by import fit_by_command
 from lmmcli.cli.common import (echo_warnings, engine_options, load_data, note, parse_contrasts, parse_refs,
                                progress_bar, read_and_fit, save_model)
-from lmmcli.cli.glmm import Family, Link, Nagq, Weights
+from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
 
@@ -83,13 +83,10 @@ def fit(
     from lmmcli.fit import analyze
 
     fmt = choose_format(format, output, OutFormat.table)
-    if family is not None or link is not None or nagq != 1:
-        from lmmcli.cli.glmm import fit_glmm
+    if glmm_options(family, link, nagq, weights) is not None:
+        from lmmcli.cli.glmm import fit_glmm, refuse_aggregation
 
-        if family is None:
-            raise UsageError("--link and --nagq are for generalized models: add --family")
-        if str(getattr(engine, "value", engine)) not in ("auto", "memory"):
-            raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
+        refuse_aggregation(engine)
         if by is not None or jobs is not None:
             raise UsageError("--by and --jobs are not available with --family yet")
         if ml:
@@ -153,7 +150,6 @@ def compare(
     decimal: Decimal = ".",
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
-    from lmmcli.cli.glmm import glmm_options
     from lmmcli.compare import compare as run_compare
     from lmmcli.render import formats, tables
 

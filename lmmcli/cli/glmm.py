@@ -38,6 +38,14 @@ def glmm_options(family, link, nagq, weights) -> dict | None:
     return {"family": family, "link": link, "nagq": nagq, "weights": weights}
 
 
+def refuse_aggregation(engine) -> None:
+    """--engine duckdb|spark aggregate a linear model's sums; a GLMM's weights change every PIRLS step."""
+    from lmmcli.errors import UsageError
+
+    if str(getattr(engine, "value", engine)) not in ("auto", "memory"):
+        raise UsageError("--engine duckdb and spark fit linear mixed models; a GLMM is fitted in memory")
+
+
 def read_and_fit_glmm(data: str, formula: str, factor, ref, glmm: dict, contrasts=None):
     """(GlmmFit, data frame, its name): the GLMM twin of common.read_and_fit. The formula and --ref are
     checked before the data is read; glmm: the options of glmm_options."""
