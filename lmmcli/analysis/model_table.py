@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lmmcli.compare import refs_for
+from lmmcli.compare import contrasts_for, refs_for
 from lmmcli.design.design import build_design
 from lmmcli.distributions import interval_z
 from lmmcli.errors import UsageError
 from lmmcli.fit import analyze, fit_design
-from lmmcli.formula import deparse, parse_formula
+from lmmcli.formula import parse_formula
 from lmmcli.results import SCHEMA_VERSION, clean
 
 
@@ -132,7 +132,7 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
     formulas = [parse_formula(text) for text in texts]
     for k, formula in enumerate(formulas, start=1):
         design = build_design(formula, df, factors, refs_for(formula, refs or {}, formulas), source, weights,
-                              _contrasts_for(formula, contrasts or {}))
+                              contrasts_for(formula, contrasts))
         fm = fit_design(formula, design, reml=not ml)
         models.append(table_model(f"({k})", analyze(fm, df_method), z))
     notes = []
@@ -145,9 +145,3 @@ def model_table(texts, df, ml: bool = False, df_method: str = "satterthwaite", c
                      "log-likelihoods are not comparable")
     warnings = [f"{m.name}: {w}" for m in models for w in m.warnings]
     return ModelTable(models, ci_level, df_method, notes, warnings)
-
-
-def _contrasts_for(formula, contrasts: dict) -> dict:
-    """The --contrasts settings for factors this formula has (a default for all, key "", always applies)."""
-    labels = {deparse(e) for t in formula.fixed for e in t.factors}
-    return {k: v for k, v in contrasts.items() if k == "" or k in labels}
