@@ -194,8 +194,9 @@ def model_exprs(terms, intercept: bool, spec: ModelSpec, raws: dict, scale_state
 
 
 def build_plan(formula: Formula, kinds: dict[str, str], factors: dict[str, np.ndarray], scale_state: dict,
-               factor_columns=(), refs=None) -> Plan:
-    """The plan of sums for this formula over data with these column kinds and factor values."""
+               factor_columns=(), refs=None, require=()) -> Plan:
+    """The plan of sums for this formula over data with these column kinds and factor values; a row with
+    a missing value in the formula's columns or in `require` (other models' columns, for compare) is dropped."""
     refs = dict(refs or {})
     if getattr(formula, "offsets", ()):
         raise ModelSpecError("offset() terms are not summed by the aggregation engines yet",
@@ -212,6 +213,6 @@ def build_plan(formula: Formula, kinds: dict[str, str], factors: dict[str, np.nd
             raise ModelSpecError(f"random term '({rt.group_label})' has no columns", span=rt.span)
         terms.append(PlanTerm(rt.group_label, tuple(rt.group), tuple(n for n, _ in cols),
                               tuple(e for _, e in cols), rt.correlated))
-    used = tuple(sorted(formula.columns()))
+    used = tuple(sorted(set(formula.columns()) | set(require)))
     floats = tuple(c for c in used if kinds[c] == "float")
     return Plan(formula, spec, deparse(formula.response), fixed, y, terms, used, floats)
