@@ -13,12 +13,14 @@ import warnings
 
 import numpy as np
 
-from lmmcli.aggregate.source import Source
+from lmmcli.aggregate.source import SPARK_COMPRESSIONS, Source
 from lmmcli.aggregate.sql import SPARK, VIEW
 from lmmcli.errors import DataError, LmmError
 from lmmcli.io.text import _r_names
 
 DEFAULT_MASTER = "local[*]"
+# a number written with a decimal comma (or an integer): what --decimal , reads as a number
+DECIMAL_COMMA = r"^\s*[-+]?([0-9]+(,[0-9]*)?|,[0-9]+)([eE][-+]?[0-9]+)?\s*$"
 
 
 def kind_of(spark_type: str) -> str:
@@ -68,9 +70,13 @@ class SparkRunner:
                 r = r.option("basePath", self.src.spec)
                 files = [self.src.spec]
             return r.option("mergeSchema", "true").parquet(*files)
-        sep = "\t" if self.src.format == "tsv" else ","
-        return (self.spark.read.option("header", "true").option("inferSchema", "true").option("sep", sep)
-                .option("nullValue", "NA").csv(files))
+        if self.src.compression not in (None, *SPARK_COMPRESSIONS):
+            raise DataError(f"--engine spark cannot read {self.src.compression}-compressed text ('{self.src.label}')",
+                            hint="recompress it with gzip or bzip2, or use --engine duckdb or memory")
+        sep = self.src.delimiter()
+        df = (self.spark.read.option("header", "true").option("inferSchema", "true").option("sep", sep)
+              .option("nullValue", "NA").csv(files))
+        return _decimal_commas(df) if self.src.dialect.decimal == "," else df
 
     def _make_view(self) -> None:
         try:
@@ -109,6 +115,22 @@ class SparkRunner:
         for t in self.spark.catalog.listTables():
             if t.isTemporary:
                 self.spark.catalog.dropTempView(t.name)
+
+
+def _decimal_commas(df):
+    """--decimal ,: Spark's CSV reader knows only '.', so the text columns whose every value is a number
+    with a decimal comma become doubles (one pass over the text columns decides which)."""
+    from pyspark.sql import functions as F
+
+    text = [c for c, t in df.dtypes if t == "string"]
+    if not text:
+        return df
+    odd = df.agg(*[F.sum(F.when(df[c].isNotNull() & ~df[c].rlike(DECIMAL_COMMA), 1).otherwise(0)).alias(f"o{i}")
+                   for i, c in enumerate(text)]).collect()[0]
+    for i, c in enumerate(text):
+        if not odd[f"o{i}"]:
+            df = df.withColumn(c, F.regexp_replace(F.trim(df[c]), ",", ".").cast("double"))
+    return df
 
 
 def _numpy(col) -> np.ndarray:

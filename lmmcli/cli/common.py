@@ -143,8 +143,10 @@ def aggregation_runner(data: str, engine, weights=None, contrasts=None):
 def engine_options(engine: str, threads, memory_limit, spark_master):
     """The shared engine options as one value for read_and_fit (with the --delimiter/--decimal dialect)."""
     from lmmcli.aggregate.choose import EngineOptions
+    from lmmcli.cli.app import DIALECT
+    from lmmcli.io.text import Dialect
 
-    return EngineOptions(engine, threads, memory_limit, spark_master)
+    return EngineOptions(engine, threads, memory_limit, spark_master, Dialect(DIALECT["delimiter"], DIALECT["decimal"]))
 
 
 def use_color(output: Optional[Path]) -> bool:

@@ -23,8 +23,9 @@ def spark_runner_for():
 
     made = []
 
-    def make(path):
-        made.append(SparkRunner(resolve(str(path)), "local[2]"))
+    def make(path, dialect=None):
+        src = resolve(str(path))
+        made.append(SparkRunner(src if dialect is None else src.with_dialect(dialect), "local[2]"))
         return made[-1]
 
     yield make
@@ -64,3 +65,21 @@ def test_spark_parts_equal_duckdb(tmp_path, spark_runner_for):
     assert rel(sp.model.objective(dk.sol.theta), dk.model.objective(dk.sol.theta)) < 1e-10
     assert rel(sp.sol.objective, dk.sol.objective) < 1e-10
     assert sp.design.fixed_names == dk.design.fixed_names
+
+
+def test_spark_semicolon_decimal_comma_gzip(tmp_path, spark_runner_for):
+    """A gzipped semicolon CSV with decimal commas (delimiter sniffed, --decimal ,) reads as in memory."""
+    import gzip
+
+    from lmmcli.fit import fit
+    from lmmcli.fit_scale import fit_source
+    from lmmcli.io.read import read_table
+    from lmmcli.io.text import Dialect
+    from tests.aggregate.test_dialect import FORMULA, semicolon_csv
+
+    plain = semicolon_csv(tmp_path / "eu.csv")
+    packed = tmp_path / "eu.csv.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    mem = fit(FORMULA, read_table(str(plain), dialect=Dialect(";", ",")))
+    agg = fit_source(FORMULA, spark_runner_for(packed, Dialect(None, ",")))
+    assert_same_fit(mem, agg, at_optimum=1e-8)
