@@ -54,6 +54,30 @@ class Source:
         ratio = COMPRESSION_RATIO if self.compression else 1.0
         return int(sum(os.path.getsize(f) for f in self.files) * DECODED_CSV_FACTOR * ratio)
 
+    def category_orders(self) -> dict[str, tuple]:
+        """The stored category order of each dictionary-encoded text column of Parquet data (a pandas
+        categorical's categories), by column name: what the memory reader keeps as level order. Each
+        file's first row group holds its dictionary (pyarrow writes a categorical's whole dictionary
+        into every row group); across files, categories in the order files and dictionaries first show them."""
+        if self.format != "parquet":
+            return {}
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        out: dict[str, dict] = {}
+        for f in self.files:
+            pf = pq.ParquetFile(f)
+            cols = [fl.name for fl in pf.schema_arrow if pa.types.is_dictionary(fl.type)
+                    and (pa.types.is_string(fl.type.value_type) or pa.types.is_large_string(fl.type.value_type))]
+            if not cols or pf.metadata.num_row_groups == 0:
+                continue
+            table = pf.read_row_group(0, columns=cols)
+            for name in cols:
+                seen = out.setdefault(name, {})
+                for chunk in table.column(name).chunks:
+                    seen.update(dict.fromkeys(chunk.dictionary.to_pylist()))
+        return {name: tuple(seen) for name, seen in out.items()}
+
     def delimiter(self) -> str:
         """The field delimiter of text files: --delimiter, else tab for .tsv, else sniffed from the first
         file's first bytes as the memory reader does (comma when unsure)."""

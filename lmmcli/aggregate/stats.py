@@ -102,7 +102,7 @@ def learn_plan(runner, formula: Formula, factor_columns=(), refs=None, source: s
         mean, sd = float(r["mean"][0]), r["sd"][0]
         sd = float(sd) if sd is not None and np.isfinite(sd) and int(r["n"][0]) > 1 else 1.0
         scale_state[key] = (mean, sd if sd > 0 else 1.0)
-    plan = build_plan(formula, kinds, factors, scale_state, factor_columns, refs, require)
+    plan = build_plan(formula, kinds, factors, scale_state, factor_columns, refs, require, category_orders(runner))
     checks.check_refs(refs, formula, plan.spec.variables)
     if not plan.terms:
         raise ModelSpecError("the aggregation engines fit mixed models; this formula has no random terms",
@@ -112,6 +112,20 @@ def learn_plan(runner, formula: Formula, factor_columns=(), refs=None, source: s
     pilot[[j for j, e in enumerate(plan.xy) if e == ONE]] = 0.0
     plan.pilot = np.where(np.isfinite(pilot), pilot, 0.0)
     return plan
+
+
+def category_orders(runner) -> dict[str, tuple]:
+    """The stored category orders of the runner's data, under R's column names."""
+    from lmmcli.io.text import _r_names
+
+    src = getattr(runner, "src", None)
+    orders = src.category_orders() if src is not None else {}
+    if not orders:
+        return {}
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(src.files[0]).names
+    return {r: orders[c] for c, r in zip(names, _r_names(names)) if c in orders}
 
 
 # -- running it ------------------------------------------------------------------------------
@@ -136,7 +150,7 @@ def _levels(plan: Plan, k: int, res: dict):
     """(codes of the result's rows in R's level order, level labels) of term k, from its key values."""
     alias = sql.key_alias(plan)
     keys = plan.terms[k].keys
-    frame = Frame({c: np.asarray(res[alias[c]]) for c in keys})
+    frame = Frame({c: np.asarray(res[alias[c]]) for c in keys}, orders=plan.orders)
     codes, labels = group_codes(frame, keys)
     return codes, labels
 

@@ -98,14 +98,17 @@ def _cli(*args):
 @pytest.mark.slow
 def test_spark_streamed_predict_and_ranef_parquet(tmp_path, spark_runner_for):
     """predict streams through Spark (parts read in order, batch by batch), ranef -o x.parquet is
-    columnar: both as in memory."""
+    columnar, a categorical's stored level order is kept: all as in memory."""
     import pyarrow.parquet as pq
 
     import lmmcli.predict_stream as ps
 
     spark_runner_for  # the session fixture: the CLI's Spark reuses it
+    import pandas as pd
+
     df = _frame(seed=13)
     df.loc[[1, 50], "x"] = np.nan
+    df["g"] = pd.Categorical(df["g"], categories=sorted(df["g"].unique(), reverse=True))   # stored order kept
     (tmp_path / "parts").mkdir()
     for i, idx in enumerate(np.array_split(np.arange(len(df)), 3)):
         df.iloc[idx].to_parquet(tmp_path / "parts" / f"p{i}.parquet")
