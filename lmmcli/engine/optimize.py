@@ -167,7 +167,7 @@ def fit_theta(model, check: bool = True) -> OptSummary:
     opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks), tol)
     opt = _snap_to_boundary(fun, opt, model.lower)
     opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
-    return with_check(fun, opt) if check else opt
+    return with_check(fun, opt, model) if check else opt
 
 
 def local_step(theta) -> np.ndarray:
@@ -251,11 +251,14 @@ def _snap_to_boundary(fun, opt: OptSummary, lower) -> OptSummary:
     return opt if fmin == opt.fmin else replace(opt, theta=theta, fmin=fmin)
 
 
-def with_check(fun, opt: OptSummary) -> OptSummary:
-    """The summary with lme4's convergence check at its end point (messages added; converged if it passes)."""
+def with_check(fun, opt: OptSummary, model=None) -> OptSummary:
+    """The summary with lme4's convergence check at its end point (messages added; converged if it passes);
+    with the model, by its closed-form gradient where there is one."""
     if opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt
-    d = convergence.derivatives(fun, opt.theta, opt.lower, f0=opt.fmin)
+    d = convergence.closed_form_derivatives(model, opt.theta, opt.lower) if model is not None else None
+    if d is None:
+        d = convergence.derivatives(fun, opt.theta, opt.lower, f0=opt.fmin)
     result = convergence.check(d)
     return replace(opt, check=result, converged=opt.converged and result.converged,
                    messages=opt.messages + result.messages)

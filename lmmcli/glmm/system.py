@@ -258,13 +258,11 @@ class WeightedSystem:
         V1 = Li.transpose(0, 2, 1) @ Li
         out = []
         if self.rest:
-            from scipy.linalg import solve_triangular
-
             # M^{-1} = [[L11^-T (I + L21' S^-1 L21) L11^-1, ...], [..., S^-1]],  S = L22 L22'
-            G = solve_triangular(F.L22, self._first_right(F.L21, Li), lower=True)
+            G = _tri_solve(F.L22, self._first_right(F.L21, Li))
             Gb = G.reshape(self.q_r, self.l1, self.p1)
             V1 = V1 + np.einsum("rgi,rgj->gij", Gb, Gb)
-            H = solve_triangular(F.L22, np.eye(self.q_r), lower=True)
+            H = _tri_solve(F.L22, np.eye(self.q_r))
             P = H.T @ H
             lam = np.diag(F.lam_r) if isinstance(F.lam_r, np.ndarray) else F.lam_r.toarray()
             Vr = lam @ P @ lam.T
