@@ -23,6 +23,8 @@ STAGE1_TOL = {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
 STAGE2_TOL = {"ftol_abs": 1e-9, "ftol_rel": 1e-13, "xtol_abs": 1e-7}
 HESS_STEP = 1e-3          # finite-difference step in whitened beta units and relative theta units
 SINGULAR_TOL = 1e-4
+WHITEN_RIDGE = 1e-4
+DEGENERATE = 1e-6         # smallest / largest Hessian eigenvalue (whitened) below which it is degenerate
 
 
 @dataclass
@@ -97,7 +99,7 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> Gl
     if nagq == 0:
         vcov = np.linalg.inv(model.beta_information(st1))
         return GlmmFit(formula, gd, model, 0, opt1, None, st1, model.laplace(st1), vcov, _opt_warnings(opt1))
-    R = np.linalg.cholesky(st1.RXtRX).T            # R' R = RXtRX
+    R = whitening(st1.RXtRX, model.X, model.working(st1.eta, st1.mu)[0])
     k = len(opt1.theta)
 
     def to_beta(x):
@@ -119,6 +121,17 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> Gl
     if vcov is None:
         vcov = np.linalg.inv(model.beta_information(st))
     return GlmmFit(formula, gd, model, nagq, opt1, opt2, st, value, vcov, warnings + vwarn)
+
+
+def whitening(RXtRX: np.ndarray, X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """R with R' R = RXtRX + a small ridge: stage 2's coordinates x = R (beta - beta_1).
+
+    The ridge (WHITEN_RIDGE times X'X's diagonal at the mean weight, so per column and unchanged
+    by rescaling a covariate) only matters where the information for a coefficient is nearly 0, as
+    under separation (the weights of its rows vanish): there plain whitening makes one unit of x a
+    huge move in beta, BOBYQA's quadratic model degenerates and it stops short of the optimum."""
+    ridge = WHITEN_RIDGE * float(np.mean(W)) * np.einsum("ij,ij->j", X, X)
+    return np.linalg.cholesky(RXtRX + np.diag(ridge)).T
 
 
 def _opt_warnings(opt: OptSummary) -> list[str]:
@@ -156,5 +169,11 @@ def hessian_vcov(objective, par, k, R, lower):
     except np.linalg.LinAlgError:
         return None, ["the Hessian of the deviance is not positive definite: the fixed effects' covariance "
                       "comes from RX (as glmer falls back)"]
+    curv = np.linalg.eigvalsh(H)
+    if curv[0] < DEGENERATE * curv[-1]:
+        # flat in one direction (separation: a coefficient runs off to infinity): its finite-difference
+        # curvature is noise, and glmer finds it not positive definite and falls back to RX as well
+        return None, ["the Hessian of the deviance is degenerate (a direction with no curvature): the fixed "
+                      "effects' covariance comes from RX (as glmer falls back)"]
     Rinv = np.linalg.inv(R)
     return Rinv @ V @ Rinv.T, []
