@@ -110,6 +110,9 @@ def _response_warnings(family: Family, y, wt, kind) -> list[str]:
         return []
     if np.any(y < 0):
         raise DataError("negative values are not allowed for the Poisson family")
-    if np.any(np.abs(y - np.round(y)) > 1e-7):
-        return ["non-integer counts in a Poisson model: the likelihood is not a Poisson one"]
+    frac = np.abs(y - np.round(y)) > 1e-7
+    if np.any(frac):
+        first = float(y[np.argmax(frac)])
+        return [f"non-integer counts in a Poisson model ({int(frac.sum())} rows, the first {first:g}; glmer warns "
+                f"'non-integer x = {first:f}'): the likelihood is not a Poisson one"]
     return []

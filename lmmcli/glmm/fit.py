@@ -141,8 +141,8 @@ def _opt_warnings(opt: OptSummary) -> list[str]:
     return out
 
 
-def hessian(f, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Central finite-difference Hessian of f at x with steps h (2k + 2 k(k-1)/2 * 2 evaluations)."""
+def hessian(f, x: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gradient, Hessian) of f at x by central differences with steps h (2k + 2 k(k-1)/2 * 2 evaluations)."""
     k = len(x)
     f0 = f(x)
     fp, fm = np.empty(k), np.empty(k)
@@ -155,25 +155,42 @@ def hessian(f, x: np.ndarray, h: np.ndarray) -> np.ndarray:
         for j in range(i):
             fpp, fmm = f(x + E[i] + E[j]), f(x - E[i] - E[j])
             H[i, j] = H[j, i] = (fpp + fmm - fp[i] - fm[i] - fp[j] - fm[j] + 2 * f0) / (2 * h[i] * h[j])
-    return H
+    return (fp - fm) / (2 * h), H
+
+
+def convergence_messages(g: np.ndarray, H: np.ndarray, k: int, R: np.ndarray, theta, lower) -> list[str]:
+    """glmer's checkConv at the optimum, on the derivatives in its own coordinates (theta, beta).
+
+    Ours are in whitened beta (x = R (beta - beta_1)), so g_beta = R' g_x and H_beta = R' H_x R; lme4
+    skips the check for a singular fit. The Hessian's scale checks ("very large eigenvalue", "large
+    eigenvalue ratio") depend on the covariates' units, as glmer's do: they say rescale a covariate."""
+    from lmmcli.engine.convergence import Derivatives, check
+
+    if np.any((np.asarray(lower) == 0) & (np.asarray(theta) < SINGULAR_TOL)):
+        return []
+    J = np.eye(len(g))
+    J[k:, k:] = R
+    out = check(Derivatives(np.asarray(theta), J.T @ g, J.T @ H @ J, np.zeros(len(g), bool), 0))
+    return out.messages
 
 
 def hessian_vcov(objective, par, k, R, lower):
     """(vcov of beta from the Hessian of the deviance, warnings); (None, [warning]) if not positive definite."""
     theta = par[:k]
     h = np.concatenate([HESS_STEP * np.maximum(np.abs(theta), 0.1), np.full(len(par) - k, HESS_STEP)])
-    H = hessian(objective, par, h)
+    g, H = hessian(objective, par, h)
+    checks = convergence_messages(g, H, k, R, theta, lower)
     try:
         np.linalg.cholesky(H)
         V = 2.0 * np.linalg.inv(H)[k:, k:]
     except np.linalg.LinAlgError:
-        return None, ["the Hessian of the deviance is not positive definite: the fixed effects' covariance "
-                      "comes from RX (as glmer falls back)"]
+        return None, checks + ["the Hessian of the deviance is not positive definite: the fixed effects' "
+                               "covariance comes from RX (as glmer falls back)"]
     curv = np.linalg.eigvalsh(H)
     if curv[0] < DEGENERATE * curv[-1]:
         # flat in one direction (separation: a coefficient runs off to infinity): its finite-difference
         # curvature is noise, and glmer finds it not positive definite and falls back to RX as well
-        return None, ["the Hessian of the deviance is degenerate (a direction with no curvature): the fixed "
-                      "effects' covariance comes from RX (as glmer falls back)"]
+        return None, checks + ["the Hessian of the deviance is degenerate (a direction with no curvature): the "
+                               "fixed effects' covariance comes from RX (as glmer falls back)"]
     Rinv = np.linalg.inv(R)
-    return Rinv @ V @ Rinv.T, []
+    return Rinv @ V @ Rinv.T, checks

@@ -57,3 +57,29 @@ def test_objective_at_fixed_parameters(case_id):
     ours = fm.model.stage2(par[:k], par[k:], fm.nagq)
     ours -= fm.model.const if fm.nagq > 1 else 0.0
     assert ours == pytest.approx(at["value"], abs=1e-5)
+
+
+SCALE_MESSAGES = ("very large eigenvalue", "large eigenvalue ratio")
+
+
+@pytest.mark.parametrize("case_id", IDS)
+def test_hessian_warnings_as_glmer(case_id):
+    """glmer's checkConv on the Hessian in its own units: 'nearly unidentifiable ... rescale variables?'
+    exactly where glmer says it (contraception: age^2; grouseticks_unscaled: HEIGHT ~ 500)."""
+    from lmmcli.glmm.result import assemble
+
+    exp = CASES[case_id]["expected"]
+    glmer = " ".join(exp["messages"]) if isinstance(exp["messages"], list) else str(exp["messages"] or "")
+    ours = " ".join(assemble(fitted(case_id)).warnings)
+    for text in SCALE_MESSAGES:
+        assert (f"unidentifiable: {text}" in glmer) == (f"unidentifiable: {text}" in ours), text
+
+
+def test_singular_and_separation_warnings():
+    from lmmcli.glmm.result import assemble
+
+    res = assemble(fitted("bin_singular"))
+    assert res.singular and any("singular" in w for w in res.warnings)
+    warns = assemble(fitted("separation")).warnings
+    assert any("separation" in w for w in warns)
+    assert any("comes from RX" in w for w in warns)       # glmer: "degenerate Hessian", RX-based vcov
