@@ -83,3 +83,24 @@ def test_singular_and_separation_warnings():
     warns = assemble(fitted("separation")).warnings
     assert any("separation" in w for w in warns)
     assert any("comes from RX" in w for w in warns)       # glmer: "degenerate Hessian", RX-based vcov
+
+
+def _lower_cases():
+    import json
+
+    from tests.glmm.reference import REF
+
+    d = json.loads((REF / "expected" / "lower_deviance.json").read_text())
+    return [pytest.param(c, d[c], marks=[pytest.mark.slow] if c in SLOW else []) for c in d if c != "versions"]
+
+
+@pytest.mark.parametrize("case_id, at", _lower_cases())
+def test_lower_deviances_are_lower_by_glmers_own_objective(case_id, at):
+    """Where lmm's deviance came out below glmer's, glmer's devfun at lmm's estimates (check_lower.R) is
+    below glmer's printed deviance too, and lmm's objective there is glmer's devfun value."""
+    fm = fitted(case_id)
+    assert at["devfun"] <= at["glmer_printed"] + 1e-9
+    k = len(fm.theta)
+    par = np.array(at["params"])
+    ours = fm.model.stage2(par[:k], par[k:], fm.nagq) - (fm.model.const if fm.nagq > 1 else 0.0)
+    assert ours == pytest.approx(at["devfun"], abs=1e-5)
