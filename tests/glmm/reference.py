@@ -56,7 +56,7 @@ SE_REFERENCE = {"grouseticks_unscaled": "se_numderiv"}
 UNIDENTIFIED = {"separation": ("trtb",)}
 TOL = {"deviance": 1e-4, "loglik": 1e-4, "AIC": 1e-4, "BIC": 1e-4, "beta_se": 2e-3, "se_rel": 5e-3,
        "z": 1.0, "p": 1.0, "sd_rel": 5e-3, "cor_abs": 5e-3, "mode_sd": 5e-3, "condsd_rel": 5e-3,
-       "fitted_rel": 1e-3}
+       "fitted_rel": 1e-3, "population_link": 1e-3, "resid_quantiles": 1e-3}
 # z and p are scored in units of what a 2e-3 SE move in beta and a 5e-3 relative SE move allow:
 # |dz| <= 2e-3 + 5e-3 |z| and |d log10 p| <= that |dz| times |d log10 p / dz| (= phi(z) / (p ln 10) * 2)
 
@@ -123,4 +123,10 @@ def deviations(case_id: str) -> dict[str, float]:
     mu_ref = np.array(exp["fitted"])
     rows = mu_ref > 1e-6 if case_id in UNIDENTIFIED else np.ones(len(mu_ref), bool)
     out["fitted_rel"] = float(np.max(np.abs(fm.state.mu - mu_ref)[rows] / np.abs(mu_ref[rows])))
+    eta_pop = fm.design.X @ fm.beta + fm.gd.offset
+    pop_ref = np.array(exp["predict_population_link"])
+    out["population_link"] = float(np.max((np.abs(eta_pop - pop_ref) / (1 + np.abs(pop_ref)))[rows]))
+    q = np.array([res.scaled_residuals[k] for k in ("min", "q1", "median", "q3", "max")])
+    q_ref = np.array(exp["scaled_resid_quantiles"])
+    out["resid_quantiles"] = float(np.max(np.abs(q - q_ref) / (1 + np.abs(q_ref)))) if case_id not in UNIDENTIFIED else 0.0
     return out

@@ -16,7 +16,7 @@ for (id in names(pts)) {
   m <- suppressWarnings(do.call(glmer, args))
   devfun <- update(m, devFunOnly = TRUE)
   p <- pts[[id]]$params
-  out[[id]] <- list(params = p, devfun = devfun(p), glmer_deviance = deviance(m),
+  out[[id]] <- list(params = p, devfun = devfun(p),
                     glmer_printed = unname(summary(m)$AICtab[["deviance"]]))
   cat(id, out[[id]]$devfun - out[[id]]$glmer_printed, "\n")
 }
