@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from lmmcli.aggregate.source import Source
+from lmmcli.aggregate.source import DUCKDB_COMPRESSIONS, Source
 from lmmcli.aggregate.sql import DUCKDB, VIEW
 from lmmcli.errors import DataError, LmmError
 from lmmcli.io.text import NA_STRINGS, _r_names
@@ -34,14 +34,22 @@ def _list(files) -> str:
 
 
 def reader_sql(src: Source) -> str:
-    """DuckDB's table function that reads the source."""
+    """DuckDB's table function that reads the source (text: the source's delimiter and decimal mark)."""
     files, hive = _list(src.files), "true" if src.hive else "false"
     if src.format == "parquet":
         return f"read_parquet({files}, hive_partitioning = {hive}, union_by_name = true)"
+    if src.compression not in (None, *DUCKDB_COMPRESSIONS):
+        raise DataError(f"--engine duckdb cannot read {src.compression}-compressed text ('{src.label}')",
+                        hint="recompress it with gzip or zstd, or use --engine memory")
     nulls = "[" + ", ".join(DUCKDB.literal(s) for s in NA_STRINGS) + "]"
-    delim = "\\t" if src.format == "tsv" else ","
-    return (f"read_csv({files}, header = true, delim = '{delim}', nullstr = {nulls}, "
-            f"hive_partitioning = {hive}, union_by_name = true, sample_size = 100000)")
+    delim, decimal = src.delimiter(), src.dialect.decimal
+    if delim == decimal:
+        raise DataError(f"the delimiter and the decimal mark of {src.label} are both '{delim}'",
+                        hint="give --delimiter ';' with --decimal ','")
+    return (f"read_csv({files}, header = true, delim = {DUCKDB.literal(delim)}, "
+            f"decimal_separator = {DUCKDB.literal(decimal)}, nullstr = {nulls}, compression = "
+            f"{DUCKDB.literal(src.compression or 'none')}, hive_partitioning = {hive}, union_by_name = true, "
+            "sample_size = 100000)")
 
 
 class DuckDBRunner:

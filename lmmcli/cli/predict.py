@@ -90,7 +90,7 @@ def predict(
     spark_master: SparkMaster = None,
 ):
     """Predictions (lme4's predict) for the fitting rows or --newdata, one per input row in input order.
-    With --engine duckdb the rows are streamed: read, predicted and written batch by batch."""
+    With --engine duckdb or spark the rows are streamed: read, predicted and written batch by batch."""
     from lmmcli.aggregate.choose import choose_engine
     from lmmcli.predict.predict import predict as run_predict
 
@@ -100,8 +100,8 @@ def predict(
                                          glmm_options(family, link, nagq, weights), eng,
                                          weights if family is None else None, contrasts)
     rows_path = newdata or data
-    if frame is None and rows_path is not None and choose_engine(rows_path, engine) != "memory":
-        stream_predictions(state, rows_path, eng, population, interval.value if interval else None, level,
+    if frame is None and rows_path is not None and (reader := choose_engine(rows_path, engine)) != "memory":
+        stream_predictions(state, rows_path, reader, eng, population, interval.value if interval else None, level,
                            tuple(keep or ()), fmt, output)
         return echo_warnings(warnings, strict)
     df, source, path = rows_to_predict(data, model, newdata, frame)
@@ -116,8 +116,9 @@ def predict(
     echo_warnings(warnings, strict)
 
 
-def stream_predictions(state, path: str, eng, population, interval, level, keep, fmt, output) -> None:
-    """Predict the rows of PATH batch by batch through DuckDB, writing CSV (stdout or -o) or -o FILE.parquet."""
+def stream_predictions(state, path: str, reader: str, eng, population, interval, level, keep, fmt, output) -> None:
+    """Predict the rows of PATH batch by batch as the engine `reader` (duckdb or spark) reads them,
+    writing CSV (stdout or -o) or -o FILE.parquet."""
     from lmmcli import predict_stream
     from lmmcli.aggregate.choose import make_runner
     from lmmcli.errors import UsageError
@@ -127,7 +128,7 @@ def stream_predictions(state, path: str, eng, population, interval, level, keep,
 
     if fmt not in (OutFormat.csv, OutFormat.parquet):
         raise UsageError("streamed predictions are written as CSV or Parquet", hint="use -f csv, or -o FILE.parquet")
-    runner = make_runner("duckdb", path, eng)
+    runner = make_runner(reader, path, eng)
     try:
         need_z = not population or interval == "prediction"
         cols = needed_columns(state.spec, population, need_z)
