@@ -34,6 +34,7 @@ class GlmmDesign:
     offset: np.ndarray
     response_kind: str             # "cbind", "factor", "logical" or "numeric"
     weights_column: str | None = None
+    trials: np.ndarray | None = None  # binomial: the cbind() totals (1 for a one-column response)
     offset_terms: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -61,7 +62,7 @@ def build_glmm_design(formula: Formula, df, family: Family, weights: str | None 
     offset = np.zeros(n) if design.offset is None else design.offset
     wt = prior * got["trials"][design.rows]
     warns = _response_warnings(family, design.y, wt, got["kind"])
-    return GlmmDesign(design, family, design.y, wt, offset, got["kind"], weights,
+    return GlmmDesign(design, family, design.y, wt, offset, got["kind"], weights, got["trials"][design.rows],
                       [deparse(e) for e in formula.offsets], warns)
 
 
@@ -113,6 +114,7 @@ def _response_warnings(family: Family, y, wt, kind) -> list[str]:
     frac = np.abs(y - np.round(y)) > 1e-7
     if np.any(frac):
         first = float(y[np.argmax(frac)])
-        return [f"non-integer counts in a Poisson model ({int(frac.sum())} rows, the first {first:g}; glmer warns "
-                f"'non-integer x = {first:f}'): the likelihood is not a Poisson one"]
+        return [f"non-integer counts in a Poisson model ({int(frac.sum())} rows, the first {first:g}): the "
+                "likelihood is not a Poisson one (glmer warns 'non-integer x', its deviance is Inf and its fit "
+                "stays at the start); lmm uses the Poisson deviance with log Gamma(y + 1), a quasi-likelihood"]
     return []

@@ -91,7 +91,7 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> Gl
 
     hessian=False skips the finite-difference Hessian (vcov from RX instead): for bootstrap refits."""
     d = gd.design
-    model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family)
+    model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family, gd.trials)
     model.set_glmer_start()
     opt1 = minimize_theta(model.glmer_stage1, model.theta0, model.lower, tol=STAGE1_TOL)
     st1 = model.glmer_pirls(opt1.theta, None, model.eta_start)

@@ -74,3 +74,11 @@ g <- sample(ng, n, replace = TRUE); x <- round(rnorm(n), 3)
 U <- MASS::mvrnorm(ng, c(0, 0), matrix(c(0.3, -0.05, -0.05, 0.1), 2))
 w(data.frame(g = paste0("L", g), x = x, count = rpois(n, exp(0.7 + 0.25 * x + U[g, 1] + U[g, 2] * x))),
   "large_counts.csv")
+
+# prior weights: counts.csv (make_data.R) with integer and fractional weights; binary.csv with fractional ones
+d <- read.csv(file.path("data", "counts.csv"))
+d$w <- ifelse(d$x > 0, 2, 1); d$wf <- round(0.5 + d$exposure / 10, 3)
+w(d, "counts_weighted.csv")
+b <- read.csv(file.path("data", "binary.csv"))
+b$wt <- round(runif(nrow(b), 0.5, 2), 2)
+w(b, "binary_weighted.csv")
