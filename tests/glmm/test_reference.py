@@ -104,3 +104,25 @@ def test_lower_deviances_are_lower_by_glmers_own_objective(case_id, at):
     par = np.array(at["params"])
     ours = fm.model.stage2(par[:k], par[k:], fm.nagq) - (fm.model.const if fm.nagq > 1 else 0.0)
     assert ours == pytest.approx(at["devfun"], abs=1e-5)
+
+
+def test_convergence_check_flags_a_point_off_the_optimum():
+    """glmer's max|grad| check on lmm's derivatives: quiet at the optimum, a warning 0.3 SE away from it."""
+    from lmmcli.glmm.fit import convergence_messages, hessian, whitening
+
+    fm = fitted("cbpp")
+    m = fm.model
+    st1 = m.glmer_pirls(fm.opt1.theta, None, m.eta_start)
+    R = whitening(st1.RXtRX, m.X, m.working(st1.eta, st1.mu)[0])
+    k = len(fm.theta)
+
+    def objective(par):
+        return m.stage2(par[:k], st1.beta + np.linalg.solve(R, par[k:]), 1)
+
+    at = np.concatenate([fm.theta, R @ (fm.beta - st1.beta)])
+    h = np.full(len(at), 1e-3)
+    assert convergence_messages(*hessian(objective, at, h), k, R, fm.theta, m.lower) == []
+    off = at.copy()
+    off[k] += 0.3
+    msgs = convergence_messages(*hessian(objective, off, h), k, R, fm.theta, m.lower)
+    assert any("failed to converge with max|grad|" in w for w in msgs)
