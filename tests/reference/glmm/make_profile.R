@@ -5,7 +5,7 @@ cases <- read.delim("cases.tsv", stringsAsFactors = FALSE, colClasses = "charact
 versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                  Matrix = as.character(packageVersion("Matrix")))
 # (binary_slope is left out: R stops there with "profiling detected new, lower deviance")
-for (id in c("cbpp", "counts_offset", "cbpp_agq25")) {
+for (id in c("cbpp", "counts_offset", "cbpp_agq25", "pois_offset_slope")) {
   cs <- cases[cases$id == id, ]
   d <- read.csv(cs$csv, stringsAsFactors = TRUE)
   if (nzchar(cs$factors)) for (f in strsplit(cs$factors, ",")[[1]]) d[[f]] <- factor(d[[f]])
