@@ -130,3 +130,14 @@ def deviations(case_id: str) -> dict[str, float]:
     q_ref = np.array(exp["scaled_resid_quantiles"])
     out["resid_quantiles"] = float(np.max(np.abs(q - q_ref) / (1 + np.abs(q_ref)))) if case_id not in UNIDENTIFIED else 0.0
     return out
+
+
+if __name__ == "__main__":       # python -m tests.glmm.reference [case ...]: the deviations table
+    import sys
+
+    ids = sys.argv[1:] or list(CASES)
+    for k, c in enumerate(ids):
+        d = deviations(c)
+        if k == 0:
+            print(f"{'case':24s} " + " ".join(f"{q:>15s}" for q in d))
+        print(f"{c:24s} " + " ".join(f"{v:15.2e}" for v in d.values()), flush=True)
