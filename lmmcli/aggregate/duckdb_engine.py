@@ -56,6 +56,7 @@ def reader_sql(src: Source) -> str:
 # query over a 1e7-row Parquet file. Scans and small GROUP BYs run as fast within this (measured at
 # 1e7 rows: the same times, peak 476 -> 336 MB with the GROUP BY also limited).
 SCAN_MEMORY = "256MB"
+PROGRESS_EVERY = 0.5      # seconds between progress lines on a terminal
 
 
 class DuckDBRunner:
@@ -82,6 +83,9 @@ class DuckDBRunner:
         self._limit = "unset"
         self._set_limit(False)
         self.con.execute("SET preserve_insertion_order = false")
+        if self.progress:      # DuckDB tracks a query's progress only with its bar on; lmm draws its own
+            self.con.execute("SET enable_progress_bar = true")
+            self.con.execute("SET enable_progress_bar_print = false")
         self._make_view()
 
     def _set_limit(self, grouped: bool) -> None:
@@ -132,7 +136,7 @@ class DuckDBRunner:
             sys.stderr.write("\r\033[K")
 
     def _watch(self, done: threading.Event) -> None:
-        while not done.wait(0.5):
+        while not done.wait(PROGRESS_EVERY):
             try:
                 pct = self.con.query_progress()
             except Exception:    # the query finished between the check and the call
