@@ -70,7 +70,8 @@ class GlmmModel:
         self.blocks = list(blocks)
         self.system = WeightedSystem(self.blocks)
         self.q = self.system.q
-        self.x_in_z1 = self.system.first_match(self.X)
+        self.Xf = np.asfortranarray(self.X)      # columns contiguous: the per-column sums of W X
+        self.wx_plan = self.system.wx_plan(self.X)
         self.response = Response(family, self.y, self.wt)
         self.sat, self.binary = self.response.sat, self.response.binary
         # -2 * saturated log-likelihood: what turns sum(dev_i) into a complete -2 log-likelihood
@@ -241,8 +242,8 @@ class GlmmModel:
     def _joint_solve(self, F, W, Wz):
         """(beta, u, RX'RX): the penalized weighted least-squares fit of the working response z, given W z."""
         sysm = self.system
-        WX = self.X * W[:, None]
-        C = sysm.lambda_t(F, sysm.zt_wx(F, WX, self.x_in_z1))
+        WX = self.Xf * W[:, None]
+        C = sysm.lambda_t(F, sysm.zt_wx(F, W, WX, self.wx_plan))
         sol = sysm.solve(F, np.column_stack([C, sysm.lambda_t(F, sysm.zt_times(Wz)[:, None])]))
         P, pz = sol[:, :self.p], sol[:, self.p]
         RXtRX = self.X.T @ WX - C.T @ P
