@@ -61,7 +61,7 @@ class PirlsState:
 class GlmmModel:
     """The data of a GLMM and its objective functions of theta (stage 1) and of (theta, beta) (stage 2)."""
 
-    def __init__(self, X, blocks, y, wt, offset, family):
+    def __init__(self, X, blocks, y, wt, offset, family, trials=None):
         self.X = np.ascontiguousarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.y, self.wt, self.offset = (np.asarray(a, dtype=float) for a in (y, wt, offset))
@@ -76,6 +76,12 @@ class GlmmModel:
         self.sat, self.binary = self.response.sat, self.response.binary
         # -2 * saturated log-likelihood: what turns sum(dev_i) into a complete -2 log-likelihood
         self.const = -2.0 * (float(np.sum(self.wt * self.sat)) + family.log_constant(self.y, self.wt))
+        # R's binomial aic where rounding makes it differ from sum(dev_i) + const (fractional weights)
+        self.rounded_aic = None
+        if family.name == "binomial" and trials is not None:
+            from lmmcli.glmm.family import RoundedBinomialAic
+
+            self.rounded_aic = RoundedBinomialAic.of(self.y, self.wt, np.asarray(trials, dtype=float))
         self.lower = theta_lower(self.blocks)
         self.theta0 = theta_start(self.blocks)
         self._warm_u = np.zeros(self.q)     # exact PIRLS starts from the last u-hat
@@ -259,7 +265,10 @@ class GlmmModel:
 
     # -- objectives -------------------------------------------------------------------------------
     def laplace(self, st: PirlsState) -> float:
-        """Complete -2 log-likelihood by the Laplace approximation at a PIRLS state."""
+        """Complete -2 log-likelihood by the Laplace approximation at a PIRLS state (glmer: log|L|^2 +
+        |u|^2 + family$aic(mu), which is pdev + const unless R's aic rounds the counts)."""
+        if self.rounded_aic is not None:
+            return st.factor.logdet_L + float(st.u @ st.u) + self.rounded_aic(st.mu)
         return st.factor.logdet_L + st.pdev + self.const
 
     def agq(self, st: PirlsState, nagq: int) -> float:
