@@ -119,12 +119,12 @@ def predict(
 def stream_predictions(state, path: str, reader: str, eng, population, interval, level, keep, fmt, output) -> None:
     """Predict the rows of PATH batch by batch as the engine `reader` (duckdb or spark) reads them,
     writing CSV (stdout or -o) or -o FILE.parquet."""
-    from lmmcli import predict_stream
+    from lmmcli.predict import stream as predict_stream
     from lmmcli.aggregate.choose import make_runner
     from lmmcli.errors import UsageError
     from lmmcli.io.write import atomic_write
     from lmmcli.predict.predict import needed_columns
-    from lmmcli.predict_stream import prediction_batches, write_tables
+    from lmmcli.predict.stream import prediction_batches, write_tables
 
     if fmt not in (OutFormat.csv, OutFormat.parquet):
         raise UsageError("streamed predictions are written as CSV or Parquet", hint="use -f csv, or -o FILE.parquet")
@@ -211,7 +211,7 @@ def effects_command(kind: str):
             import pyarrow.parquet as pq
 
             from lmmcli.io.write import atomic_write
-            from lmmcli.predict_stream import ranef_table
+            from lmmcli.predict.stream import ranef_table
 
             table = ranef_table(state, level)     # columnar: a million levels without a row object each
             atomic_write(str(output), lambda fh: pq.write_table(table, fh), (data,) if data else ())
