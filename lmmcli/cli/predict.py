@@ -10,7 +10,7 @@ import typer
 from lmmcli.cli.app import (Contrasts, CsvFormatOpt, Decimal, Delimiter, Engine, Factor, FormatOpt, IntervalKind,
                             Level, MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, SparkMaster,
                             Strict, Threads, app, command, command_settings, guarded)
-from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name
+from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name, stderr_is_terminal
 from lmmcli.cli.glmm import Family, Link, Nagq, Type, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
@@ -136,6 +136,8 @@ def stream_predictions(state, path: str, reader: str, eng, population, interval,
         counts: dict = {}
         tables = prediction_batches(state, runner.batches(cols, predict_stream.BATCH_ROWS), population, interval,
                                     level, keep, source_name(path), counts)
+        if stderr_is_terminal():
+            tables = predict_stream.counted(tables, lambda n: sys.stderr.write(f"\rpredicted {n:,} rows"))
         parquet = fmt == OutFormat.parquet
         if is_stdout(output):
             write_tables(tables, sys.stdout.buffer, parquet)
@@ -143,6 +145,8 @@ def stream_predictions(state, path: str, reader: str, eng, population, interval,
             atomic_write(str(output), lambda fh: write_tables(tables, fh, parquet), (path,))
     finally:
         runner.close()
+        if stderr_is_terminal():
+            sys.stderr.write("\r\033[K")
     if counts.get("n_missing"):
         sys.stderr.write(f"note: {counts['n_missing']} row(s) have missing values in columns the prediction "
                          "needs; their prediction is empty (null)\n")
