@@ -249,6 +249,7 @@ class RestPart:
         self.l1, self.p1 = l1, p1
         self.diagonal = all(p == 1 for _, _, p in layout)
         self.K = fill_pattern(A21.tocsc(), p1, self.level_start(), A22) if self.q <= MAX_FILL_DIM else None
+        self.big = None       # schur.ScalarSchur, formed at the first evaluation without K (scalar terms)
 
     def level_start(self) -> np.ndarray:
         """For each rest row, the first row of its level's p x p block (so p = 1 gives arange)."""
@@ -261,10 +262,26 @@ class RestPart:
         """A22 - A21 blockdiag(S) A21', a new dense q x q array (only the lower triangle when K is kept)."""
         if self.K is not None:
             return (self.K @ np.append(-S.ravel(), 1.0)).reshape(self.q, self.q)
+        if self.p1 == 1 and self.diagonal:       # (lambda_sym reads a p > 1 block's upper triangle too)
+            return self.scalar_schur()(S.ravel())
         import scipy.sparse as sp
 
         Sb = sp.block_diag(list(S), format="csr") if self.p1 > 1 else sp.diags(S.ravel())
         return (self.A22 - self.A21 @ Sb @ self.A21.T).toarray()
+
+    def scalar_schur(self):
+        """The exact blocked form of the fill-in for a scalar first term (engine/schur.py), formed once."""
+        if self.big is None:
+            from lmmcli.engine.schur import ScalarSchur
+
+            self.big = ScalarSchur(self.A21, self.A22)
+        return self.big
+
+    def pair_quad(self, Q: np.ndarray) -> np.ndarray:
+        """a_g' Q a_g for every column g of A21 (scalar terms), Q symmetric given by its lower triangle."""
+        if self.K is None:
+            return self.scalar_schur().quad(Q)
+        return 2.0 * (self.K.T @ Q.ravel())[:-1] - self.A21.multiply(self.A21).T @ np.diagonal(Q)
 
     def lambda_sym(self, M: np.ndarray, Ts) -> None:
         """M <- Lr' M Lr in place (Lr = blockdiag_k(I_levels (x) T_k))."""

@@ -331,7 +331,7 @@ class PlsModel:
         V1 = L11inv.transpose(0, 2, 1) @ L11inv
         out_rest = []
         rp = getattr(self, "rest_part", None)
-        if self.rest and rp.K is not None and rp.diagonal and self.p1 == 1:
+        if self.rest and rp.diagonal and self.p1 == 1:
             V1, out_rest = self._cond_var_scalar(F, V1, sigma)
         elif self.rest:
             import scipy.sparse as sp
@@ -363,7 +363,8 @@ class PlsModel:
 
         and the rest effect r's is P_rr. The middle term is a sum over pairs of rows of A21 in
         level g, sum_{r,s} A[r,g] A[s,g] Q[r,s] (Q = Lr P Lr'): exactly the pairs K holds (see
-        kernels.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r].
+        kernels.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r]
+        (without K, schur.ScalarSchur.quad sums the same pairs: RestPart.pair_quad).
         Worked example (fill_pattern's A21, level g = 0 holds rows 0 and 1 with A = 2, 1):
             sum = 4 Q00 + 2*2 Q10 + Q11;   2 K'vec(Q) = 2 (4 Q00 + 2 Q10 + Q11);   minus 4 Q00 + Q11.
         Cost O(nnz K) instead of a q x q1 product.
@@ -376,12 +377,14 @@ class PlsModel:
         if info != 0:
             raise NumericalError("the random-effects factor is singular; no conditional variances")
         lam_r = rp.lam(F.Ts[1:])                            # the diagonal of Lr
-        Q = P * np.outer(lam_r, lam_r)                      # Lr P Lr' (lower triangle)
-        q_diag = np.diagonal(Q).copy()
-        pair_sum = 2.0 * (rp.K.T @ Q.ravel())[:-1] - self.A21.multiply(self.A21).T @ q_diag
+        p_diag = np.diagonal(P).copy()
+        Q = P                                               # Lr P Lr' (lower triangle), in place: q^2 doubles
+        Q *= lam_r[:, None]
+        Q *= lam_r[None, :]
+        pair_sum = rp.pair_quad(Q)
         m_inv = V1[:, 0, 0]
         V1 = (m_inv + (m_inv * F.Ts[0][0, 0]) ** 2 * pair_sum)[:, None, None]
-        out, pos, p_diag = [], 0, np.diagonal(P)
+        out, pos = [], 0
         for blk, T in zip(self.rest, F.Ts[1:]):
             out.append((sigma * T[0, 0]) ** 2 * p_diag[pos:pos + blk.nlevels].reshape(-1, 1, 1))
             pos += blk.nlevels
