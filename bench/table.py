@@ -16,7 +16,9 @@ bench/results/table.md and table.json.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -71,7 +73,7 @@ def have_r() -> str | None:
 def data_path(spec, use_r: bool) -> Path:
     if isinstance(spec, Path):
         return spec
-    if spec == "insteval" and use_r:
+    if spec == "insteval" and (use_r or shutil.which("Rscript")):     # lme4's own data also under --no-r
         path = DATA / "insteval_lme4.csv"
         if not path.exists():
             DATA.mkdir(parents=True, exist_ok=True)
@@ -93,14 +95,26 @@ def timed(cmd, timeout=None) -> tuple[float, int, str]:
     return time.perf_counter() - t0, proc.returncode, proc.stderr
 
 
+def timed_lmm(cmd) -> tuple[float, float, int, str]:
+    """(wall s, CPU s = user + system of the child, exit code, stderr) of one lmm run."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t0, usage.ru_utime + usage.ru_stime, proc.returncode, err
+
+
 def run_case(case, repeat: int, use_r: bool, r_timeout: float) -> dict:
     name, label, spec, formula, opts, target, ratio_target, lmertest = case
     path = data_path(spec, use_r)
-    times, code, err = [], 0, ""
+    times, cpus, code, err = [], [], 0, ""
     for _ in range(repeat):
-        t, code, err = timed([LMM, "fit", str(path), formula, *opts, "-o", str(RESULTS / f"{name}.out")])
+        t, cpu, code, err = timed_lmm([LMM, "fit", str(path), formula, *opts, "-o", str(RESULTS / f"{name}.out")])
         times.append(t)
+        cpus.append(cpu)
     out = {"case": name, "label": label, "data": path.name, "lmm_s": min(times), "lmm_all_s": times,
+           "lmm_cpu_s": min(cpus), "load": os.getloadavg()[0],
            "exit": code, "target_s": target, "ratio_target": ratio_target}
     if code not in (0, 3):
         out["error"] = err.strip().splitlines()[-1] if err.strip() else f"exit {code}"
@@ -116,7 +130,7 @@ def run_case(case, repeat: int, use_r: bool, r_timeout: float) -> dict:
 
 
 def fmt_row(r: dict, r_missing: str | None) -> str:
-    lmm = f"{r['lmm_s']:.2f} s" + (f" ({r['error']})" if r.get("error") else "")
+    lmm = f"{r['lmm_s']:.2f} s ({r['lmm_cpu_s']:.2f} s CPU)" + (f" ({r['error']})" if r.get("error") else "")
     if "lme4_s" in r and r["lme4_s"]:
         lme4 = f"{r['lme4_s']:.2f} s ({r['lme4_what']})"
         ratio = f"{r['lme4_s'] / r['lmm_s']:.0f}x"
@@ -142,6 +156,9 @@ def main() -> None:
     r_missing = "--no-r" if args.no_r else have_r()
     use_r = r_missing is None
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # lmm's modules as bytecode, as an installed package has them (pip compiles at install time): with
+    # PYTHONDONTWRITEBYTECODE set, as on some machines, every run would otherwise compile ~50 modules (~50 ms)
+    compileall.compile_dir(ROOT / "lmmcli", quiet=1)
     rows = []
     for case in CASES:
         if args.only and case[0] not in args.only:
@@ -149,9 +166,10 @@ def main() -> None:
         rows.append(run_case(case, args.repeat, use_r, args.r_timeout))
         print(f"  {case[0]}: lmm {rows[-1]['lmm_s']:.2f} s" +
               (f", lme4 {rows[-1]['lme4_s']:.2f} s" if rows[-1].get("lme4_s") else ""), file=sys.stderr)
-    head = ["| case | lme4 (same run) | lmm (min of %d, whole process) | ratio | target | met |" % args.repeat,
+    head = ["| case | lme4 (same run) | lmm (min of %d, whole process; CPU) | ratio | target | met |" % args.repeat,
             "|---|---|---|---|---|---|"]
     table = "\n".join(head + [fmt_row(r, r_missing) for r in rows])
+    table += f"\n\nLoad average {min(r['load'] for r in rows):.1f}-{max(r['load'] for r in rows):.1f} during the lmm runs."
     if r_missing:
         table += f"\n\nlme4 skipped: {r_missing}."
     print(table)

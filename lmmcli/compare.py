@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import build_design, check_columns, complete_rows, predictor_terms
+from lmmcli.design.design import build_design, check_columns, complete_rows
+from lmmcli.design.variables import predictor_terms
 from lmmcli.distributions import chi2_sf
 from lmmcli.errors import DataError, ModelSpecError, UsageError
 from lmmcli.fit import FittedModel, fit_design
@@ -193,11 +194,15 @@ def compare(texts, df, ml: bool = False, refit: bool = True, factors=(), refs=No
         raise ModelSpecError(f"--weights names column '{weights}', which is not in {source}")
     rows = common_rows(formulas, df, source, weights)
     data = as_frame(df).take(rows)
-    any_random = any(f.random for f in formulas)
     reml = not ml and not refit
     fits = fit_on_rows(formulas, data, reml, tuple(factors), dict(refs or {}), source, weights, contrasts)
-    refitted = not ml and refit and any_random
+    return compared(formulas, fits, ml, refit, len(rows), len(df))
+
+
+def compared(formulas, fits, ml: bool, refit: bool, nobs: int, n_input: int) -> CompareResult:
+    """The likelihood-ratio table of models fitted to the same nobs rows (of n_input), with its notes."""
+    reml = not ml and not refit
+    refitted = not ml and refit and any(f.random for f in formulas)
     table = lr_tests([_row(f"M{k}", fm) for k, fm in enumerate(fits, start=1)])
-    return CompareResult(table, refitted, "REML" if reml else "ML", deparse(formulas[0].response),
-                         len(rows), len(df), len(df) - len(rows),
-                         _notes(fits, refitted, reml, len(df) - len(rows), len(rows)), _warnings(fits))
+    return CompareResult(table, refitted, "REML" if reml else "ML", deparse(formulas[0].response), nobs,
+                         n_input, n_input - nobs, _notes(fits, refitted, reml, n_input - nobs, nobs), _warnings(fits))

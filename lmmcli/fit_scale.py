@@ -146,3 +146,27 @@ def check_supported(ci: str | None, df_method: str) -> None:
     if df_method == "kenward-roger":
         raise ModelSpecError("--df kenward-roger needs the model's rows, which an aggregated fit does not hold",
                              hint="use --df satterthwaite, or --engine memory")
+
+
+def compare_source(texts, runner, ml: bool = False, refit: bool = True, factors=(), refs=None,
+                   source: str = "the data"):
+    """compare.compare (lme4's anova(m1, m2, ...)) over a runner's data: every model aggregated over the
+    rows complete in the columns of all of them, each fitted by ML (or REML with refit = False)."""
+    from lmmcli import compare as cmp
+    from lmmcli.aggregate.stats import aggregate, check_schema, dropped_warning
+
+    formulas = cmp.parse_all(texts)
+    refs = dict(refs or {})
+    kinds = runner.kinds()
+    for f in formulas:
+        check_schema(f, kinds, cmp.refs_for(f, refs, formulas), source)
+    used = sorted(set().union(*(f.columns() for f in formulas)))
+    reml = not ml and not refit
+    aggs = [aggregate(runner, f, tuple(factors), cmp.refs_for(f, refs, formulas), source, require=used)
+            for f in formulas]
+    for agg in aggs:     # the comparison notes the rows every model left out, once
+        agg.warnings = [w for w in agg.warnings if w != dropped_warning(agg.n_input - agg.cp.n)]
+    fits = [fit_aggregated(f, agg, reml, runner.name) for f, agg in zip(formulas, aggs)]
+    if reml:
+        cmp.check_same_fixed([fm.design for fm in fits])
+    return cmp.compared(formulas, fits, ml, refit, aggs[0].cp.n, aggs[0].n_input)

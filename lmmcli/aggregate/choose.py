@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lmmcli.aggregate.source import resolve
+from lmmcli.aggregate.source import DUCKDB_COMPRESSIONS, resolve
 from lmmcli.errors import DataError, UsageError
+from lmmcli.io.text import Dialect
 
 ENGINES = ("auto", "memory", "duckdb", "spark")
 HEADROOM = 4.0      # memory is chosen when decoded size x HEADROOM < available memory (the fit's copies)
@@ -14,12 +15,13 @@ HEADROOM = 4.0      # memory is chosen when decoded size x HEADROOM < available 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """--engine, --threads, --memory-limit, --spark-master."""
+    """--engine, --threads, --memory-limit, --spark-master, and the text dialect."""
 
     engine: str = "auto"
     threads: int | None = None
     memory_limit: str | None = None
     spark_master: str | None = None
+    dialect: Dialect = Dialect()         # --delimiter, --decimal of text data
 
 
 def available_memory() -> int:
@@ -56,6 +58,8 @@ def choose_engine(data: str, engine: str = "auto") -> str:
         return "memory"
     if not src.single:
         return "duckdb"
+    if src.compression not in (None, *DUCKDB_COMPRESSIONS):
+        return "memory"       # one bz2/xz file: the memory reader decompresses it
     try:
         size = src.decoded_bytes()
     except Exception:    # unreadable metadata: the memory reader says what is wrong with the file
@@ -65,7 +69,7 @@ def choose_engine(data: str, engine: str = "auto") -> str:
 
 def make_runner(engine: str, data: str, opts: EngineOptions):
     """The SQL runner of an aggregation engine over DATA."""
-    src = resolve(data)
+    src = resolve(data).with_dialect(opts.dialect)
     if engine == "duckdb":
         from lmmcli.aggregate.duckdb_engine import DuckDBRunner
 

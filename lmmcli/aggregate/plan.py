@@ -49,6 +49,7 @@ class Plan:
     terms: list[PlanTerm]                  # in formula order
     used: tuple[str, ...]                  # a missing value in any of these drops the row
     floats: tuple[str, ...]                # used columns that are floating point (NaN counts as missing)
+    orders: dict = field(default_factory=dict)   # stored category order of categorical columns (Parquet)
     pilot: np.ndarray = field(default_factory=lambda: np.zeros(0))   # shift of each [X y] column
 
     @property
@@ -134,8 +135,9 @@ def _probe(kind: str) -> np.ndarray:
     return np.zeros(0, dtype={"float": float, "int": np.int64, "bool": bool}.get(kind, object))
 
 
-def learn_variables(formula: Formula, factors: dict[str, np.ndarray], refs) -> dict[str, VarInfo]:
-    """design.learn_variables from each factor's distinct values instead of its rows."""
+def learn_variables(formula: Formula, factors: dict[str, np.ndarray], refs, orders=None) -> dict[str, VarInfo]:
+    """design.learn_variables from each factor's distinct values instead of its rows (orders: the stored
+    category order of categorical columns, kept as the memory path keeps it)."""
     out: dict[str, VarInfo] = {}
     for term in predictor_terms(formula):
         for e in term.factors:
@@ -143,20 +145,25 @@ def learn_variables(formula: Formula, factors: dict[str, np.ndarray], refs) -> d
             if label in out:
                 continue
             if isinstance(e, Name) and e.name in factors:
-                out[label] = VarInfo(label, "factor", _with_ref(e.name, _levels(label, factors[e.name]), refs))
+                levels = _levels(label, factors[e.name], (orders or {}).get(e.name))
+                out[label] = VarInfo(label, "factor", _with_ref(e.name, levels, refs))
             else:
                 out[label] = VarInfo(label, "numeric")
     return out
 
 
-def _levels(label: str, values: np.ndarray) -> tuple[str, ...]:
+def _levels(label: str, values: np.ndarray, order=None) -> tuple[str, ...]:
     """design.learn_levels from a factor's distinct values: FALSE, TRUE for a logical; numeric order for
-    numbers; R's text order for text; at least two levels."""
+    numbers; a categorical column's stored order (order); else R's text order; at least two levels."""
     values = np.asarray(values)
     if values.dtype == bool:
         return LOGICAL_LEVELS
     labels = value_labels(values).tolist()
-    levels = tuple(sorted(labels, key=float if values.dtype.kind in "iuf" else text_order))
+    if order is not None and values.dtype.kind not in "iuf":
+        present = set(labels)
+        levels = tuple(c for c in value_labels(np.asarray(order, dtype=object)).tolist() if c in present)
+    else:
+        levels = tuple(sorted(labels, key=float if values.dtype.kind in "iuf" else text_order))
     if len(levels) < 2:
         raise DataError(f"'{label}' has only one level ('{levels[0] if levels else ''}') in the rows used: "
                         "contrasts can be applied only to factors with 2 or more levels",
@@ -194,13 +201,15 @@ def model_exprs(terms, intercept: bool, spec: ModelSpec, raws: dict, scale_state
 
 
 def build_plan(formula: Formula, kinds: dict[str, str], factors: dict[str, np.ndarray], scale_state: dict,
-               factor_columns=(), refs=None) -> Plan:
-    """The plan of sums for this formula over data with these column kinds and factor values."""
+               factor_columns=(), refs=None, require=(), orders=None) -> Plan:
+    """The plan of sums for this formula over data with these column kinds and factor values; a row with
+    a missing value in the formula's columns or in `require` (other models' columns, for compare) is dropped."""
     refs = dict(refs or {})
     if getattr(formula, "offsets", ()):
         raise ModelSpecError("offset() terms are not summed by the aggregation engines yet",
                              hint="use --engine memory for this formula")
-    variables = learn_variables(formula, factors, refs)
+    orders = dict(orders or {})
+    variables = learn_variables(formula, factors, refs, orders)
     spec = ModelSpec(formula, variables, dict(scale_state), tuple(factor_columns), refs)
     raws = {name: raw_values(v) for name, v in factors.items()}
     fixed = model_exprs(formula.fixed, formula.intercept, spec, raws, scale_state)
@@ -212,6 +221,6 @@ def build_plan(formula: Formula, kinds: dict[str, str], factors: dict[str, np.nd
             raise ModelSpecError(f"random term '({rt.group_label})' has no columns", span=rt.span)
         terms.append(PlanTerm(rt.group_label, tuple(rt.group), tuple(n for n, _ in cols),
                               tuple(e for _, e in cols), rt.correlated))
-    used = tuple(sorted(formula.columns()))
+    used = tuple(sorted(set(formula.columns()) | set(require)))
     floats = tuple(c for c in used if kinds[c] == "float")
-    return Plan(formula, spec, deparse(formula.response), fixed, y, terms, used, floats)
+    return Plan(formula, spec, deparse(formula.response), fixed, y, terms, used, floats, orders)

@@ -68,7 +68,7 @@ def _empty_frame(kinds: dict[str, str]) -> Frame:
     return Frame({c: np.zeros(0, dtype=dtype.get(k, object)) for c, k in kinds.items()})
 
 
-def _check_schema(formula: Formula, kinds: dict[str, str], refs: dict, source: str) -> None:
+def check_schema(formula: Formula, kinds: dict[str, str], refs: dict, source: str) -> None:
     """The checks of design.build_design that need only column names and kinds."""
     check_columns(formula, _empty_frame(kinds), source)
     for col in refs:
@@ -84,12 +84,14 @@ def _check_schema(formula: Formula, kinds: dict[str, str], refs: dict, source: s
                         hint="lmm fits linear mixed models of a numeric response")
 
 
-def learn_plan(runner, formula: Formula, factor_columns=(), refs=None, source: str = "the data") -> Plan:
-    """The plan for this formula over the runner's data: a first look at levels, scale() and pilot means."""
+def learn_plan(runner, formula: Formula, factor_columns=(), refs=None, source: str = "the data",
+               require=()) -> Plan:
+    """The plan for this formula over the runner's data: a first look at levels, scale() and pilot means.
+    require: further columns a complete row needs (build_plan)."""
     refs = dict(refs or {})
     kinds = runner.kinds()
-    _check_schema(formula, kinds, refs, source)
-    used = tuple(sorted(formula.columns()))
+    check_schema(formula, kinds, refs, source)
+    used = tuple(sorted(set(formula.columns()) | set(require)))
     where = sql.complete_where(used, tuple(c for c in used if kinds[c] == "float"), runner.dialect)
     factors = {c: runner.run(sql.distinct_query(where, runner.dialect, c))["v"]
                for c in factor_names(formula, kinds, set(factor_columns))}
@@ -100,7 +102,7 @@ def learn_plan(runner, formula: Formula, factor_columns=(), refs=None, source: s
         mean, sd = float(r["mean"][0]), r["sd"][0]
         sd = float(sd) if sd is not None and np.isfinite(sd) and int(r["n"][0]) > 1 else 1.0
         scale_state[key] = (mean, sd if sd > 0 else 1.0)
-    plan = build_plan(formula, kinds, factors, scale_state, factor_columns, refs)
+    plan = build_plan(formula, kinds, factors, scale_state, factor_columns, refs, require, category_orders(runner))
     checks.check_refs(refs, formula, plan.spec.variables)
     if not plan.terms:
         raise ModelSpecError("the aggregation engines fit mixed models; this formula has no random terms",
@@ -112,28 +114,43 @@ def learn_plan(runner, formula: Formula, factor_columns=(), refs=None, source: s
     return plan
 
 
+def category_orders(runner) -> dict[str, tuple]:
+    """The stored category orders of the runner's data, under R's column names."""
+    from lmmcli.io.text import _r_names
+
+    src = getattr(runner, "src", None)
+    orders = src.category_orders() if src is not None else {}
+    if not orders:
+        return {}
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(src.files[0]).names
+    return {r: orders[c] for c, r in zip(names, _r_names(names)) if c in orders}
+
+
 # -- running it ------------------------------------------------------------------------------
-def aggregate(runner, formula: Formula, factor_columns=(), refs=None, source: str = "the data") -> Aggregated:
-    """Learn the plan, run its GROUP BYs and assemble the CrossProducts."""
-    plan = learn_plan(runner, formula, factor_columns, refs, source)
+def aggregate(runner, formula: Formula, factor_columns=(), refs=None, source: str = "the data",
+              require=()) -> Aggregated:
+    """Learn the plan, run its GROUP BYs and assemble the CrossProducts (require: see build_plan)."""
+    plan = learn_plan(runner, formula, factor_columns, refs, source, require)
     d = runner.dialect
     n_input = int(runner.run(sql.count_query())["n"][0])
-    totals = _run(runner, sql.global_query(plan, d))
+    totals = _run(runner, sql.global_query(plan, d), grouped=False)
     results = [_run(runner, sql.term_query(plan, d, k)) for k in range(len(plan.terms))]
     pairs = {(k, l): _run(runner, sql.pair_query(plan, d, k, l))
              for k in range(len(plan.terms)) for l in range(k + 1, len(plan.terms))}
     return assemble(plan, totals, results, pairs, n_input, source)
 
 
-def _run(runner, q: sql.Query) -> dict:
-    return q.expand(runner.run(q.sql))
+def _run(runner, q: sql.Query, grouped: bool = True) -> dict:
+    return q.expand(runner.run(q.sql, grouped))
 
 
 def _levels(plan: Plan, k: int, res: dict):
     """(codes of the result's rows in R's level order, level labels) of term k, from its key values."""
     alias = sql.key_alias(plan)
     keys = plan.terms[k].keys
-    frame = Frame({c: np.asarray(res[alias[c]]) for c in keys})
+    frame = Frame({c: np.asarray(res[alias[c]]) for c in keys}, orders=plan.orders)
     codes, labels = group_codes(frame, keys)
     return codes, labels
 
@@ -228,9 +245,8 @@ def assemble(plan: Plan, totals: dict, results: list[dict], pairs: dict, n_input
                        col_sum, col_min, col_max, np.zeros(m, dtype=np.int64))
     cp, keep, warnings = _drop_aliased(plan, cp)
     warnings += checks.check_random_effects(term_blocks(cp.terms), range(n))
-    dropped = n_input - n
-    if dropped:
-        warnings.insert(0, f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped")
+    if n_input > n:
+        warnings.insert(0, dropped_warning(n_input - n))
     xy = [plan.xy[j] for j in keep]
     intercept = next((j for j, e in enumerate(xy[:-1]) if e == ONE), None)
     alias = sql.key_alias(plan)
@@ -238,6 +254,11 @@ def assemble(plan: Plan, totals: dict, results: list[dict], pairs: dict, n_input
             for t in terms]
     return Aggregated(cp, plan.spec, plan.response, n_input, shifted.columns(keep), intercept, warnings,
                       plan, keys)
+
+
+def dropped_warning(dropped: int) -> str:
+    """The warning of rows left out for missing values (design's wording)."""
+    return f"{dropped} row{'s' if dropped > 1 else ''} with missing values dropped"
 
 
 def _pair(pairs: dict, a: _Term, b: _Term):

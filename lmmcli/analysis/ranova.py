@@ -73,7 +73,8 @@ class Bar:
 # -- the terms and their reductions ---------------------------------------------------------------
 def lhs_text(formula_text: str, term: RandomTerm) -> str:
     """The left side of a written (lhs | group) term as R deparses it: '1 + x', 'Days', '0 + Days'."""
-    from lmmcli.formula import _Parser, tokenize   # the parser, for R's spacing of the written lhs
+    from lmmcli.formula.parser import Parser   # the parser, for R's spacing of the written lhs
+    from lmmcli.formula.tokens import tokenize
 
     inner = formula_text[term.span[0] + 1:term.span[1] - 1]
     depth, cut = 0, None
@@ -85,7 +86,7 @@ def lhs_text(formula_text: str, term: RandomTerm) -> str:
             break
     lhs = inner[:cut].strip() if cut is not None else inner
     try:
-        return deparse(_Parser(lhs, tokenize(lhs)).model())
+        return deparse(Parser(lhs, tokenize(lhs)).model())
     except Exception:      # the term parsed once already; spacing only is at stake here
         return " ".join(lhs.split())
 

@@ -4,7 +4,7 @@ or -o, warnings and notes on stderr, the terminal's width and colour, the progre
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import List, Optional
 
@@ -108,24 +108,13 @@ def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None, we
 
     parsed = parse_formula(formula)
     refs = parse_refs(ref)
-    if engine is not None:
-        from lmmcli.aggregate.choose import choose_engine, make_runner
+    runner = aggregation_runner(data, engine, weights, contrasts)
+    if runner is not None:
+        from lmmcli.fit_scale import fit_source
 
-        name = choose_engine(data, engine.engine)
-        if name != "memory":
-            from lmmcli.errors import UsageError
-            from lmmcli.fit_scale import fit_source
-
-            if weights or contrasts:
-                raise UsageError(f"--weights and --contrasts are not available with --engine {name}",
-                                 hint="use --engine memory")
-
-            runner = make_runner(name, data, engine)
-            try:
-                return fit_source(parsed.text, runner, reml=not ml, factors=tuple(factor or ()), refs=refs,
-                                  source=source_name(data)), None
-            finally:
-                runner.close()
+        with closing(runner):
+            return fit_source(parsed.text, runner, reml=not ml, factors=tuple(factor or ()), refs=refs,
+                              source=source_name(data)), None
     coding = parse_contrasts(contrasts)
     df, source = load_data(data)
     fm = lmmcli.fit.fit(parsed.text, df, reml=not ml, factors=tuple(factor or ()), refs=refs, source=source,
@@ -133,11 +122,31 @@ def read_and_fit(data: str, formula: str, ml: bool, factor, ref, engine=None, we
     return fm, df
 
 
-def engine_options(engine: str, threads, memory_limit, spark_master):
-    """The shared engine options as one value for read_and_fit."""
-    from lmmcli.aggregate.choose import EngineOptions
+def aggregation_runner(data: str, engine, weights=None, contrasts=None):
+    """The runner of the aggregation engine that reads DATA (engine: aggregate.choose.EngineOptions), or
+    None when the rows are read into memory (--engine memory, or auto's choice, or no engine options)."""
+    if engine is None:
+        return None
+    from lmmcli.aggregate.choose import choose_engine, make_runner
 
-    return EngineOptions(engine, threads, memory_limit, spark_master)
+    name = choose_engine(data, engine.engine)
+    if name == "memory":
+        return None
+    if weights or contrasts:
+        from lmmcli.errors import UsageError
+
+        raise UsageError(f"--weights and --contrasts are not available with --engine {name}",
+                         hint="use --engine memory")
+    return make_runner(name, data, engine)
+
+
+def engine_options(engine: str, threads, memory_limit, spark_master):
+    """The shared engine options as one value for read_and_fit (with the --delimiter/--decimal dialect)."""
+    from lmmcli.aggregate.choose import EngineOptions
+    from lmmcli.cli.app import DIALECT
+    from lmmcli.io.text import Dialect
+
+    return EngineOptions(engine, threads, memory_limit, spark_master, Dialect(DIALECT["delimiter"], DIALECT["decimal"]))
 
 
 def use_color(output: Optional[Path]) -> bool:

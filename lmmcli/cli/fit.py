@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Annotated, List, Optional
@@ -11,8 +12,8 @@ import typer
 from lmmcli.cli.app import (CiMethod, Contrasts, DataArg, Decimal, Delimiter, DfMethod, Engine, Factor, FormatOpt,
                             FormulaArg, MemoryLimit, Ml, Output, Ref, Seed, SparkMaster, Strict, Threads, command)
 from lmmcli.cli.by import fit_by_command
-from lmmcli.cli.common import (echo_warnings, engine_options, load_data, note, parse_contrasts, parse_refs,
-                               progress_bar, read_and_fit, save_model)
+from lmmcli.cli.common import (aggregation_runner, echo_warnings, engine_options, load_data, note, parse_contrasts,
+                               parse_refs, progress_bar, read_and_fit, save_model, source_name)
 from lmmcli.cli.glmm import Family, Link, Nagq, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
 
@@ -148,6 +149,10 @@ def compare(
     contrasts: Contrasts = None,
     delimiter: Delimiter = None,    # both read by common.load_data (their callbacks)
     decimal: Decimal = ".",
+    engine: Engine = "auto",
+    threads: Threads = None,
+    memory_limit: MemoryLimit = None,
+    spark_master: SparkMaster = None,
 ):
     """Likelihood-ratio tests between models, as lme4's anova(m1, m2, ...) (refits REML fits by ML)."""
     from lmmcli.compare import compare as run_compare
@@ -156,12 +161,23 @@ def compare(
     fmt = choose_format(format, output, OutFormat.table)
     refs = parse_refs(ref)
     options = glmm_options(family, link, nagq, weights)
-    df, source = load_data(data)
     if options is not None:
+        from lmmcli.cli.glmm import refuse_aggregation
         from lmmcli.glmm.compare import compare_glmms
 
+        refuse_aggregation(engine)
+        df, source = load_data(data)
         result = compare_glmms(formulas, df, factors=tuple(factor or ()), refs=refs, source=source, **options)
+    elif (runner := aggregation_runner(data, engine_options(engine, threads, memory_limit, spark_master),
+                                       weights, contrasts)) is not None:
+        from lmmcli.fit_scale import compare_source
+
+        with closing(runner):
+            result = compare_source(formulas, runner, ml=ml, refit=not no_refit, factors=tuple(factor or ()),
+                                    refs=refs, source=source_name(data))
+        result.notes.append(f"sums formed by --engine {runner.name} (the rows were not loaded)")
     else:
+        df, source = load_data(data)
         result = run_compare(formulas, df, ml=ml, refit=not no_refit, factors=tuple(factor or ()), refs=refs,
                              source=source, weights=weights, contrasts=parse_contrasts(contrasts))
     shown = Shown("lmm compare", result.to_dict, lambda: formats.compare_rows(result),

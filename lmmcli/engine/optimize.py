@@ -15,12 +15,26 @@ import numpy as np
 from lmmcli.engine import convergence, wide
 from lmmcli.engine.convergence import ConvergenceCheck
 
-# Measured (bench/, 14 reference cases + InstEval-shaped + 1e4/1e6 rows): loosening these to lme4's
-# nloptwrap defaults (ftol_abs = xtol_abs = 1e-8) or further (1e-6, xtol 1e-4) saves at most ~10%
-# of evaluations (InstEval-shaped 108 -> 98) -- BOBYQA spends most of them far from the optimum --
-# and costs up to 7e-6 in the objective; a smaller initial step helps some cases and hurts others.
-# So they stay tight.
-FIT_TOL = {"ftol_abs": 1e-10, "ftol_rel": 1e-12, "xtol_abs": 1e-10}
+# Stopping tolerances: absolute only. The objective's additive constant depends on y's units (|f| = 1744
+# for sleepstudy's Reaction, 310 for Reaction standardized, 13011 for Reaction * 1e-9), its differences
+# do not: the relative ftol this replaced (1e-12 |f|) stopped the same problem at points ~1e-4 apart
+# in theta in different units. The objective is a sum over the n rows (-2 log L), and its size and
+# rounding noise grow with n, not with the units: so ftol is FTOL_PER_ROW * n, which is the old rule
+# with |f| / n (= 1 + log(2 pi sigma^2), 9.7 for Reaction) replaced by 10 whatever the units. Measured
+# (14 reference cases, InstEval-shaped data REML and ML): no fit takes more evaluations than under
+# the relative rule (sleepstudy 78 and InstEval-shaped 59 / 61 unchanged, gpa_slope 90 -> 62), and no
+# objective is higher by more than 2e-10. Alternatives measured: a fixed 1e-10 costs evaluations
+# (sleepstudy 103); a fixed 1e-7 leaves sleepstudy's gradient at 1.2e-4; 1e-8 costs InstEval 71.
+FTOL_PER_ROW = 1e-11
+XTOL = 1e-10
+
+
+def fit_tol(n: int) -> dict:
+    """NLopt's stopping tolerances for the objective of a model of n rows."""
+    return {"ftol_abs": FTOL_PER_ROW * max(int(n), 1), "xtol_abs": XTOL}
+
+
+FIT_TOL = fit_tol(100)      # minimize_theta's default, for an objective not tied to a model's rows
 MAXEVAL = 100_000
 
 
@@ -124,8 +138,8 @@ AGREE = 1.25
 # BOBYQA's trust region shrinks as it converges; on hard problems (a 3 x 3 random-effects block near
 # singular) it can stop while still descending. A restart from the end point with a fresh trust region
 # either confirms the optimum (in ~2k + 5 evaluations) or moves on; repeated until the objective improves
-# by no more than RESTART_RTOL relative (at most MAX_RESTARTS times).
-RESTART_RTOL = 1e-8
+# by no more than RESTART_ATOL (absolute, as FIT_TOL; at most MAX_RESTARTS times).
+RESTART_ATOL = 1e-6
 MAX_RESTARTS = 8
 RESTART_STEP = 0.05      # the fresh trust region: this fraction of each theta, at least RESTART_STEP_MIN
 RESTART_STEP_MIN = 0.01
@@ -145,34 +159,36 @@ def fit_theta(model, check: bool = True) -> OptSummary:
     BOUNDARY_TOL of 0 set to 0 when that lowers the objective; then (check) lme4's convergence check, whose failures are messages (and converged = False).
     """
     fun = wide.objective_of(model)
+    tol = fit_tol(model.n)
     theta0, step = start_theta(model)
-    opt = minimize_theta(fun, theta0, model.lower, step=step)
+    opt = minimize_theta(fun, theta0, model.lower, step=step, tol=tol)
     runs = [OptRun("initial", opt.feval, opt.fmin, opt.return_code)]
-    opt = _restart_until_stable(fun, opt, model.lower, runs)
-    opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks))
+    opt = _restart_until_stable(fun, opt, model.lower, runs, tol)
+    opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks), tol)
     opt = _snap_to_boundary(fun, opt, model.lower)
     opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
-    return with_check(fun, opt) if check else opt
+    return with_check(fun, opt, model) if check else opt
 
 
-def _restart_step(theta) -> np.ndarray:
+def local_step(theta) -> np.ndarray:
+    """BOBYQA's initial step for a run from (near) an optimum: a small trust region around theta."""
     return np.maximum(RESTART_STEP * np.abs(theta), RESTART_STEP_MIN)
 
 
 def _better(new: OptSummary, old: OptSummary) -> bool:
-    return new.fmin < old.fmin - RESTART_RTOL * max(1.0, abs(old.fmin))
+    return new.fmin < old.fmin - RESTART_ATOL
 
 
-def _restart_until_stable(fun, opt: OptSummary, lower, runs: list[OptRun]) -> OptSummary:
-    """Restart BOBYQA from its own end point until the objective improves by <= RESTART_RTOL relative."""
+def _restart_until_stable(fun, opt: OptSummary, lower, runs: list[OptRun], tol=None) -> OptSummary:
+    """Restart BOBYQA from its own end point until the objective improves by <= RESTART_ATOL."""
     if opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt
     for _ in range(MAX_RESTARTS):
-        new = minimize_theta(fun, opt.theta, lower, step=_restart_step(opt.theta))
+        new = minimize_theta(fun, opt.theta, lower, step=local_step(opt.theta), tol=tol)
         runs.append(OptRun("restart", new.feval, new.fmin, new.return_code))
         improved = _better(new, opt)
         if new.fmin < opt.fmin:
-            opt = _keep(new, opt)     # even a gain below RESTART_RTOL: the objective may be noisy (cancellation)
+            opt = _keep(new, opt)     # even a gain below RESTART_ATOL: the objective may be noisy (cancellation)
         if not improved:
             break
     return opt
@@ -184,23 +200,24 @@ def _keep(new: OptSummary, old: OptSummary) -> OptSummary:
                                                                   if m not in old.messages])
 
 
-def _off_boundary(fun, opt: OptSummary, lower, runs: list[OptRun], columns=None) -> OptSummary:
+def _off_boundary(fun, opt: OptSummary, lower, runs: list[OptRun], columns=None, tol=None) -> OptSummary:
     """When diagonal thetas end at 0, BOBYQA runs from OFF_BOUNDARY there; the lowest optimum is kept.
 
     With T_jj = 0 the sign of the rest of T's column j is arbitrary (T and T with column j negated give
     the same T T'), but off the boundary the two differ (a correlation of either sign): both are tried.
     columns[i]: the (block, column) of theta element i, or None when unknown (no sign flips then).
+    tol: the runs' stopping tolerances (default FIT_TOL).
     """
     edge = np.flatnonzero((lower == 0) & (opt.theta < BOUNDARY_TOL))
     if edge.size == 0 or not np.isfinite(opt.fmin):
         return opt
     best = opt
     for start in _off_boundary_starts(opt.theta, edge, columns)[:MAX_OFF_BOUNDARY]:
-        new = minimize_theta(fun, start, lower, step=_initial_step(start, lower))
+        new = minimize_theta(fun, start, lower, step=_initial_step(start, lower), tol=tol)
         runs.append(OptRun("off-boundary", new.feval, new.fmin, new.return_code))
         if _better(new, best):
             best = _keep(new, opt)
-    return opt if best is opt else _restart_until_stable(fun, best, lower, runs)
+    return opt if best is opt else _restart_until_stable(fun, best, lower, runs, tol)
 
 
 def _off_boundary_starts(theta, edge, columns) -> list[np.ndarray]:
@@ -234,11 +251,14 @@ def _snap_to_boundary(fun, opt: OptSummary, lower) -> OptSummary:
     return opt if fmin == opt.fmin else replace(opt, theta=theta, fmin=fmin)
 
 
-def with_check(fun, opt: OptSummary) -> OptSummary:
-    """The summary with lme4's convergence check at its end point (messages added; converged if it passes)."""
+def with_check(fun, opt: OptSummary, model=None) -> OptSummary:
+    """The summary with lme4's convergence check at its end point (messages added; converged if it passes);
+    with the model, by its closed-form gradient where there is one."""
     if opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt
-    d = convergence.derivatives(fun, opt.theta, opt.lower, f0=opt.fmin)
+    d = convergence.closed_form_derivatives(model, opt.theta, opt.lower) if model is not None else None
+    if d is None:
+        d = convergence.derivatives(fun, opt.theta, opt.lower, f0=opt.fmin)
     result = convergence.check(d)
     return replace(opt, check=result, converged=opt.converged and result.converged,
                    messages=opt.messages + result.messages)
@@ -270,7 +290,7 @@ def start_theta(model) -> tuple[np.ndarray, np.ndarray | None]:
 
 def _one_term_fit(model) -> tuple[float, float, float]:
     """(tau^2, its share of a row's variance, tau^2 mean(z^2), and sigma^2) of a one-term model's optimum."""
-    opt = minimize_theta(model.objective, model.theta0, model.lower)
+    opt = minimize_theta(model.objective, model.theta0, model.lower, tol=fit_tol(model.n))
     _, pwrss, _ = model.deviance_parts(opt.theta)
     s2 = pwrss / (model.n - model.p if model.reml else model.n)
     if not (opt.converged and np.isfinite(s2) and s2 > 0):

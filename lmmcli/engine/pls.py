@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.engine import kernels as kern
+from lmmcli.engine import rest
 from lmmcli.engine.crossprod import MAX_DENSE_REST, CrossProducts, sparse_model_matrix  # noqa: F401 (glmm uses MAX_DENSE_REST)
 from lmmcli.errors import NumericalError
 
@@ -175,7 +176,7 @@ class PlsModel:
         """The rest terms' fixed fill-in structure (theta-independent; shared by with_criterion)."""
         offsets = np.cumsum([0] + [b.nlevels * b.p for b in self.rest])
         layout = [(int(o), b.nlevels, b.p) for o, b in zip(offsets, self.rest)]
-        return kern.RestPart(self.A21, self.A22, layout, self.l1, self.p1)
+        return rest.RestPart(self.A21, self.A22, layout, self.l1, self.p1)
 
     def with_criterion(self, reml: bool) -> "PlsModel":
         """The same cross-products under the other criterion (REML or ML), sharing the fill-in structure."""
@@ -243,10 +244,10 @@ class PlsModel:
         M22 = rp.schur(S1)
         rp.lambda_sym(M22, Tr)
         M22.ravel()[::self.q_r + 1] += 1.0
-        logdet = kern.potrf_lower(M22)
+        logdet = rest.potrf_lower(M22)
         ZS = kern.stack_mult(S1, self.ZtXy1).reshape(-1, self.m)
         rhs = rp.lambda_t(self.A2Xy - self.A21 @ ZS, Tr)
-        C2 = kern.trsm_lower(M22, rhs)
+        C2 = rest.trsm_lower(M22, rhs)
         return M22, C2, logdet
 
     def L21(self, F: _Factor):
@@ -288,7 +289,10 @@ class PlsModel:
     # -- the solution ------------------------------------------------------------------------
     def solve(self, theta, cond_var: bool = True) -> PlsSolution:
         """beta, the random effects and sigma at theta; conditional variances of b if asked."""
-        theta = np.asarray(theta, dtype=float)
+        return self.solve_factored(np.asarray(theta, dtype=float), cond_var)[0]
+
+    def solve_factored(self, theta, cond_var: bool = False) -> tuple[PlsSolution, _Factor]:
+        """solve(theta) and the factor it came from (engine.gradient reads both)."""
         F = self._factor(theta, full=True)
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
@@ -300,28 +304,33 @@ class PlsModel:
         sol = PlsSolution(theta, beta, b, u, pwrss, F.logdet_L, logdet_RX, Lxx.T.copy(), sigma, obj, self.reml)
         if cond_var:
             sol.cond_var = self._cond_var(F, sigma)
-        return sol
+        return sol, F
 
     def _solve_u(self, F: _Factor, beta) -> list[np.ndarray]:
         """Back-substitute L' u = c_y - C_X beta through the blocks, last block first."""
         if not self.blocks:
             return []
         p = self.p
-        r1 = F.C1[:, :, p] - F.C1[:, :, :p] @ beta
-        u_rest = []
+        r1 = F.C1[:, :, p:] - F.C1[:, :, :p] @ beta[:, None]
+        r2 = F.C2[:, p:] - F.C2[:, :p] @ beta[:, None] if self.rest else None
+        u1, u2 = self.back_solve(F, r1, r2)
+        u_rest, pos = [], 0
+        for blk in self.rest:
+            k = blk.nlevels * blk.p
+            u_rest.append(u2[pos:pos + k, 0].reshape(blk.nlevels, blk.p))
+            pos += k
+        return [u1[:, :, 0]] + u_rest
+
+    def back_solve(self, F: _Factor, r1, r2):
+        """L' x = r through the blocks, last block first: r1 (l1, p1, c) for the first term, r2 (q_r, c)
+        for the rest (None without rest terms); returns (x1, x2) shaped as r1, r2."""
+        x2 = None
         if self.rest:
-            r2 = F.C2[:, p] - F.C2[:, :p] @ beta
-            u2 = kern.trsm_lower_t(F.L22, r2)
-            # L21' u2 = blockdiag_g(L11_g^{-1} T1') A21' Lr u2, without forming L21
-            v = (self.A21.T @ self.rest_part.lambda_n(u2, F.Ts[1:])).reshape(self.l1, self.p1, 1)
-            r1 = r1 - kern.fsolve(F.L11, kern.left_mult_t(F.Ts[0], v))[:, :, 0]
-            pos = 0
-            for blk in self.rest:
-                k = blk.nlevels * blk.p
-                u_rest.append(u2[pos:pos + k].reshape(blk.nlevels, blk.p))
-                pos += k
-        u1 = kern.bsolve(F.L11, r1[:, :, None])[:, :, 0]
-        return [u1] + u_rest
+            x2 = rest.trsm_lower_t(F.L22, r2)
+            # L21' x2 = blockdiag_g(L11_g^{-1} T1') A21' Lr x2, without forming L21
+            v = (self.A21.T @ self.rest_part.lambda_n(x2, F.Ts[1:])).reshape(self.l1, self.p1, -1)
+            r1 = r1 - kern.fsolve(F.L11, kern.left_mult_t(F.Ts[0], v))
+        return kern.bsolve(F.L11, r1), x2
 
     def _cond_var(self, F: _Factor, sigma) -> list[np.ndarray]:
         """Diagonal blocks of sigma^2 Lambda (L L')^{-1} Lambda', per level (lme4's condVar)."""
@@ -336,7 +345,7 @@ class PlsModel:
         elif self.rest:
             import scipy.sparse as sp
 
-            H = kern.trsm_lower(F.L22, np.eye(self.q_r))
+            H = rest.trsm_lower(F.L22, np.eye(self.q_r))
             # G = L22^{-1} L21 L11^{-1}: the first block's share of the rest's fill-in
             rows, cols = block_diag_pattern(self.l1, self.p1)
             G = (self.L21(F) @ sp.csr_matrix((L11inv.ravel(), (rows, cols)),
@@ -363,28 +372,15 @@ class PlsModel:
 
         and the rest effect r's is P_rr. The middle term is a sum over pairs of rows of A21 in
         level g, sum_{r,s} A[r,g] A[s,g] Q[r,s] (Q = Lr P Lr'): exactly the pairs K holds (see
-        kernels.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r]
-        (without K, schur.ScalarSchur.quad sums the same pairs: RestPart.pair_quad).
+        rest.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r]
+        (without K, schur.ScalarSchur.quad sums the same pairs: RestPart.inverse_diagonal).
         Worked example (fill_pattern's A21, level g = 0 holds rows 0 and 1 with A = 2, 1):
             sum = 4 Q00 + 2*2 Q10 + Q11;   2 K'vec(Q) = 2 (4 Q00 + 2 Q10 + Q11);   minus 4 Q00 + Q11.
         Cost O(nnz K) instead of a q x q1 product.
         """
-        from scipy.linalg.lapack import dpotri
-
-        rp = self.rest_part
-        P = F.L22.copy()
-        _, info = dpotri(P.T, lower=0, overwrite_c=1)     # lower triangle of P = M22^{-1}
-        if info != 0:
-            raise NumericalError("the random-effects factor is singular; no conditional variances")
-        lam_r = rp.lam(F.Ts[1:])                            # the diagonal of Lr
-        p_diag = np.diagonal(P).copy()
-        Q = P                                               # Lr P Lr' (lower triangle), in place: q^2 doubles
-        Q *= lam_r[:, None]
-        Q *= lam_r[None, :]
-        pair_sum = rp.pair_quad(Q)
-        m_inv = V1[:, 0, 0]
-        V1 = (m_inv + (m_inv * F.Ts[0][0, 0]) ** 2 * pair_sum)[:, None, None]
-        out, pos = [], 0
+        v1, P = self.rest_part.inverse_diagonal(F.L22, F.Ts, V1[:, 0, 0])
+        V1 = v1[:, None, None]
+        out, pos, p_diag = [], 0, np.diagonal(P)
         for blk, T in zip(self.rest, F.Ts[1:]):
             out.append((sigma * T[0, 0]) ** 2 * p_diag[pos:pos + blk.nlevels].reshape(-1, 1, 1))
             pos += blk.nlevels

@@ -25,7 +25,7 @@ import numpy as np
 
 from lmmcli.engine.pls import theta_lower, theta_start
 from lmmcli.errors import NumericalError
-from lmmcli.glmm.family import EPS, THRESH
+from lmmcli.glmm.response import Response
 from lmmcli.glmm.system import Factor, WeightedSystem
 
 # u-hat is converged when the largest step in u is below this: log|L|^2 moves to first order with u
@@ -61,56 +61,58 @@ class PirlsState:
 class GlmmModel:
     """The data of a GLMM and its objective functions of theta (stage 1) and of (theta, beta) (stage 2)."""
 
-    def __init__(self, X, blocks, y, wt, offset, family):
+    def __init__(self, X, blocks, y, wt, offset, family, trials=None):
         self.X = np.ascontiguousarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.y, self.wt, self.offset = (np.asarray(a, dtype=float) for a in (y, wt, offset))
+        self.has_offset = bool(np.any(self.offset != 0.0))
         self.family = family
         self.blocks = list(blocks)
         self.system = WeightedSystem(self.blocks)
         self.q = self.system.q
-        self.sat = family.saturated_kernel(self.y)
-        self.binary = family.name == "binomial" and bool(np.all((self.y == 0.0) | (self.y == 1.0)))
+        self.Xf = np.asfortranarray(self.X)      # columns contiguous: the per-column sums of W X
+        self.wx_plan = self.system.wx_plan(self.X)
+        self.response = Response(family, self.y, self.wt)
+        self.sat, self.binary = self.response.sat, self.response.binary
         # -2 * saturated log-likelihood: what turns sum(dev_i) into a complete -2 log-likelihood
         self.const = -2.0 * (float(np.sum(self.wt * self.sat)) + family.log_constant(self.y, self.wt))
+        # R's binomial aic where rounding makes it differ from sum(dev_i) + const (fractional weights)
+        self.rounded_aic = None
+        if family.name == "binomial" and trials is not None:
+            from lmmcli.glmm.family import RoundedBinomialAic
+
+            self.rounded_aic = RoundedBinomialAic.of(self.y, self.wt, np.asarray(trials, dtype=float))
         self.lower = theta_lower(self.blocks)
         self.theta0 = theta_start(self.blocks)
         self._warm_u = np.zeros(self.q)     # exact PIRLS starts from the last u-hat
         self.eta0 = None           # glmer's stage-2 start: the stage-1 linear predictor (set by the fit)
 
-    # -- the GLM pieces ---------------------------------------------------------------------------
+    # -- the GLM pieces (glmm.response) ---------------------------------------------------------
     def deviance(self, mu) -> float:
         """sum of the deviance residuals at mu."""
-        if self.binary:
-            return float(-2.0 * (self.wt @ self.family.loglik_kernel(self.y, mu, True)))
-        return float(np.sum(self.family.dev_resids(self.y, mu, self.wt, self.sat)))
+        return self.response.deviance(mu)
 
     def mean(self, eta):
         """(mu, dev) at eta; dev is +inf where eta is outside the link's domain."""
-        if not self.family.valid_eta(eta):
-            return None, np.inf
-        mu = self.family.link.linkinv(eta)
-        with np.errstate(all="ignore"):
-            dev = self.deviance(mu)
-        return mu, (dev if np.isfinite(dev) else np.inf)
+        return self.response.mean(eta)
 
     def working(self, eta, mu):
-        """(W, r): Fisher weights wt * mu_eta^2 / V(mu) and working residuals (y - mu) / mu_eta."""
-        link = self.family.link.name
-        if link == "log":              # mu_eta = max(exp(eta), eps) = mu = V(mu): W = wt mu
-            return self.wt * mu, (self.y - mu) / mu
-        if link == "logit":            # mu_eta = mu (1 - mu) = V(mu), and eps beyond R's thresholds
-            V = mu * (1.0 - mu)
-            mu_eta = np.where(np.abs(eta) > THRESH, EPS, V)
-            return self.wt * (mu_eta * mu_eta / V), (self.y - mu) / mu_eta
-        mu_eta = self.family.link.mu_eta(eta)
-        W = self.wt * mu_eta * mu_eta / self.family.variance(mu)
-        return W, (self.y - mu) / mu_eta
+        """(W, W r): Fisher weights wt * mu_eta^2 / V(mu) and W times the working residuals (y - mu) / mu_eta."""
+        return self.response.working(eta, mu)
 
     # -- PIRLS ------------------------------------------------------------------------------------
-    def linpred(self, theta_factor: Factor, beta, u):
-        """eta = offset + X beta + Z Lambda u."""
-        return self.offset + self.X @ beta + self.system.z_times(self.system.lambda_n(theta_factor, u))
+    def fixed_part(self, beta) -> np.ndarray:
+        """offset + X beta."""
+        xb = self.X @ beta
+        if self.has_offset:
+            xb += self.offset
+        return xb
+
+    def linpred(self, theta_factor: Factor, beta, u, xb=None):
+        """eta = offset + X beta + Z Lambda u (xb: offset + X beta, when already formed)."""
+        eta = self.system.z_times(self.system.lambda_n(theta_factor, u))
+        eta += self.fixed_part(beta) if xb is None else xb
+        return eta
 
     def pirls(self, theta, beta, u=None) -> PirlsState:
         """The exact conditional modes at (theta, beta): Fisher steps with step halving to convergence."""
@@ -130,9 +132,9 @@ class GlmmModel:
         pdev = dev + u @ u
         converged, forced = False, 0
         for it in range(1, PIRLS_MAXIT + 1):
-            W, r = self.working(eta, mu)
+            W, Wr = self.working(eta, mu)
             F = sysm.factor(W, theta)
-            c = sysm.lambda_t(F, sysm.zt_times(W * r)[:, None])[:, 0] - u
+            c = sysm.lambda_t(F, sysm.zt_times(Wr)[:, None])[:, 0] - u
             du = sysm.solve(F, c[:, None])[:, 0]
             decrement = float(c @ du)
             if np.max(np.abs(du)) < PIRLS_TOL:
@@ -175,8 +177,8 @@ class GlmmModel:
 
     def beta_information(self, st: PirlsState) -> np.ndarray:
         """RX' RX = X'WX - X'WZ Lambda M^{-1} Lambda'Z'WX at a state's weights (glmer's vcov without the Hessian)."""
-        W, r = self.working(st.eta, st.mu)
-        return self._joint_solve(self.system.factor(W, st.theta), W, st.eta - self.offset + r)[2]
+        W, Wr = self.working(st.eta, st.mu)
+        return self._joint_solve(self.system.factor(W, st.theta), W, self._joint_rhs(st.eta, W, Wr))[2]
 
     # -- glmer's own Laplace objective -------------------------------------------------------------
     def glmer_pirls(self, theta, beta=None, start=None) -> PirlsState:
@@ -194,6 +196,7 @@ class GlmmModel:
         joint = beta is None
         sysm = self.system
         beta = np.zeros(self.p) if joint else np.asarray(beta, dtype=float)
+        xb = None if joint else self.fixed_part(beta)
         eta = (self.eta0 if start is None else start).copy()
         mu, _ = self.mean(eta)
         if mu is None:
@@ -201,15 +204,17 @@ class GlmmModel:
         u = np.zeros(self.q)
         old, converged, RXtRX = np.inf, False, None
         for it in range(1, GLMER_MAXIT + 1):
-            W, r = self.working(eta, mu)
+            W, Wr = self.working(eta, mu)
             F = sysm.factor(W, theta)
             if joint:
-                beta_new, u_new, RXtRX = self._joint_solve(F, W, eta - self.offset + r)
+                beta_new, u_new, RXtRX = self._joint_solve(F, W, self._joint_rhs(eta, W, Wr))
             else:
-                xb = self.offset + self.X @ beta
                 beta_new = beta
-                u_new = sysm.solve(F, sysm.lambda_t(F, sysm.zt_times(W * (eta - xb + r))[:, None]))[:, 0]
-            eta_new = self.linpred(F, beta_new, u_new)
+                Wz = eta - xb                     # W times the working response, less its fixed part
+                Wz *= W
+                Wz += Wr
+                u_new = sysm.solve(F, sysm.lambda_t(F, sysm.zt_times(Wz)[:, None]))[:, 0]
+            eta_new = self.linpred(F, beta_new, u_new, xb)
             mu_new, dev = self.mean(eta_new)
             pdev = dev + u_new @ u_new
             if np.isfinite(pdev) and abs((old - pdev) / pdev) < GLMER_TOL:
@@ -219,7 +224,7 @@ class GlmmModel:
                 if pdev <= old:
                     break
                 u_new, beta_new = 0.5 * (u + u_new), 0.5 * (beta + beta_new)
-                eta_new = self.linpred(F, beta_new, u_new)
+                eta_new = self.linpred(F, beta_new, u_new, xb)
                 mu_new, dev = self.mean(eta_new)
                 pdev = dev + u_new @ u_new
             if mu_new is None or pdev > old:
@@ -227,15 +232,22 @@ class GlmmModel:
             beta, u, eta, mu, old = beta_new, u_new, eta_new, mu_new, pdev
         return PirlsState(theta, beta, u, eta, mu, dev, F, it, converged, RXtRX)
 
-    def _joint_solve(self, F, W, z):
-        """(beta, u, RX'RX): the penalized weighted least-squares fit of the working response z."""
+    def _joint_rhs(self, eta, W, Wr):
+        """W z for the working response z = eta - offset + r of the joint (beta, u) fit."""
+        Wz = eta - self.offset if self.has_offset else eta.copy()
+        Wz *= W
+        Wz += Wr
+        return Wz
+
+    def _joint_solve(self, F, W, Wz):
+        """(beta, u, RX'RX): the penalized weighted least-squares fit of the working response z, given W z."""
         sysm = self.system
-        WX = self.X * W[:, None]
-        C = sysm.lambda_t(F, sysm.zt_times(WX))
-        sol = sysm.solve(F, np.column_stack([C, sysm.lambda_t(F, sysm.zt_times(W * z)[:, None])]))
+        WX = self.Xf * W[:, None]
+        C = sysm.lambda_t(F, sysm.zt_wx(F, W, WX, self.wx_plan))
+        sol = sysm.solve(F, np.column_stack([C, sysm.lambda_t(F, sysm.zt_times(Wz)[:, None])]))
         P, pz = sol[:, :self.p], sol[:, self.p]
         RXtRX = self.X.T @ WX - C.T @ P
-        beta = np.linalg.solve(RXtRX, WX.T @ z - C.T @ pz)
+        beta = np.linalg.solve(RXtRX, self.X.T @ Wz - C.T @ pz)
         return beta, pz - P @ beta, RXtRX
 
     def glmer_stage1(self, theta) -> float:
@@ -253,7 +265,10 @@ class GlmmModel:
 
     # -- objectives -------------------------------------------------------------------------------
     def laplace(self, st: PirlsState) -> float:
-        """Complete -2 log-likelihood by the Laplace approximation at a PIRLS state."""
+        """Complete -2 log-likelihood by the Laplace approximation at a PIRLS state (glmer: log|L|^2 +
+        |u|^2 + family$aic(mu), which is pdev + const unless R's aic rounds the counts)."""
+        if self.rounded_aic is not None:
+            return st.factor.logdet_L + float(st.u @ st.u) + self.rounded_aic(st.mu)
         return st.factor.logdet_L + st.pdev + self.const
 
     def agq(self, st: PirlsState, nagq: int) -> float:

@@ -25,7 +25,22 @@ from lmmcli.engine.pls import MAX_DENSE_REST, split_theta
 from lmmcli.errors import ModelSpecError
 
 
-SMALL_DENSE = 300     # below this size a triangular solve by np.linalg.solve beats importing scipy.linalg
+# Below this size a triangular solve by np.linalg.solve (an LU, 2/3 q^3 flops) beats importing
+# scipy.linalg (0.15 s) over a fit's ~500 solves; at grouseticks' 181 the LU took 0.3 s of 1.0.
+SMALL_DENSE = 80
+# When the first term and the rest are scalar and q_r^2 q1 (the flops of a dense L21 L21' per
+# PIRLS step) exceeds this, L21 is kept sparse with A21's pattern and L21 L21' costs sum_g nnz_g^2
+# (InstEval's 1,128 x 2,972: 3.8e9 flops a step dense). Below it the dense product is cheaper than
+# importing scipy.sparse (VerbAgg: 1.8e5; grouseticks, 1.3e7, gains 0.2 s of 0.9).
+SPARSE_COUPLING = 5_000_000
+CHUNK = 2048          # columns of L21 turned dense at a time for the conditional variances
+
+
+def _level_values(x: np.ndarray, codes: np.ndarray, nlevels: int):
+    """x's value per level when x is constant within every level, else None."""
+    vals = np.zeros(nlevels)
+    vals[codes] = x
+    return vals if np.array_equal(vals[codes], x) else None
 
 
 def _tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
@@ -61,6 +76,7 @@ class Factor:
 
     Ts: list
     L11: np.ndarray                 # (l1, p1, p1) lower
+    A11: np.ndarray | None          # (l1, p1, p1) Z_g' W Z_g, the first block's cross-products at W
     L21: np.ndarray | None          # (q_r, q1) dense
     L22: np.ndarray | None          # (q_r, q_r) lower
     logdet_L: float
@@ -86,31 +102,90 @@ class WeightedSystem:
         # a term column of ones (an intercept) needs no multiplication
         self.ones = [[bool(np.all(b.Z[:, j] == 1.0)) for j in range(b.p)] for b in self.blocks]
         self._first_pairs(first)
+        self.sparse = False
         if self.rest:
             self._rest_pairs(first)
+            self.sparse = (self.p1 == 1 and all(b.p == 1 for b in self.rest)
+                           and self.q_r ** 2 * self.q1 > SPARSE_COUPLING)
 
     # -- Z b and Z' V without forming Z (gathers and bincounts by level) ---------------------------
     def z_times(self, b: np.ndarray) -> np.ndarray:
         """Z b for a q-vector b (ordered as Z's columns: block, level, term)."""
-        out = np.zeros(self.n)
+        out = None
         for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
             B = b[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p)
             for j in range(blk.p):
-                out += B[blk.codes, j] if ones[j] else blk.Z[:, j] * B[blk.codes, j]
+                term = B[blk.codes, j]
+                if not ones[j]:
+                    term *= blk.Z[:, j]
+                if out is None:
+                    out = term
+                else:
+                    out += term
         return out
 
     def zt_times(self, V: np.ndarray) -> np.ndarray:
         """Z' V for an (n,) or (n, m) array V."""
         V2 = V[:, None] if V.ndim == 1 else V
-        m = V2.shape[1]
-        out = np.empty((self.q, m))
-        for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
-            part = out[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p, m)
-            for j in range(blk.p):
-                for c in range(m):
-                    w = V2[:, c] if ones[j] else blk.Z[:, j] * V2[:, c]
-                    part[:, j, c] = np.bincount(blk.codes, weights=w, minlength=blk.nlevels)
+        out = np.empty((self.q, V2.shape[1]))
+        for k in range(len(self.blocks)):
+            self._block_t(k, V2, out, range(V2.shape[1]))
         return out[:, 0] if V.ndim == 1 else out
+
+    def zt_wx(self, F: Factor, W: np.ndarray, WX: np.ndarray, plan) -> np.ndarray:
+        """Z' W X for WX = W * X (n, m; F-ordered is fastest), by the plan of `wx_plan` for X.
+
+        Where a column of X is a column of the first block's Z (the intercept, a slope that is also
+        a fixed effect), its sums are the factor's Z1' W Z1; where it is constant within a term's
+        levels (a subject's covariate for a subject term), they are that value times the level's
+        sums of W z_j; only the other columns cost a pass over the rows."""
+        m = WX.shape[1]
+        out = np.empty((self.q, m))
+        for k, (blk, off, cols) in enumerate(zip(self.blocks, self.offsets, plan)):
+            part = out[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p, m)
+            sums_w = None
+            for c, (kind, value) in enumerate(cols):
+                if kind == "match":
+                    part[:, :, c] = F.A11[:, :, value]
+                elif kind == "const":
+                    if sums_w is None:
+                        sums_w = self._level_w_sums(k, F, W)
+                    part[:, :, c] = value[:, None] * sums_w
+            self._block_t(k, WX, out, [c for c, (kind, _) in enumerate(cols) if kind == "sum"])
+        return out
+
+    def _level_w_sums(self, k: int, F: Factor, W: np.ndarray) -> np.ndarray:
+        """(levels, p): sum of W z_j over each level of block k (from Z1'WZ1 for the first block)."""
+        blk = self.blocks[k]
+        if k == 0:
+            return F.A11[:, :, self.ones[0].index(True)]
+        return np.column_stack([np.bincount(blk.codes, weights=W if self.ones[k][j] else W * blk.Z[:, j],
+                                            minlength=blk.nlevels) for j in range(blk.p)])
+
+    def _block_t(self, k: int, V2: np.ndarray, out: np.ndarray, columns) -> None:
+        """Block k's rows of Z' V into out, for the given columns of V."""
+        blk, off, ones = self.blocks[k], self.offsets[k], self.ones[k]
+        part = out[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p, V2.shape[1])
+        for j in range(blk.p):
+            for c in columns:
+                w = V2[:, c] if ones[j] else blk.Z[:, j] * V2[:, c]
+                part[:, j, c] = np.bincount(blk.codes, weights=w, minlength=blk.nlevels)
+
+    def wx_plan(self, X: np.ndarray) -> list:
+        """Per block, per column of X, how zt_wx forms its sums: ("match", j) for the first block's
+        column j of Z equal to it, ("const", per-level values) for a column constant within the
+        levels of a block with an intercept, else ("sum", None)."""
+        Z1 = self.blocks[0].Z
+        plan = []
+        for k, blk in enumerate(self.blocks):
+            cols = []
+            for c in range(X.shape[1]):
+                x = X[:, c]
+                j = next((j for j in range(self.p1) if np.array_equal(x, Z1[:, j])), None) if k == 0 else None
+                vals = _level_values(x, blk.codes, blk.nlevels) if True in self.ones[k] else None
+                cols.append(("match", j) if j is not None else ("const", vals) if vals is not None else ("sum", None))
+            plan.append(cols)
+        return plan
 
     # -- formed once ----------------------------------------------------------------------------
     def _first_pairs(self, blk):
@@ -149,6 +224,8 @@ class WeightedSystem:
         self.a21_sums = PairSums(s21, v21)
         r, c = np.divmod(self.a21_sums.unique, self.q1)
         self.a21_rows, self.a21_cols = r, c
+        # the unique slots are sorted by row, then column: A21's CSR layout as it stands
+        self.a21_indptr = np.searchsorted(r, np.arange(q_r + 1))
 
     # -- per PIRLS step ----------------------------------------------------------------------------
     def first_cross(self, W) -> np.ndarray:
@@ -161,19 +238,36 @@ class WeightedSystem:
 
     def rest_cross(self, W):
         """(A21 dense q_r x q1, A22 dense q_r x q_r symmetric)."""
+        A21 = np.zeros((self.q_r, self.q1))
+        A21[self.a21_rows, self.a21_cols] = self.a21_sums(W)
+        return A21, self._a22(W)
+
+    def _a22(self, W):
+        """A22 = Zr' W Zr, dense and symmetric."""
         v22 = self.a22_sums(W)
         A22 = np.zeros((self.q_r, self.q_r))
         A22[self.a22_rows, self.a22_cols] = v22        # the slots are distinct: no accumulation needed
         off = self.a22_rows != self.a22_cols
         A22[self.a22_cols[off], self.a22_rows[off]] = v22[off]
-        A21 = np.zeros((self.q_r, self.q1))
-        A21[self.a21_rows, self.a21_cols] = self.a21_sums(W)
-        return A21, A22
+        return A22
+
+    def _sparse_coupling(self, W, t1: float, L11, lam_r):
+        """(L21 sparse, M22 - L21 L21' + I dense) for a scalar first term (t1) and scalar rest terms."""
+        import scipy.sparse as sp
+
+        d1 = t1 / L11[:, 0, 0]
+        data = self.a21_sums(W) * lam_r[self.a21_rows] * d1[self.a21_cols]
+        L21 = sp.csr_matrix((data, self.a21_cols, self.a21_indptr), shape=(self.q_r, self.q1))
+        M22 = self._a22(W)
+        M22 *= lam_r[:, None]
+        M22 *= lam_r[None, :]
+        M22 -= (L21 @ L21.T).toarray()
+        return L21, M22
 
     def lambdas(self, theta) -> Factor:
         """A Factor holding only Lambda at theta (for the linear predictor, before any weights)."""
         Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
-        return Factor(Ts, None, None, None, np.nan, self._rest_lambda(Ts))
+        return Factor(Ts, None, None, None, None, np.nan, self._rest_lambda(Ts))
 
     def _rest_lambda(self, Ts):
         """Lambda of the rest blocks: a vector (its diagonal) when every rest term is scalar, else sparse."""
@@ -203,12 +297,16 @@ class WeightedSystem:
     def factor(self, W, theta) -> Factor:
         """The blocked Cholesky factor of Lambda' Z' W Z Lambda + I at weights W and theta."""
         Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
-        M11 = kern.congruence(Ts[0], self.first_cross(W))
+        A11 = self.first_cross(W)
+        M11 = kern.congruence(Ts[0], A11)
         M11[:, range(self.p1), range(self.p1)] += 1.0
         L11 = kern.chol(M11)
         logdet = kern.logdet(L11)
         L21 = L22 = lam_r = None
-        if self.rest:
+        if self.sparse:
+            lam_r = self._rest_lambda(Ts)
+            L21, M22 = self._sparse_coupling(W, float(Ts[0][0, 0]), L11, lam_r)
+        elif self.rest:
             A21, A22 = self.rest_cross(W)
             lam_r = self._rest_lambda(Ts)
             T1 = np.broadcast_to(Ts[0], (self.l1, self.p1, self.p1))
@@ -217,10 +315,11 @@ class WeightedSystem:
             L21 = self._first_right(M21, kern.inv_lower(L11).transpose(0, 2, 1))
             M22 = self._rest_t(lam_r, self._rest_t(lam_r, A22).T)
             M22 -= L21 @ L21.T
+        if self.rest:
             M22[np.diag_indices(self.q_r)] += 1.0      # (not ravel(): M22 may be F-ordered, ravel would copy)
             L22 = np.linalg.cholesky(M22)
             logdet += 2.0 * float(np.log(np.diagonal(L22)).sum())
-        return Factor(Ts, L11, L21, L22, logdet, lam_r)
+        return Factor(Ts, L11, A11, L21, L22, logdet, lam_r)
 
     def lambda_t(self, F: Factor, R: np.ndarray) -> np.ndarray:
         """Lambda' R for a (q, m) matrix R (rows ordered as Z's columns)."""
@@ -252,19 +351,30 @@ class WeightedSystem:
         x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
         return np.vstack([x1, x2])
 
+    def _dense_g2(self, F: Factor, Li):
+        """sum_r G_rgi G_rgj per level g, G = L22^{-1} L21 blockdiag(L11^{-1})."""
+        G = _tri_solve(F.L22, self._first_right(F.L21, Li))
+        Gb = G.reshape(self.q_r, self.l1, self.p1)
+        return np.einsum("rgi,rgj->gij", Gb, Gb)
+
+    def _sparse_g2(self, F: Factor, Li):
+        """_dense_g2 for a sparse L21 (scalar first term), CHUNK columns of G at a time."""
+        S = F.L21.multiply(Li[:, 0, 0][None, :]).tocsc()
+        out = np.empty(self.q1)
+        for start in range(0, self.q1, CHUNK):
+            G = _tri_solve(F.L22, S[:, start:start + CHUNK].toarray())
+            out[start:start + G.shape[1]] = np.einsum("rg,rg->g", G, G)
+        return out[:, None, None]
+
     def cond_var(self, F: Factor) -> list[np.ndarray]:
         """Per block, (levels, p, p): the diagonal blocks of Lambda M^{-1} Lambda' (glmer's condVar)."""
         Li = kern.inv_lower(F.L11)
         V1 = Li.transpose(0, 2, 1) @ Li
         out = []
         if self.rest:
-            from scipy.linalg import solve_triangular
-
             # M^{-1} = [[L11^-T (I + L21' S^-1 L21) L11^-1, ...], [..., S^-1]],  S = L22 L22'
-            G = solve_triangular(F.L22, self._first_right(F.L21, Li), lower=True)
-            Gb = G.reshape(self.q_r, self.l1, self.p1)
-            V1 = V1 + np.einsum("rgi,rgj->gij", Gb, Gb)
-            H = solve_triangular(F.L22, np.eye(self.q_r), lower=True)
+            V1 = V1 + (self._sparse_g2(F, Li) if self.sparse else self._dense_g2(F, Li))
+            H = _tri_solve(F.L22, np.eye(self.q_r))
             P = H.T @ H
             lam = np.diag(F.lam_r) if isinstance(F.lam_r, np.ndarray) else F.lam_r.toarray()
             Vr = lam @ P @ lam.T

@@ -11,7 +11,7 @@ depend on how replicates are spread over worker processes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from lmmcli.distributions import norm_ppf
@@ -20,6 +20,7 @@ from lmmcli.engine.blas import set_threads, single_threaded
 from lmmcli.engine.fit import REFIT_TOL
 from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.pls import split_theta
+from lmmcli.engine.scaling import response_units
 from lmmcli.errors import NumericalError
 from lmmcli.inference.profile import sdcor_of, var_params
 
@@ -78,6 +79,14 @@ def refit_stats(setup: _Setup, y, params) -> np.ndarray:
     return np.concatenate([sdcor_of(setup.blocks, params, sol.theta, sol.sigma), sol.beta])
 
 
+def refit_record(cp, X, y, blocks):
+    """The record the refits start from: cp, or for a plain record the same with y stored standardized
+    (scaling.response_units), so that the refits stop alike whatever y's units."""
+    if cp.units is not None:
+        return cp
+    return replace(cp, units=response_units(X, y, cp.terms)).with_response(y, X, blocks)
+
+
 def _replicates(setup: _Setup, seeds, params) -> list[np.ndarray]:
     """The statistics of one replicate per seed; a row of NaN where the refit failed."""
     out = []
@@ -104,8 +113,8 @@ def _run_chunk(start: int, seeds) -> tuple[int, list[np.ndarray]]:
 
 def bootstrap(fm, nsim: int = 1000, seed: int | None = None, workers: int = 2, progress=None) -> BootSample:
     """nsim parametric-bootstrap refits of fm; progress(done, total) is called as replicates finish."""
-    X, _y, blocks = fm.inputs()        # the rows as the engine fitted them (weights, offset applied)
-    setup = _Setup(X, list(blocks), fm.cp, fm.engine.inner, fm.reml, fm.sol.theta.copy(),
+    X, y, blocks = fm.inputs()        # the rows as the engine fitted them (weights, offset applied)
+    setup = _Setup(X, list(blocks), refit_record(fm.cp, X, y, blocks), fm.engine.inner, fm.reml, fm.sol.theta.copy(),
                    fm.engine.theta_stored.copy(), fm.sol.beta.copy(), fm.sol.sigma)
     params = var_params(fm.blocks)
     names = [prm.name for prm in params] + list(fm.design.fixed_names)

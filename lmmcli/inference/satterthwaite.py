@@ -4,8 +4,11 @@ Methods (`DF_METHODS`):
     satterthwaite   lmerTest's default (Kuznetsova, Brockhoff & Christensen 2017, JSS 82(13)):
                     df_j = 2 V_jj^2 / (g' A g), V = Var(beta) = sigma^2 (RX'RX)^{-1} at theta,
                     g = dV_jj / d varpar, A = 2 H^+ with H the Hessian of the deviance (REML or ML,
-                    as the fit) in varpar = (theta, sigma). Both derivatives by finite differences
-                    with Richardson extrapolation.
+                    as the fit) in varpar = (theta, sigma). Where the engine has the deviance's
+                    gradient in closed form (engine.gradient: one random term, or scalar crossed and
+                    nested terms, off the boundary), H and g are central differences of it and of
+                    Var(beta) at theta +- a small step: 2k solutions. Elsewhere both derivatives are
+                    finite differences of the deviance with Richardson extrapolation (~12 k^2 solutions).
     kenward-roger   pbkrtest's adjusted covariance and df (see kenward_roger.py); REML fits only.
     residual        n - p for every coefficient.
     none            no df and no p-values (lme4's plain t values).
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lmmcli.distributions import t_two_sided_p
+from lmmcli.engine import gradient
 from lmmcli.engine.pls import unscaled_vcov as pls_unscaled_vcov
 from lmmcli.errors import UsageError
 from lmmcli.results import FitResult
@@ -127,13 +131,7 @@ def jacobian(g, x, rel: float, r: int = RICHARDSON, scale=None) -> list[np.ndarr
 
 
 # -- Satterthwaite ------------------------------------------------------------------------------
-def theta_scales(model) -> np.ndarray:
-    """The natural size of each theta element (i, j): 1 / rms of its term's column i (T's row i has units
-    1/units(z_i)), so that finite-difference steps near theta = 0 suit a covariate of any magnitude."""
-    out = []
-    for blk, rms in zip(model.blocks, model.z_rms()):
-        out += [1.0 / rms[i] if rms[i] > 0 else 1.0 for i, _j in blk.theta_index()]
-    return np.array(out)
+theta_scales = gradient.theta_scale      # the natural size of each theta element, for difference steps
 
 
 def unit_diagonal(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +189,38 @@ class VarparPieces:
 
 def varpar_pieces(model, theta, sigma, vcov: np.ndarray) -> VarparPieces:
     """A and the gradients of Var(beta) at (theta, sigma), sharing one memo of solves."""
+    closed = closed_form_pieces(model, theta, sigma, full=True)
+    if closed is not None:
+        return VarparPieces(vcov, *closed)
     solve = Solves(model)
     return VarparPieces(vcov, varpar_covariance(model, theta, sigma, solve),
                         vcov_gradients(model, theta, sigma, solve))
+
+
+def closed_form_pieces(model, theta, sigma, full: bool):
+    """(A, dVar(beta)/d varpar) from central differences of engine.gradient's closed-form gradient (2k + 1
+    solutions, shared with the convergence check), or None where it does not apply. The deviance in
+    varpar is a(theta) + pwrss(theta) / sigma^2 + c log(2 pi sigma^2), a = logdet_L (+ logdet_RX for
+    REML), c = n (n - p for REML), so its sigma derivatives are exact. full: the gradients of Var(beta)
+    as p x p matrices (for any contrast), else their diagonals."""
+    view = gradient.OriginalUnits.of(model)
+    c = view.curvature(theta) if view is not None and len(theta) else None
+    if c is None:
+        return None
+    k, s2, g0 = len(theta), sigma ** 2, c.center
+
+    def d_dev(g):                        # the varpar deviance's gradient in theta at sigma
+        return g.d_logdet_L + (g.d_logdet_RX if model.reml else 0.0) + g.d_pwrss / s2
+
+    H = np.empty((k + 1, k + 1))
+    H[:k, :k] = c.hessian(d_dev)
+    H[:k, k] = H[k, :k] = -2.0 * g0.d_pwrss / sigma ** 3
+    dof = model.n - model.p if model.reml else model.n
+    H[k, k] = 6.0 * g0.pwrss / sigma ** 4 - 2.0 * dof / s2
+    dU = [(pls_unscaled_vcov(a.RX) - pls_unscaled_vcov(b.RX)) / (2.0 * h) for a, b, h in zip(c.plus, c.minus, c.h)]
+    U = pls_unscaled_vcov(g0.RX)
+    grads = [s2 * d for d in dU] + [2.0 * sigma * U]
+    return 2.0 * positive_part_inverse(H), grads if full else [np.diag(G) for G in grads]
 
 
 class WideSolves(Solves):
@@ -248,12 +275,16 @@ def satterthwaite_df(model, theta, sigma, vcov: np.ndarray) -> np.ndarray:
 
     Only the diagonals of Var(beta) and of its gradients enter, so only those are differenced (the
     same steps and numbers as varpar_pieces); a wide model never forms a p x p matrix per theta."""
-    solve = wide_solves(model) or Solves(model)
-    A = varpar_covariance(model, theta, sigma, solve)
-    U = _unscaled_vcov_diag(model, theta, solve)
-    grads = jacobian(lambda t: _unscaled_vcov_diag(model, t, solve), theta, rel=HESS_REL,
-                     scale=theta_scales(model)) if len(theta) else []
-    D = np.array([sigma ** 2 * G for G in grads] + [2.0 * sigma * U])       # (k + 1, p)
+    closed = closed_form_pieces(model, theta, sigma, full=False)
+    if closed is not None:
+        A, D = closed[0], np.array(closed[1])
+    else:
+        solve = wide_solves(model) or Solves(model)
+        A = varpar_covariance(model, theta, sigma, solve)
+        U = _unscaled_vcov_diag(model, theta, solve)
+        grads = jacobian(lambda t: _unscaled_vcov_diag(model, t, solve), theta, rel=HESS_REL,
+                         scale=theta_scales(model)) if len(theta) else []
+        D = np.array([sigma ** 2 * G for G in grads] + [2.0 * sigma * U])       # (k + 1, p)
     denom = np.einsum("ij,ik,kj->j", D, A, D)
     v = np.diag(vcov)
     with np.errstate(divide="ignore", invalid="ignore"):

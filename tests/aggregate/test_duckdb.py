@@ -165,3 +165,19 @@ def test_errors_are_data_errors(tmp_path):
         fit_source("f ~ x + (1|g)", DuckDBRunner(resolve(str(path)), progress=False))
     with pytest.raises(DataError, match="no CSV"):
         resolve(str(tmp_path / "*.csv"))
+
+
+def test_parquet_categories_keep_their_stored_order(tmp_path):
+    """A categorical (dictionary) column's stored category order gives the levels, as in memory: the
+    reference level of f and the order of g's random effects are not the sorted ones."""
+    df = _frame(seed=7)
+    f_order = ["mid", "Hi", "lo"]
+    g_order = sorted(df["g"].unique(), reverse=True)
+    df["f"] = pd.Categorical(df["f"], categories=f_order)
+    df["g"] = pd.Categorical(df["g"], categories=g_order)
+    path = tmp_path / "cat.parquet"
+    df.to_parquet(path, row_group_size=100)
+    mem, agg = fit_both(path, "y ~ x + f + (x|g)")
+    assert mem.design.fixed_names[2:] == ["fHi", "flo"]              # mid is the reference: first stored
+    assert list(agg.blocks[0].levels) == g_order
+    assert_same_fit(mem, agg)

@@ -1,0 +1,67 @@
+"""The weighted PLS system of glmm.system: the sparse coupling (large crossed models) against the dense
+one, Z' W X from the cross-products against the direct sums, and the conditional variances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lmmcli.glmm import system
+from lmmcli.glmm.system import WeightedSystem
+from tests.glmm.reference import CASES, REF
+
+
+def _design(case_id):
+    from lmmcli.formula import parse_formula
+    from lmmcli.glmm.design import build_glmm_design
+    from lmmcli.glmm.family import make_family
+    from lmmcli.io.read import read_table
+
+    c = CASES[case_id]
+    df = read_table(str(REF / c["csv"]))
+    fam = make_family(c["family"], c["link"])
+    return build_glmm_design(parse_formula(c["formula"]), df, fam, c["weights"], c["factors"], None, "data").design
+
+
+@pytest.mark.parametrize("case_id", ["grouseticks", "verbagg"])
+def test_sparse_coupling_is_the_dense_factor(case_id, monkeypatch):
+    d = _design(case_id)
+    monkeypatch.setattr(system, "SPARSE_COUPLING", 10 ** 15)
+    dense = WeightedSystem(d.blocks)
+    monkeypatch.setattr(system, "SPARSE_COUPLING", 0)
+    monkeypatch.setattr(system, "CHUNK", 7)              # several chunks of columns
+    sparse = WeightedSystem(d.blocks)
+    assert sparse.sparse and not dense.sparse
+    rng = np.random.default_rng(3)
+    W = rng.uniform(0.05, 0.3, dense.n)
+    theta = np.linspace(0.4, 1.3, len(dense.blocks))
+    Fd, Fs = dense.factor(W, theta), sparse.factor(W, theta)
+    assert Fs.logdet_L == pytest.approx(Fd.logdet_L, rel=1e-12)
+    R = rng.normal(size=(dense.q, 3))
+    np.testing.assert_allclose(sparse.solve(Fs, R), dense.solve(Fd, R), rtol=1e-10, atol=1e-12)
+    for a, b in zip(sparse.cond_var(Fs), dense.cond_var(Fd)):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+@pytest.mark.parametrize("case_id", ["binary_slope", "verbagg", "contraception"])
+def test_zt_wx_from_cross_products_and_level_constants_is_the_direct_sum(case_id):
+    d = _design(case_id)
+    sysm = WeightedSystem(d.blocks)
+    plan = sysm.wx_plan(d.X)
+    assert plan[0][0] == ("match", 0)            # the intercept is the first term's first column
+    if case_id == "binary_slope":                # y ~ x + (x | g): both columns of X are columns of Z
+        assert [kind for kind, _ in plan[0]] == ["match", "match"]
+    if case_id == "verbagg":                     # Anger, Gender by subject; btype, situ by item
+        assert [kind for kind, _ in plan[0]] == ["match", "const", "const", "sum", "sum", "sum"]
+        assert [kind for kind, _ in plan[1]] == ["const", "sum", "sum", "const", "const", "const"]
+    rng = np.random.default_rng(1)
+    W = rng.uniform(0.1, 0.25, sysm.n)
+    F = sysm.factor(W, _theta(sysm))
+    WX = np.asfortranarray(d.X) * W[:, None]
+    np.testing.assert_allclose(sysm.zt_wx(F, W, WX, plan), sysm.zt_times(WX), rtol=1e-11, atol=1e-13)
+
+
+def _theta(sysm):
+    from lmmcli.engine.pls import theta_start
+
+    return theta_start(sysm.blocks) * 0.7
