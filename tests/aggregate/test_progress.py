@@ -47,7 +47,7 @@ def test_duckdb_silent_in_pipes(data, monkeypatch):
 
 
 def test_streamed_predictions_count_rows():
-    from lmmcli.predict_stream import counted
+    from lmmcli.predict.stream import counted
 
     seen = []
     tables = [pa.table({"x": np.arange(k)}) for k in (3, 4)]
