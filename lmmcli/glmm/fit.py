@@ -6,7 +6,9 @@ Both stages use BOBYQA; stage 2 works in whitened beta coordinates x = R (beta -
 R' R the stage-1 information for beta, so that every coordinate has about unit curvature.
 
 glmer's covariance of beta-hat (vcov with use.hessian = TRUE, its default for GLMMs) is the beta
-block of 2 H^{-1}, H the finite-difference Hessian of the deviance in (theta, beta); we do the same.
+block of 2 H^{-1}, H the finite-difference Hessian of the deviance in (theta, beta); we do the same
+(glmm.hessian: central differences in the pairs with a theta, forward ones in the beta pairs), and
+the gradient from the same evaluations gives a last Newton step from BOBYQA's end point.
 """
 
 from __future__ import annotations
