@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lmmcli.design.design import build_design, check_columns, complete_rows, predictor_terms
+from lmmcli.design.design import build_design, check_columns, complete_rows
+from lmmcli.design.variables import predictor_terms
 from lmmcli.distributions import chi2_sf
 from lmmcli.errors import DataError, ModelSpecError, UsageError
 from lmmcli.fit import FittedModel, fit_design

@@ -24,7 +24,7 @@ LAYERS = [
     {"aggregate"},
     {"inference"},
     {"predict"},
-    {"fit", "fit_scale", "predict_stream", "lm", "compare", "glmm", "analysis", "batch"},
+    {"fit", "fit_scale", "lm", "compare", "glmm", "analysis", "batch"},
     {"render"},
     {"cli"},
 ]

@@ -128,8 +128,9 @@ class SparkRunner:
     def kinds(self) -> dict[str, str]:
         return dict(self._kinds)
 
-    def run(self, query: str) -> dict[str, np.ndarray]:
-        """The query's result as numpy columns (collected to the driver through Arrow)."""
+    def run(self, query: str, grouped: bool = False) -> dict[str, np.ndarray]:
+        """The query's result as numpy columns (collected to the driver through Arrow); grouped: as DuckDB's
+        (Spark's executors manage their own memory)."""
         try:
             with warnings.catch_warnings():   # pyspark warns about pandas 3 on every conversion
                 warnings.simplefilter("ignore")

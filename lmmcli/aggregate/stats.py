@@ -135,15 +135,15 @@ def aggregate(runner, formula: Formula, factor_columns=(), refs=None, source: st
     plan = learn_plan(runner, formula, factor_columns, refs, source, require)
     d = runner.dialect
     n_input = int(runner.run(sql.count_query())["n"][0])
-    totals = _run(runner, sql.global_query(plan, d))
+    totals = _run(runner, sql.global_query(plan, d), grouped=False)
     results = [_run(runner, sql.term_query(plan, d, k)) for k in range(len(plan.terms))]
     pairs = {(k, l): _run(runner, sql.pair_query(plan, d, k, l))
              for k in range(len(plan.terms)) for l in range(k + 1, len(plan.terms))}
     return assemble(plan, totals, results, pairs, n_input, source)
 
 
-def _run(runner, q: sql.Query) -> dict:
-    return q.expand(runner.run(q.sql))
+def _run(runner, q: sql.Query, grouped: bool = True) -> dict:
+    return q.expand(runner.run(q.sql, grouped))
 
 
 def _levels(plan: Plan, k: int, res: dict):

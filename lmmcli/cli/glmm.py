@@ -86,12 +86,12 @@ def glmm_shown(report) -> Shown:
 def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: int, weights: Optional[str],
              factor, ref, ci: Optional[str], level: float, fmt: OutFormat, output: Optional[Path],
              strict: bool, save: Optional[Path] = None, nsim: int = 1000, seed: Optional[int] = None, contrasts=None) -> None:
-    """Fit the GLMM and write its summary (and the model with --save); --ci wald or boot."""
+    """Fit the GLMM and write its summary (and the model with --save); --ci wald, profile or boot."""
     from lmmcli.errors import UsageError
     from lmmcli.glmm.result import assemble, attach_wald
 
-    if ci is not None and ci not in ("wald", "boot"):
-        raise UsageError(f"--ci {ci} is not available with --family yet; use --ci wald or --ci boot")
+    if ci is not None and ci not in ("wald", "profile", "boot"):
+        raise UsageError(f"--ci must be wald, profile or boot, got '{ci}'")
     options = {"family": family, "link": link, "nagq": nagq, "weights": weights}
     fm, _, _ = read_and_fit_glmm(data, formula, factor, ref, options, contrasts)
     report = assemble(fm)
@@ -102,6 +102,10 @@ def fit_glmm(data: str, formula: str, family: str, link: Optional[str], nagq: in
         save_state(state_from_glmm(fm), save, data)
     if ci == "wald":
         attach_wald(report, level)
+    elif ci == "profile":
+        from lmmcli.glmm.profile import attach_profile
+
+        attach_profile(report, fm, level)
     elif ci == "boot":
         from lmmcli.cli.common import progress_bar
         from lmmcli.glmm.bootstrap import attach_boot

@@ -71,16 +71,15 @@ def check_options(d: Drawing, output, terminal: bool) -> None:
         image_format(str(output))
 
 
-def _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm, contrasts=None):
-    """plot ranef|resid for a GLMM (caterpillar of the conditional modes; Pearson residual diagnostics)."""
+def _plot_glmm(d: Drawing, data, formula, output, terminal, factor, ref, strict, glmm, contrasts=None):
+    """plot ranef|fitted|resid for a GLMM (caterpillar of the conditional modes; each group's data and
+    fitted curve on the response scale; Pearson residual diagnostics)."""
     from lmmcli.cli.glmm import read_and_fit_glmm
-    from lmmcli.errors import UsageError
     from lmmcli.glmm.result import assemble, diagnostics
-    from lmmcli.predict.plotdata import caterpillar
+    from lmmcli.predict.plotdata import Coefficients, caterpillar, trajectories
 
-    if kind == PlotKind.fitted:
-        raise UsageError("plot fitted is not available with --family yet; use ranef or resid")
-    fm, _, _ = read_and_fit_glmm(data, formula, factor, ref, glmm, contrasts)
+    kind, level = d.kind, d.level
+    fm, df, _ = read_and_fit_glmm(data, formula, factor, ref, glmm, contrasts)
     result = assemble(fm)
     if terminal:
         from lmmcli.render.terminal_plot import caterpillar_text
@@ -89,8 +88,13 @@ def _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict
     else:
         from lmmcli.render import figures as plot
 
-        fig = (plot.caterpillar_figure(caterpillar(result, level)) if kind == PlotKind.ranef
-               else plot.diagnostics_figure(diagnostics(fm)))
+        if kind == PlotKind.fitted:
+            coefs = Coefficients(fm.beta, fm.b(), fm.model.family.link.linkinv)
+            fig = plot.trajectories_figure(trajectories(fm, df, d.x, d.highlight, d.seed, d.groups, coefs))
+        elif kind == PlotKind.ranef:
+            fig = plot.caterpillar_figure(caterpillar(result, level))
+        else:
+            fig = plot.diagnostics_figure(diagnostics(fm))
         plot.save(fig, str(output), 0, inputs=(data,))
     echo_warnings(result.warnings, strict)
 
@@ -150,9 +154,9 @@ def plot(
         raise UsageError("--width and --height are inches, greater than 0")
     glmm = glmm_options(family, link, nagq, weights)
     if glmm is not None:
-        if kind == PlotKind.density or d.groups or width or height:
-            raise UsageError("--family plots ranef or resid, without --groups, --width or --height (so far)")
-        return _plot_glmm(kind, data, formula, output, terminal, level, factor, ref, strict, glmm, contrasts)
+        if kind == PlotKind.density or width or height:
+            raise UsageError("--family plots ranef, fitted or resid, without --width or --height (so far)")
+        return _plot_glmm(d, data, formula, output, terminal, factor, ref, strict, glmm, contrasts)
     fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
     result = fm.result()
     if terminal:

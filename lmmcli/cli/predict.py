@@ -10,7 +10,7 @@ import typer
 from lmmcli.cli.app import (Contrasts, CsvFormatOpt, Decimal, Delimiter, Engine, Factor, FormatOpt, IntervalKind,
                             Level, MemoryLimit, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref, SparkMaster,
                             Strict, Threads, app, command, command_settings, guarded)
-from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name
+from lmmcli.cli.common import echo_warnings, engine_options, load_data, model_state, source_name, stderr_is_terminal
 from lmmcli.cli.glmm import Family, Link, Nagq, Type, Weights, glmm_options
 from lmmcli.cli.output import OutFormat, Shown, choose_format, is_stdout, write
 
@@ -119,12 +119,12 @@ def predict(
 def stream_predictions(state, path: str, reader: str, eng, population, interval, level, keep, fmt, output) -> None:
     """Predict the rows of PATH batch by batch as the engine `reader` (duckdb or spark) reads them,
     writing CSV (stdout or -o) or -o FILE.parquet."""
-    from lmmcli import predict_stream
+    from lmmcli.predict import stream as predict_stream
     from lmmcli.aggregate.choose import make_runner
     from lmmcli.errors import UsageError
     from lmmcli.io.write import atomic_write
     from lmmcli.predict.predict import needed_columns
-    from lmmcli.predict_stream import prediction_batches, write_tables
+    from lmmcli.predict.stream import prediction_batches, write_tables
 
     if fmt not in (OutFormat.csv, OutFormat.parquet):
         raise UsageError("streamed predictions are written as CSV or Parquet", hint="use -f csv, or -o FILE.parquet")
@@ -136,6 +136,8 @@ def stream_predictions(state, path: str, reader: str, eng, population, interval,
         counts: dict = {}
         tables = prediction_batches(state, runner.batches(cols, predict_stream.BATCH_ROWS), population, interval,
                                     level, keep, source_name(path), counts)
+        if stderr_is_terminal():
+            tables = predict_stream.counted(tables, lambda n: sys.stderr.write(f"\rpredicted {n:,} rows"))
         parquet = fmt == OutFormat.parquet
         if is_stdout(output):
             write_tables(tables, sys.stdout.buffer, parquet)
@@ -143,6 +145,8 @@ def stream_predictions(state, path: str, reader: str, eng, population, interval,
             atomic_write(str(output), lambda fh: write_tables(tables, fh, parquet), (path,))
     finally:
         runner.close()
+        if stderr_is_terminal():
+            sys.stderr.write("\r\033[K")
     if counts.get("n_missing"):
         sys.stderr.write(f"note: {counts['n_missing']} row(s) have missing values in columns the prediction "
                          "needs; their prediction is empty (null)\n")
@@ -207,7 +211,7 @@ def effects_command(kind: str):
             import pyarrow.parquet as pq
 
             from lmmcli.io.write import atomic_write
-            from lmmcli.predict_stream import ranef_table
+            from lmmcli.predict.stream import ranef_table
 
             table = ranef_table(state, level)     # columnar: a million levels without a row object each
             atomic_write(str(output), lambda fh: pq.write_table(table, fh), (data,) if data else ())

@@ -17,17 +17,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmmcli.design import checks
-from lmmcli.design.evaluate import Evaluator, factor_is_numeric, is_factor, is_logical
-from lmmcli.design.levels import group_codes, sorted_levels, text_order
-from lmmcli.design.matrices import factor_codes, model_columns, term_columns  # noqa: F401  (re-exported)
-from lmmcli.design.transforms import CONTRASTS
+from lmmcli.design.aliasing import aliased_from_gram, drop_aliased  # noqa: F401  (aliased_from_gram re-exported)
+from lmmcli.design.evaluate import Evaluator
+from lmmcli.design.levels import group_codes
+from lmmcli.design.matrices import model_columns
+from lmmcli.design.variables import (LOGICAL_LEVELS, VarInfo, _with_ref, learn_levels,  # noqa: F401  (re-exported)
+                                     predictor_terms, resolve_contrasts, variable_exprs, variable_kinds)
 from lmmcli.errors import DataError, ModelSpecError
-from lmmcli.linalg import gram
 from lmmcli.formula import Formula, Name, RandomTerm, deparse, names_in
 from lmmcli.io.frame import as_frame, missing
-
-ALIAS_TOL = 1e-9
-LOGICAL_LEVELS = ("FALSE", "TRUE")
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,6 @@ class ReBlock:
             return [(j, j) for j in range(p)]
         return [(i, j) for j in range(p) for i in range(j, p)]
 
-
-@dataclass
-class VarInfo:
-    """One variable of the model: a numeric expression, or a factor with its levels (reference first)."""
-
-    label: str
-    kind: str                          # "numeric", "matrix" (poly, ns, bs) or "factor"
-    levels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -125,92 +115,6 @@ class Design:
     def log_det_weights(self) -> float:
         """log |W| = sum(log w): lme4's REML criterion and deviance subtract it (0 without weights)."""
         return 0.0 if self.weights is None else float(np.sum(np.log(self.weights)))
-
-
-# -- the variables ---------------------------------------------------------------------------
-def predictor_terms(formula: Formula):
-    """Every term whose variables are predictors: fixed terms, then the left sides of random terms."""
-    yield from formula.fixed
-    for rt in formula.random:
-        yield from rt.terms
-
-
-def variable_exprs(formula: Formula) -> dict:
-    """label -> expression of every predictor variable, in order of appearance."""
-    out = {}
-    for term in predictor_terms(formula):
-        for e in term.factors:
-            out.setdefault(deparse(e), e)
-    return out
-
-
-def variable_kinds(formula: Formula, df, forced: set) -> dict[str, VarInfo]:
-    """Each variable as numeric, matrix (several columns) or factor (its levels are learned later)."""
-    out = {}
-    for label, e in variable_exprs(formula).items():
-        if is_factor(e, df, forced):
-            out[label] = VarInfo(label, "factor", LOGICAL_LEVELS if is_logical(e, df) else ())
-        elif getattr(e, "func", None) in ("poly", "ns", "bs"):
-            out[label] = VarInfo(label, "matrix")
-        else:
-            out[label] = VarInfo(label, "numeric")
-    return out
-
-
-def learn_levels(variables: dict, exprs: dict, ev: Evaluator, refs: dict) -> list[str]:
-    """Fill in each factor's levels from the rows kept (R drops unused levels); notes for a level named
-    "". A factor left with one level is an error, as in R (a logical keeps FALSE and TRUE)."""
-    notes = []
-    for label, info in variables.items():
-        if info.kind != "factor":
-            continue
-        if info.levels == LOGICAL_LEVELS:   # R codes a logical as factor(x, levels = c(FALSE, TRUE))
-            info.levels = _with_ref(label, LOGICAL_LEVELS, refs)
-            continue
-        e = exprs[label]
-        present = {v for v in ev.labels(e).tolist()}
-        numeric = factor_is_numeric(e, ev.df, ev.forced) or isinstance(e, Name) and ev.df[e.name].dtype.kind in "iuf"
-        if numeric:
-            levels = tuple(sorted(present, key=float))
-        elif isinstance(e, Name) and ev.df.orders.get(e.name) is not None:
-            levels = tuple(c for c in ev.df.orders[e.name] if c in present)
-        else:
-            levels = tuple(sorted(present, key=text_order))
-        if len(levels) < 2:
-            raise DataError(f"'{label}' has only one level ('{levels[0] if levels else ''}') in the rows used: "
-                            "contrasts can be applied only to factors with 2 or more levels",
-                            hint="drop it from the formula, or check the rows dropped for missing values")
-        if "" in levels:
-            notes.append(f"factor '{label}' has a level named \"\" (empty text is a value, as in R's read.csv)")
-        info.levels = _with_ref(label, levels, refs)
-    return notes
-
-
-def _with_ref(col: str, levels: tuple[str, ...], refs: dict[str, str]) -> tuple[str, ...]:
-    """Put the --ref level first."""
-    if col not in refs:
-        return levels
-    ref = refs[col]
-    if ref not in levels:
-        close = difflib.get_close_matches(ref, levels, n=1)
-        shown = ", ".join(levels[:10]) + (", ..." if len(levels) > 10 else "")
-        raise ModelSpecError(f"--ref {col}={ref}: '{ref}' is not a level of '{col}' (levels: {shown})",
-                             hint=f"did you mean '{close[0]}'?" if close else None)
-    return (ref,) + tuple(v for v in levels if v != ref)
-
-
-def resolve_contrasts(contrasts: dict | None, variables: dict) -> dict[str, str]:
-    """--contrasts as {factor label: kind}: the key "" applies to every factor; unknown names and kinds
-    are errors."""
-    contrasts = dict(contrasts or {})
-    for label, kind in contrasts.items():
-        if kind not in CONTRASTS:
-            raise ModelSpecError(f"--contrasts: unknown kind '{kind}'", hint="use one of " + ", ".join(CONTRASTS))
-        if label and (label not in variables or variables[label].kind != "factor"):
-            raise ModelSpecError(f"--contrasts {label}={kind}: '{label}' is not a factor of the model")
-    default = contrasts.pop("", "treatment")
-    return {label: contrasts.get(label, default) for label, info in variables.items()
-            if info.kind == "factor" and contrasts.get(label, default) != "treatment"}
 
 
 # -- the model frame: evaluate, then drop incomplete rows --------------------------------------
@@ -315,7 +219,7 @@ def build_design(formula: Formula, df, factor_columns=(), refs=None, source: str
     y = y[rows]
     names, X = model_columns(formula.fixed, formula.intercept, spec, kept, fixed=True)
     checks.check_values(deparse(formula.response), y, names, X, rows)
-    X, warnings = _drop_aliased(spec, names, X)
+    X, warnings = drop_aliased(spec, names, X)
     blocks = [random_block(rt, spec, kept) for rt in formula.random]
     blocks.sort(key=lambda b: -b.nlevels)  # stable: largest grouping factor first, as lme4
     blocks = _varcorr_names(blocks)
@@ -350,55 +254,6 @@ def random_block(rt: RandomTerm, spec: ModelSpec, ev: Evaluator) -> ReBlock:
     return ReBlock(rt.group_label, tuple(names), levels, codes, Z, rt.correlated)
 
 
-def aliased_columns(X: np.ndarray) -> list[int]:
-    """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns)."""
-    # each column over a power of two near its largest value: the test is scale-free, and X'X of
-    # columns of 1e200 would overflow (the division by a power of two is exact)
-    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
-    ok = (top > 0) & np.isfinite(top)
-    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
-    return aliased_from_gram(gram(X))
-
-
-def aliased_from_gram(XtX: np.ndarray) -> list[int]:
-    """aliased_columns from X'X alone (what an aggregated fit has).
-
-    Column j is aliased when its squared distance from the span of the kept earlier columns, the
-    Cholesky pivot d_j of X'X, is at most ALIAS_TOL * (X'X)_jj. The pivots come from LAPACK's
-    Cholesky of the not-yet-judged columns given the kept ones (O(p^3), 1 s at p = 5,000, where a
-    solve per column is O(p^4)); after a dropped column the rest is factored again.
-    """
-    p = XtX.shape[1]
-    try:                     # the usual case, full rank: one factor, and numpy only (scipy costs start-up)
-        if np.all(np.diag(np.linalg.cholesky(XtX)) ** 2 > ALIAS_TOL * np.maximum(np.diag(XtX), 1e-300)):
-            return []
-    except np.linalg.LinAlgError:
-        pass
-    from scipy.linalg import solve_triangular
-    from scipy.linalg.lapack import dpotrf
-
-    keep, drop, L_keep, start = [], [], np.zeros((0, 0)), 0
-    while start < p:
-        rest = np.arange(start, p)
-        B = solve_triangular(L_keep, XtX[np.ix_(keep, rest)], lower=True) if keep else np.zeros((0, len(rest)))
-        S = XtX[np.ix_(rest, rest)] - B.T @ B
-        L, info = dpotrf(S, lower=1, clean=1)
-        d = np.diag(L) ** 2
-        ok = d > ALIAS_TOL * np.maximum(np.diag(XtX)[rest], 1e-300)
-        if info > 0:
-            ok[info - 1:] = False
-        bad = int(np.argmin(ok)) if not ok.all() else len(rest)
-        # columns before the first bad one are kept: their rows of the factor are final
-        L_new = np.zeros((len(keep) + bad,) * 2)
-        L_new[:len(keep), :len(keep)] = L_keep
-        L_new[len(keep):, :len(keep)] = B[:, :bad].T
-        L_new[len(keep):, len(keep):] = L[:bad, :bad]
-        keep, L_keep = keep + rest[:bad].tolist(), L_new
-        if bad < len(rest):
-            drop.append(int(rest[bad]))
-        start += bad + 1
-    return drop
-
 
 def check_columns(formula: Formula, df, source: str = "the data") -> None:
     """Every referenced column exists; otherwise say which, where, and what it might have been."""
@@ -425,17 +280,6 @@ def complete_rows(df, columns) -> np.ndarray:
         bad |= missing(df[col])
     return np.flatnonzero(~bad)
 
-
-def _drop_aliased(spec: ModelSpec, names: list[str], X: np.ndarray):
-    """(X without its aliased columns, [lme4's rank-deficiency warning]); records the kept and dropped
-    names in spec."""
-    drop = aliased_columns(X) if X.shape[1] else []
-    spec.aliased = [names[j] for j in drop]
-    spec.fixed_names = [nm for j, nm in enumerate(names) if j not in set(drop)]
-    if not drop:
-        return X, []
-    return np.delete(X, drop, axis=1), ["fixed-effect model matrix is rank deficient so dropping "
-                                        f"{len(drop)} column{'s' if len(drop) > 1 else ''}: {', '.join(spec.aliased)}"]
 
 
 def fixed_matrix(spec: ModelSpec, df) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Binomial responses, as R's binomial()$initialize reads them:
   - cbind(successes, failures): y = successes / (successes + failures), prior weights = the trials;
-  - a factor (text) or TRUE/FALSE column: success is any level but the first (FALSE, or the first
-    level in sorted order), so a two-level factor's second level is the success;
+  - a factor (text, or a number column named by --factor) or TRUE/FALSE column: success is any level
+    but the first (FALSE, or the first level in sorted order), so a two-level factor's second level
+    is the success;
   - a number in [0, 1]: a 0/1 outcome, or a proportion whose trials are given by --weights.
 Poisson responses are non-negative counts. offset(expr) terms are summed into the offset.
 """
@@ -33,6 +34,7 @@ class GlmmDesign:
     offset: np.ndarray
     response_kind: str             # "cbind", "factor", "logical" or "numeric"
     weights_column: str | None = None
+    trials: np.ndarray | None = None  # binomial: the cbind() totals (1 for a one-column response)
     offset_terms: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -46,7 +48,7 @@ def build_glmm_design(formula: Formula, df, family: Family, weights: str | None 
     got = {}
 
     def response(ev):
-        y, trials, kind = _response(ev, formula.response, family)
+        y, trials, kind = _response(ev, formula.response, family, factor_columns)
         got.update(trials=trials, kind=kind)
         return y
 
@@ -60,11 +62,11 @@ def build_glmm_design(formula: Formula, df, family: Family, weights: str | None 
     offset = np.zeros(n) if design.offset is None else design.offset
     wt = prior * got["trials"][design.rows]
     warns = _response_warnings(family, design.y, wt, got["kind"])
-    return GlmmDesign(design, family, design.y, wt, offset, got["kind"], weights,
+    return GlmmDesign(design, family, design.y, wt, offset, got["kind"], weights, got["trials"][design.rows],
                       [deparse(e) for e in formula.offsets], warns)
 
 
-def _response(ev, resp, family: Family):
+def _response(ev, resp, family: Family, factor_columns=()):
     """(y, trials, kind) of the response expression for the family."""
     if isinstance(resp, Call) and resp.func == "cbind":
         if family.name != "binomial":
@@ -76,7 +78,7 @@ def _response(ev, resp, family: Family):
         with np.errstate(invalid="ignore", divide="ignore"):
             y = np.where(n > 0, s / np.where(n > 0, n, 1.0), 0.0)
         return np.where(np.isnan(n), np.nan, y), n, "cbind"      # a missing count drops the row
-    if isinstance(resp, Name) and not _numeric_column(ev.df[resp.name]):
+    if isinstance(resp, Name) and (resp.name in factor_columns or not _numeric_column(ev.df[resp.name])):
         if family.name != "binomial":
             raise DataError(f"the response '{resp.name}' is not numeric; a {family.name} response must be counts")
         col = ev.df[resp.name]
@@ -109,6 +111,10 @@ def _response_warnings(family: Family, y, wt, kind) -> list[str]:
         return []
     if np.any(y < 0):
         raise DataError("negative values are not allowed for the Poisson family")
-    if np.any(np.abs(y - np.round(y)) > 1e-7):
-        return ["non-integer counts in a Poisson model: the likelihood is not a Poisson one"]
+    frac = np.abs(y - np.round(y)) > 1e-7
+    if np.any(frac):
+        first = float(y[np.argmax(frac)])
+        return [f"non-integer counts in a Poisson model ({int(frac.sum())} rows, the first {first:g}): the "
+                "likelihood is not a Poisson one (glmer warns 'non-integer x', its deviance is Inf and its fit "
+                "stays at the start); lmm uses the Poisson deviance with log Gamma(y + 1), a quasi-likelihood"]
     return []

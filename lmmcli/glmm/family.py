@@ -147,6 +147,36 @@ class Family:
         return y + 0.1
 
 
+class RoundedBinomialAic:
+    """glmer's binomial aic where it is not the deviance plus a constant: -2 sum (wt / round(m))
+    dbinom(round(m y), round(m), mu, log = TRUE), m the trials if any exceeds 1, else the prior weights
+    (lme4's C++ family; R's binomial()$aic divides by m before rounding). With fractional prior weights
+    on a 0/1 or proportion response (or non-integer successes) the rounding makes it another function
+    of mu than sum(dev_i); glmer's Laplace deviance is log|L|^2 + |u|^2 + this aic, so matching glmer
+    means evaluating it as lme4 does."""
+
+    def __init__(self, k, n, scale):
+        self.k, self.n, self.scale = k, n, scale
+        self.const = float(np.sum(scale * (_lgamma(n + 1) - _lgamma(k + 1) - _lgamma(n - k + 1))))
+
+    @staticmethod
+    def of(y, wt, trials):
+        """The aic of a binomial response, or None where it equals the deviance plus a constant."""
+        m = trials if np.any(trials > 1) else wt
+        k, n = np.round(m * y), np.round(m)
+        if np.all(np.abs(m * y - k) < 1e-8) and np.all(np.abs(m - n) < 1e-8):
+            return None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(n > 0, wt / np.where(n > 0, n, 1.0), 0.0)
+        return RoundedBinomialAic(k, n, scale)
+
+    def __call__(self, mu) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(self.k > 0, self.k * np.log(mu), 0.0)
+            b = np.where(self.n > self.k, (self.n - self.k) * np.log1p(-mu), 0.0)
+        return float(-2.0 * (np.sum(self.scale * (a + b)) + self.const))
+
+
 def _lgamma(x: np.ndarray) -> np.ndarray:
     """log Gamma(x) elementwise, computed once per distinct value."""
     from math import lgamma

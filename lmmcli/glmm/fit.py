@@ -6,7 +6,9 @@ Both stages use BOBYQA; stage 2 works in whitened beta coordinates x = R (beta -
 R' R the stage-1 information for beta, so that every coordinate has about unit curvature.
 
 glmer's covariance of beta-hat (vcov with use.hessian = TRUE, its default for GLMMs) is the beta
-block of 2 H^{-1}, H the finite-difference Hessian of the deviance in (theta, beta); we do the same.
+block of 2 H^{-1}, H the finite-difference Hessian of the deviance in (theta, beta); we do the same
+(glmm.hessian: central differences in the pairs with a theta, forward ones in the beta pairs), and
+the gradient from the same evaluations gives a last Newton step from BOBYQA's end point.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from lmmcli.engine.optimize import OptSummary, minimize_theta
 from lmmcli.glmm.design import GlmmDesign
-from lmmcli.glmm.hessian import polish
+from lmmcli.glmm.hessian import polish_derivatives
 from lmmcli.glmm.pirls import GlmmModel, PirlsState
 
 STAGE1_TOL = {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
@@ -26,6 +28,8 @@ STAGE1_TOL = {"ftol_abs": 1e-6, "xtol_abs": 1e-5}
 # except VerbAgg, 4.4e-4 either way; 1e-7 let them drift to 5e-4)
 STAGE2_TOL = {"ftol_abs": 1e-8, "xtol_abs": 1e-6}
 SINGULAR_TOL = 1e-4
+WHITEN_RIDGE = 1e-4
+DEGENERATE = 1e-6         # smallest / largest Hessian eigenvalue (whitened) below which it is degenerate
 
 
 @dataclass
@@ -92,7 +96,7 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> Gl
 
     hessian=False skips the finite-difference Hessian (vcov from RX instead): for bootstrap refits."""
     d = gd.design
-    model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family)
+    model = GlmmModel(d.X, d.blocks, gd.y, gd.weights, gd.offset, gd.family, gd.trials)
     model.set_glmer_start()
     opt1 = minimize_theta(model.glmer_stage1, model.theta0, model.lower, tol=STAGE1_TOL)
     st1 = model.glmer_pirls(opt1.theta, None, model.eta_start)
@@ -100,7 +104,7 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> Gl
     if nagq == 0:
         vcov = np.linalg.inv(model.beta_information(st1))
         return GlmmFit(formula, gd, model, 0, opt1, None, st1, model.laplace(st1), vcov, _opt_warnings(opt1))
-    R = np.linalg.cholesky(st1.RXtRX).T            # R' R = RXtRX
+    R = whitening(st1.RXtRX, model.X, model.working(st1.eta, st1.mu)[0])
     k = len(opt1.theta)
 
     def to_beta(x):
@@ -114,15 +118,27 @@ def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> Gl
     step = np.concatenate([np.maximum(0.1 * np.abs(opt1.theta), 0.05), np.full(len(st1.beta), 0.5)])
     opt2 = minimize_theta(objective, start, lower, step=step, tol=STAGE2_TOL)
     par, value = opt2.theta, opt2.fmin
+    vcov, vwarn = None, []
     if hessian:
-        par, value, H = polish(objective, par, value, k, model.lower)
-    vcov, vwarn = hessian_vcov(H, k, R) if hessian else (None, [])
+        par, value, g, H = polish_derivatives(objective, par, value, k, model.lower)
+        vcov, vwarn = hessian_vcov(H, k, R, convergence_messages(g, H, k, R, par[:k], model.lower))
     theta, beta = par[:k], to_beta(par[k:])
     st = model.glmer_pirls(theta, beta) if nagq == 1 else model.pirls(theta, beta)
     warnings = _opt_warnings(opt1) + _opt_warnings(opt2)
     if vcov is None:
         vcov = np.linalg.inv(model.beta_information(st))
     return GlmmFit(formula, gd, model, nagq, opt1, opt2, st, value, vcov, warnings + vwarn)
+
+
+def whitening(RXtRX: np.ndarray, X: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """R with R' R = RXtRX + a small ridge: stage 2's coordinates x = R (beta - beta_1).
+
+    The ridge (WHITEN_RIDGE times X'X's diagonal at the mean weight, so per column and unchanged
+    by rescaling a covariate) only matters where the information for a coefficient is nearly 0, as
+    under separation (the weights of its rows vanish): there plain whitening makes one unit of x a
+    huge move in beta, BOBYQA's quadratic model degenerates and it stops short of the optimum."""
+    ridge = WHITEN_RIDGE * float(np.mean(W)) * np.einsum("ij,ij->j", X, X)
+    return np.linalg.cholesky(RXtRX + np.diag(ridge)).T
 
 
 def _opt_warnings(opt: OptSummary) -> list[str]:
@@ -132,15 +148,39 @@ def _opt_warnings(opt: OptSummary) -> list[str]:
     return out
 
 
-def hessian_vcov(H, k, R):
-    """(vcov of beta from the Hessian H of the deviance, warnings); (None, [warning]) if not positive definite.
+def convergence_messages(g: np.ndarray, H: np.ndarray, k: int, R: np.ndarray, theta, lower) -> list[str]:
+    """glmer's checkConv at the optimum, on the derivatives in its own coordinates (theta, beta).
+
+    Ours are in whitened beta (x = R (beta - beta_1)), so g_beta = R' g_x and H_beta = R' H_x R; lme4
+    skips the check for a singular fit. The Hessian's scale checks ("very large eigenvalue", "large
+    eigenvalue ratio") depend on the covariates' units, as glmer's do: they say rescale a covariate."""
+    from lmmcli.engine.convergence import Derivatives, check
+
+    if np.any((np.asarray(lower) == 0) & (np.asarray(theta) < SINGULAR_TOL)):
+        return []
+    J = np.eye(len(g))
+    J[k:, k:] = R
+    out = check(Derivatives(np.asarray(theta), J.T @ g, J.T @ H @ J, np.zeros(len(g), bool), 0))
+    return out.messages
+
+
+def hessian_vcov(H, k, R, checks=()):
+    """(vcov of beta from the Hessian H of the deviance, warnings); (None, [warning]) if not positive definite
+    or degenerate. checks: the convergence check's messages, passed through.
 
     H is in (theta, whitened beta) coordinates; R' R the whitening, so beta's vcov is R^-1 V R^-T."""
+    checks = list(checks)
     try:
         np.linalg.cholesky(H)
         V = 2.0 * np.linalg.inv(H)[k:, k:]
     except np.linalg.LinAlgError:
-        return None, ["the Hessian of the deviance is not positive definite: the fixed effects' covariance "
-                      "comes from RX (as glmer falls back)"]
+        return None, checks + ["the Hessian of the deviance is not positive definite: the fixed effects' "
+                               "covariance comes from RX (as glmer falls back)"]
+    curv = np.linalg.eigvalsh(H)
+    if curv[0] < DEGENERATE * curv[-1]:
+        # flat in one direction (separation: a coefficient runs off to infinity): its finite-difference
+        # curvature is noise, and glmer finds it not positive definite and falls back to RX as well
+        return None, checks + ["the Hessian of the deviance is degenerate (a direction with no curvature): the "
+                               "fixed effects' covariance comes from RX (as glmer falls back)"]
     Rinv = np.linalg.inv(R)
-    return Rinv @ V @ Rinv.T, []
+    return Rinv @ V @ Rinv.T, checks

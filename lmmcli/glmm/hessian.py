@@ -65,10 +65,17 @@ def newton_step(g: np.ndarray, H: np.ndarray):
 def polish(f, x: np.ndarray, fx: float, k: int, lower: np.ndarray):
     """(x, f(x), H): the SE Hessian at an optimizer's end point x, and one Newton step from there if it
     stays within the bounds and lowers f."""
+    x, fx, _, H = polish_derivatives(f, x, fx, k, lower)
+    return x, fx, H
+
+
+def polish_derivatives(f, x: np.ndarray, fx: float, k: int, lower: np.ndarray):
+    """polish, and the gradient at the returned point by the same differences (g + H step after the
+    Newton step): (x, f(x), g, H), for the convergence check."""
     g, H = se_derivatives(f, x, k, fx)
     step = newton_step(g, H)
     if step is not None and np.all(x[:k] + step[:k] >= lower):
         f_new = f(x + step)
         if f_new <= fx:
-            return x + step, f_new, H
-    return x, fx, H
+            return x + step, f_new, g + H @ step, H
+    return x, fx, g, H

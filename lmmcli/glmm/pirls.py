@@ -61,7 +61,7 @@ class PirlsState:
 class GlmmModel:
     """The data of a GLMM and its objective functions of theta (stage 1) and of (theta, beta) (stage 2)."""
 
-    def __init__(self, X, blocks, y, wt, offset, family):
+    def __init__(self, X, blocks, y, wt, offset, family, trials=None):
         self.X = np.ascontiguousarray(X, dtype=float)
         self.n, self.p = self.X.shape
         self.y, self.wt, self.offset = (np.asarray(a, dtype=float) for a in (y, wt, offset))
@@ -70,11 +70,18 @@ class GlmmModel:
         self.blocks = list(blocks)
         self.system = WeightedSystem(self.blocks)
         self.q = self.system.q
-        self.x_in_z1 = self.system.first_match(self.X)
+        self.Xf = np.asfortranarray(self.X)      # columns contiguous: the per-column sums of W X
+        self.wx_plan = self.system.wx_plan(self.X)
         self.response = Response(family, self.y, self.wt)
         self.sat, self.binary = self.response.sat, self.response.binary
         # -2 * saturated log-likelihood: what turns sum(dev_i) into a complete -2 log-likelihood
         self.const = -2.0 * (float(np.sum(self.wt * self.sat)) + family.log_constant(self.y, self.wt))
+        # R's binomial aic where rounding makes it differ from sum(dev_i) + const (fractional weights)
+        self.rounded_aic = None
+        if family.name == "binomial" and trials is not None:
+            from lmmcli.glmm.family import RoundedBinomialAic
+
+            self.rounded_aic = RoundedBinomialAic.of(self.y, self.wt, np.asarray(trials, dtype=float))
         self.lower = theta_lower(self.blocks)
         self.theta0 = theta_start(self.blocks)
         self._warm_u = np.zeros(self.q)     # exact PIRLS starts from the last u-hat
@@ -235,8 +242,8 @@ class GlmmModel:
     def _joint_solve(self, F, W, Wz):
         """(beta, u, RX'RX): the penalized weighted least-squares fit of the working response z, given W z."""
         sysm = self.system
-        WX = self.X * W[:, None]
-        C = sysm.lambda_t(F, sysm.zt_wx(F, WX, self.x_in_z1))
+        WX = self.Xf * W[:, None]
+        C = sysm.lambda_t(F, sysm.zt_wx(F, W, WX, self.wx_plan))
         sol = sysm.solve(F, np.column_stack([C, sysm.lambda_t(F, sysm.zt_times(Wz)[:, None])]))
         P, pz = sol[:, :self.p], sol[:, self.p]
         RXtRX = self.X.T @ WX - C.T @ P
@@ -258,7 +265,10 @@ class GlmmModel:
 
     # -- objectives -------------------------------------------------------------------------------
     def laplace(self, st: PirlsState) -> float:
-        """Complete -2 log-likelihood by the Laplace approximation at a PIRLS state."""
+        """Complete -2 log-likelihood by the Laplace approximation at a PIRLS state (glmer: log|L|^2 +
+        |u|^2 + family$aic(mu), which is pdev + const unless R's aic rounds the counts)."""
+        if self.rounded_aic is not None:
+            return st.factor.logdet_L + float(st.u @ st.u) + self.rounded_aic(st.mu)
         return st.factor.logdet_L + st.pdev + self.const
 
     def agq(self, st: PirlsState, nagq: int) -> float:

@@ -46,13 +46,14 @@ def variance_components(fm: GlmmFit):
     vcs, cors = [], []
     for blk, C in zip(fm.blocks, covariances(fm)):
         sd = np.sqrt(np.diag(C))
+        name = blk.name or blk.group          # lme4's VarCorr name: g, then g.1 for (x || g)'s second term
         for i, term in enumerate(blk.terms):
-            vcs.append(VarianceComponent(blk.group, term, float(C[i, i]), float(sd[i])))
+            vcs.append(VarianceComponent(name, term, float(C[i, i]), float(sd[i])))
         if blk.correlated:
             for j in range(blk.p):
                 for i in range(j + 1, blk.p):
                     r = C[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else float("nan")
-                    cors.append(Correlation(blk.group, blk.terms[j], blk.terms[i], float(r)))
+                    cors.append(Correlation(name, blk.terms[j], blk.terms[i], float(r)))
     return vcs, cors
 
 

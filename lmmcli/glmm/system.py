@@ -25,12 +25,22 @@ from lmmcli.engine.pls import MAX_DENSE_REST, split_theta
 from lmmcli.errors import ModelSpecError
 
 
-SMALL_DENSE = 300     # below this size a triangular solve by np.linalg.solve beats importing scipy.linalg
-# Above this many entries (q_r x q1) the coupling L21 is kept sparse, with A21's pattern, when the
-# first term and the rest are scalar: L21 L21' is then a sparse product costing sum_g nnz_g^2, where
-# the dense one costs q_r^2 q1 per PIRLS step (3.8e9 flops at InstEval's 1,128 x 2,972).
-SPARSE_COUPLING = 2_000_000
+# Below this size a triangular solve by np.linalg.solve (an LU, 2/3 q^3 flops) beats importing
+# scipy.linalg (0.15 s) over a fit's ~500 solves; at grouseticks' 181 the LU took 0.3 s of 1.0.
+SMALL_DENSE = 80
+# When the first term and the rest are scalar and q_r^2 q1 (the flops of a dense L21 L21' per
+# PIRLS step) exceeds this, L21 is kept sparse with A21's pattern and L21 L21' costs sum_g nnz_g^2
+# (InstEval's 1,128 x 2,972: 3.8e9 flops a step dense). Below it the dense product is cheaper than
+# importing scipy.sparse (VerbAgg: 1.8e5; grouseticks, 1.3e7, gains 0.2 s of 0.9).
+SPARSE_COUPLING = 5_000_000
 CHUNK = 2048          # columns of L21 turned dense at a time for the conditional variances
+
+
+def _level_values(x: np.ndarray, codes: np.ndarray, nlevels: int):
+    """x's value per level when x is constant within every level, else None."""
+    vals = np.zeros(nlevels)
+    vals[codes] = x
+    return vals if np.array_equal(vals[codes], x) else None
 
 
 def _tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
@@ -96,7 +106,7 @@ class WeightedSystem:
         if self.rest:
             self._rest_pairs(first)
             self.sparse = (self.p1 == 1 and all(b.p == 1 for b in self.rest)
-                           and self.q_r * self.q1 > SPARSE_COUPLING)
+                           and self.q_r ** 2 * self.q1 > SPARSE_COUPLING)
 
     # -- Z b and Z' V without forming Z (gathers and bincounts by level) ---------------------------
     def z_times(self, b: np.ndarray) -> np.ndarray:
@@ -122,20 +132,35 @@ class WeightedSystem:
             self._block_t(k, V2, out, range(V2.shape[1]))
         return out[:, 0] if V.ndim == 1 else out
 
-    def zt_wx(self, F: Factor, WX: np.ndarray, match) -> np.ndarray:
-        """Z' W X for WX = W * X (n, m): a column of X equal to column match[c] of the first block's Z
-        is read from the factor's cross-products Z1' W Z1 (a slope that is also a fixed effect, the
-        intercept), without a pass over the rows."""
+    def zt_wx(self, F: Factor, W: np.ndarray, WX: np.ndarray, plan) -> np.ndarray:
+        """Z' W X for WX = W * X (n, m; F-ordered is fastest), by the plan of `wx_plan` for X.
+
+        Where a column of X is a column of the first block's Z (the intercept, a slope that is also
+        a fixed effect), its sums are the factor's Z1' W Z1; where it is constant within a term's
+        levels (a subject's covariate for a subject term), they are that value times the level's
+        sums of W z_j; only the other columns cost a pass over the rows."""
         m = WX.shape[1]
         out = np.empty((self.q, m))
-        part = out[:self.q1].reshape(self.l1, self.p1, m)
-        for c in range(m):
-            if match[c] is not None:
-                part[:, :, c] = F.A11[:, :, match[c]]
-        self._block_t(0, WX, out, [c for c in range(m) if match[c] is None])
-        for k in range(1, len(self.blocks)):
-            self._block_t(k, WX, out, range(m))
+        for k, (blk, off, cols) in enumerate(zip(self.blocks, self.offsets, plan)):
+            part = out[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p, m)
+            sums_w = None
+            for c, (kind, value) in enumerate(cols):
+                if kind == "match":
+                    part[:, :, c] = F.A11[:, :, value]
+                elif kind == "const":
+                    if sums_w is None:
+                        sums_w = self._level_w_sums(k, F, W)
+                    part[:, :, c] = value[:, None] * sums_w
+            self._block_t(k, WX, out, [c for c, (kind, _) in enumerate(cols) if kind == "sum"])
         return out
+
+    def _level_w_sums(self, k: int, F: Factor, W: np.ndarray) -> np.ndarray:
+        """(levels, p): sum of W z_j over each level of block k (from Z1'WZ1 for the first block)."""
+        blk = self.blocks[k]
+        if k == 0:
+            return F.A11[:, :, self.ones[0].index(True)]
+        return np.column_stack([np.bincount(blk.codes, weights=W if self.ones[k][j] else W * blk.Z[:, j],
+                                            minlength=blk.nlevels) for j in range(blk.p)])
 
     def _block_t(self, k: int, V2: np.ndarray, out: np.ndarray, columns) -> None:
         """Block k's rows of Z' V into out, for the given columns of V."""
@@ -146,11 +171,21 @@ class WeightedSystem:
                 w = V2[:, c] if ones[j] else blk.Z[:, j] * V2[:, c]
                 part[:, j, c] = np.bincount(blk.codes, weights=w, minlength=blk.nlevels)
 
-    def first_match(self, X: np.ndarray) -> list:
-        """For each column of X, the column of the first block's Z equal to it, or None."""
-        Z = self.blocks[0].Z
-        return [next((j for j in range(self.p1) if np.array_equal(X[:, c], Z[:, j])), None)
-                for c in range(X.shape[1])]
+    def wx_plan(self, X: np.ndarray) -> list:
+        """Per block, per column of X, how zt_wx forms its sums: ("match", j) for the first block's
+        column j of Z equal to it, ("const", per-level values) for a column constant within the
+        levels of a block with an intercept, else ("sum", None)."""
+        Z1 = self.blocks[0].Z
+        plan = []
+        for k, blk in enumerate(self.blocks):
+            cols = []
+            for c in range(X.shape[1]):
+                x = X[:, c]
+                j = next((j for j in range(self.p1) if np.array_equal(x, Z1[:, j])), None) if k == 0 else None
+                vals = _level_values(x, blk.codes, blk.nlevels) if True in self.ones[k] else None
+                cols.append(("match", j) if j is not None else ("const", vals) if vals is not None else ("sum", None))
+            plan.append(cols)
+        return plan
 
     # -- formed once ----------------------------------------------------------------------------
     def _first_pairs(self, blk):

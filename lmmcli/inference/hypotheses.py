@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lmmcli.design.design import Evaluator, aliased_columns, term_columns
+from lmmcli.design.aliasing import aliased_columns
+from lmmcli.design.evaluate import Evaluator
+from lmmcli.design.matrices import term_columns
 from lmmcli.design.matrices import coding
 from lmmcli.formula import deparse
 from lmmcli.io.frame import as_frame, infer_kind

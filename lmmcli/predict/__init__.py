@@ -1,1 +1,2 @@
-"""Using a fitted model: predictions, random effects, simulation, saved models, plot data."""
+"""Using a fitted model: predictions (also streamed batch by batch, stream.py), random effects, simulation,
+saved models, plot data."""

@@ -210,7 +210,20 @@ def _random_columns(fm, grid, group: str) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def _group_lines(fm, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group: str):
+@dataclass
+class Coefficients:
+    """What the lines are drawn from: beta, the conditional modes per block (levels x terms), and the
+    inverse link that puts X beta + Z b on the response scale (None: the identity, a linear model)."""
+
+    beta: np.ndarray
+    b: list
+    linkinv: object = None
+
+    def response(self, eta: np.ndarray) -> np.ndarray:
+        return eta if self.linkinv is None else self.linkinv(eta)
+
+
+def _group_lines(fm, coefs: Coefficients, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group: str):
     """Each level's predicted line X beta + Z b over the level's own x range (its random terms only)."""
     nlev = len(fm.blocks[0].levels)
     lo = np.array([xv[codes == g].min() for g in range(nlev)])
@@ -218,17 +231,19 @@ def _group_lines(fm, used, x_name: str, xv: np.ndarray, codes: np.ndarray, group
     t = np.linspace(0.0, 1.0, GRID_POINTS)
     xs = (lo[:, None] + (hi - lo)[:, None] * t[None, :]).ravel()
     grid = _grid_frame(used, fm.design.spec, x_name, xs)
-    line = fixed_matrix(fm.design.spec, grid) @ fm.sol.beta + offset_values(fm.design.spec, grid)
+    line = fixed_matrix(fm.design.spec, grid) @ coefs.beta + offset_values(fm.design.spec, grid)
     rows_level = np.repeat(np.arange(nlev), GRID_POINTS)
     for k, Z in _random_columns(fm, grid, group):
-        line += np.einsum("ij,ij->i", Z, fm.sol.b[k][rows_level])
-    return list(xs.reshape(nlev, -1)), list(line.reshape(nlev, -1))
+        line += np.einsum("ij,ij->i", Z, coefs.b[k][rows_level])
+    return list(xs.reshape(nlev, -1)), list(coefs.response(line).reshape(nlev, -1))
 
 
 def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int = 0,
-                 groups: list[str] | None = None) -> Trajectories:
+                 groups: list[str] | None = None, coefs: Coefficients | None = None) -> Trajectories:
     """The data and predicted lines per level of the largest grouping factor, and the population line; the
-    highlighted groups are `groups` (levels by name) when given, else a seeded sample of n_highlight."""
+    highlighted groups are `groups` (levels by name) when given, else a seeded sample of n_highlight.
+    coefs: a GLMM's (lines on the response scale, through the inverse link); default the linear fit's."""
+    coefs = coefs or Coefficients(fm.sol.beta, fm.sol.b)
     if not fm.blocks:
         raise ModelSpecError("the model has no random terms, so there are no groups to draw")
     x_name = choose_x(fm, x)
@@ -237,10 +252,10 @@ def trajectories(fm, df, x: str | None = None, n_highlight: int = 6, seed: int =
     xv = used[x_name].to_numpy(dtype=float)
     order = [np.flatnonzero(blk.codes == g) for g in range(blk.nlevels)]
     order = [idx[np.argsort(xv[idx], kind="stable")] for idx in order]
-    line_x, line_y = _group_lines(fm, used, x_name, xv, blk.codes, blk.group)
+    line_x, line_y = _group_lines(fm, coefs, used, x_name, xv, blk.codes, blk.group)
     pop_x = np.linspace(xv.min(), xv.max(), GRID_POINTS * 4)
     pop_grid = _grid_frame(used, fm.design.spec, x_name, pop_x)
-    pop_y = fixed_matrix(fm.design.spec, pop_grid) @ fm.sol.beta + offset_values(fm.design.spec, pop_grid)
+    pop_y = coefs.response(fixed_matrix(fm.design.spec, pop_grid) @ coefs.beta + offset_values(fm.design.spec, pop_grid))
     pick = chosen_groups(blk, groups) if groups else sampled_groups(blk.nlevels, n_highlight, seed)
     return Trajectories(x_name, fm.design.response, blk.group, list(blk.levels),
                         [xv[i] for i in order], [fm.design.y[i] for i in order], line_x, line_y,

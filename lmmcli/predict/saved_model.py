@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from lmmcli import __version__
-from lmmcli.design.design import ModelSpec, VarInfo, predictor_terms
+from lmmcli.design.design import ModelSpec
+from lmmcli.design.variables import VarInfo, predictor_terms
 from lmmcli.design.transforms import CONTRASTS
 from lmmcli.errors import DataError, LmmError
 from lmmcli.formula import deparse, parse_formula

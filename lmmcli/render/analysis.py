@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from lmmcli.render.tables import _table, _warnings_text, fmt, fmt_column, fmt_p, to_text
+from lmmcli.render.numbers import fmt, fmt_column, fmt_p
+from lmmcli.render.text import _table, _warnings_text, to_text
 
 ROMAN = {"1": "I", "2": "II", "3": "III"}
 DF_TEXT = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}

@@ -37,7 +37,7 @@ def fixed_effects_z_table(r: FitResult):
 
 
 def _interval_parts(r: FitResult) -> list:
-    """With --ci: the sds' and correlations' intervals (bootstrap only) and a line naming the method."""
+    """With --ci: the sds' and correlations' intervals (profile and bootstrap) and a line naming the method."""
     method = r.extra.get("ci_method")
     if method is None:
         return []
@@ -51,7 +51,8 @@ def _interval_parts(r: FitResult) -> list:
         t.add_row(f"sd_{vc.term}|{vc.group}", fmt(vc.sd), fmt(vc.conf_low), fmt(vc.conf_high))
     for c in r.correlations:
         t.add_row(f"cor_{c.term2}.{c.term1}|{c.group}", fmt(c.correlation), fmt(c.conf_low), fmt(c.conf_high))
-    how = f"parametric bootstrap, percentile, {boot.get('nsim')} simulations, seed {boot.get('seed')}"
+    how = (f"parametric bootstrap, percentile, {boot.get('nsim')} simulations, seed {boot.get('seed')}" if boot
+           else "profile likelihood of the deviance (as lme4's confint)")
     return [Text(""), t, Text(f"{level:g}% confidence intervals: {how}", style="dim")]
 
 

@@ -10,7 +10,7 @@ import io
 
 from rich.text import Text
 
-from lmmcli.render.tables import _table, to_text
+from lmmcli.render.text import _table, to_text
 
 DIGITS, IC_DIGITS = 3, 1
 

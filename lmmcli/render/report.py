@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import html
 
-from lmmcli.render.tables import DF_METHOD_LABELS, fmt, fmt_column, fmt_p
+from lmmcli.render.numbers import fmt, fmt_column, fmt_p
+from lmmcli.render.tables import DF_METHOD_LABELS
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:70rem;color:#222;

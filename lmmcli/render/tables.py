@@ -1,72 +1,14 @@
-"""Renderers: FitResult (and other results) to rich tables, JSON or CSV. They format; they compute nothing."""
+"""Summaries as R prints them: lmer's (lme4 / lmerTest summary()), lm's, lme4's anova() of models, and
+ranef/coef tables. They format; they compute nothing."""
 
 from __future__ import annotations
 
-import io
-
-from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from lmmcli.render.layout import fit_to_width, natural_width
-from lmmcli.results import FitResult, clean
-
-
-# -- number formatting -----------------------------------------------------------------------
-def fmt(x, digits: int = 4) -> str:
-    """A number with `digits` significant digits, R-like; None/NaN as blank."""
-    if x is None:
-        return ""
-    x = float(x)
-    if x != x:
-        return "NaN"
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e6 or abs(x) < 1e-4:
-        return f"{x:.{digits - 1}e}"
-    return f"{x:.{digits}g}" if abs(x) >= 10 ** digits else f"{x:.{max(digits - 1 - _mag(x), 0)}f}"
-
-
-def _mag(x: float) -> int:
-    import math
-
-    return int(math.floor(math.log10(abs(x))))
-
-
-def fmt_column(values, digits: int = 4) -> list[str]:
-    """A column formatted with common decimals so its smallest entry keeps `digits` significant digits (R's format())."""
-    finite = [abs(float(v)) for v in values if v is not None and float(v) == float(v) and float(v) != 0]
-    if not finite:
-        return [fmt(v, digits) for v in values]
-    if min(finite) < 1e-4 or max(finite) >= 1e8:
-        return [fmt(v, digits) if v is not None else "" for v in values]
-    decimals = min(max(digits - 1 - _mag(min(finite)), 0), 8)
-    return ["" if v is None else ("NaN" if float(v) != float(v) else f"{float(v):.{decimals}f}") for v in values]
-
-
-def fmt_p(p) -> str:
-    """p-values as R prints them: '< 2e-16' below that."""
-    if p is None:
-        return ""
-    if p < 2e-16:
-        return "< 2e-16"
-    return f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
-
-
-LEFT_COLUMNS = ("", "Groups", "Name", "Term", "Group")
-
-
-def _table(*columns, title: str | None = None) -> Table:
-    """A borderless table in the style of R's printed output; the title sits on its own line above it."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    if title:
-        t.title = title
-        t.title_justify = "left"
-        t.title_style = "bold"
-        t.min_width = len(title)
-    for c in columns:
-        t.add_column(c, justify="left" if c in LEFT_COLUMNS else "right")
-    return t
+from lmmcli.render.numbers import fmt, fmt_column, fmt_p  # noqa: F401  (re-exported)
+from lmmcli.render.text import _rows_table, _table, _warnings_text, rows_table, to_json, to_text  # noqa: F401
+from lmmcli.results import FitResult
 
 
 # -- the summary -----------------------------------------------------------------------------
@@ -137,48 +79,6 @@ def fixed_effects_table(r: FitResult) -> Table:
         rows.append(row)
     return _rows_table(cols, rows, "Fixed effects")
 
-
-# rich lays out a table at ~4 ms a row (20 s for a 5,000-level factor's coefficients); a longer table
-# whose natural width fits PLAIN_MAX_WIDTH is laid out here instead, in the same format as _table's.
-PLAIN_ROWS, PLAIN_MAX_WIDTH = 200, 80
-
-
-def _rows_table(columns, rows, title=None):
-    """_table(*columns, title) filled with rows, or the same layout as plain text for a long table."""
-    if len(rows) > PLAIN_ROWS:
-        text = _plain_table(columns, rows, title)
-        if text is not None:
-            return text
-    t = _table(*columns, title=title)
-    for row in rows:
-        t.add_row(*row)
-    return t
-
-
-def _plain_table(columns, rows, title) -> Text | None:
-    """_table's layout (columns three spaces apart, a rule under the header) as Text; None if it would not fit."""
-    from rich.cells import cell_len
-
-    widths = [max([cell_len(c)] + [cell_len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    total = sum(widths) + 3 * (len(widths) - 1)
-    if total > PLAIN_MAX_WIDTH or (title and cell_len(title) > total):
-        return None
-    left = [c in LEFT_COLUMNS for c in columns]
-
-    def line(cells):
-        return "   ".join((c + " " * (w - cell_len(c))) if lj else (" " * (w - cell_len(c)) + c)
-                         for c, w, lj in zip(cells, widths, left))
-
-    out = Text()
-    if title:
-        out.append(title + " " * (total - cell_len(title)), style="bold")
-        out.append("\n")
-    out.append(line(columns), style="bold")
-    out.append("\n" + "\u2500" * total + "\n")
-    out.append("\n".join(line(r) for r in rows))
-    return out
-
-
 def _abbrev(name: str) -> str:
     """R's abbreviate() flavour for the correlation table's column heads."""
     return "(Intr)" if name == "(Intercept)" else name[:6]
@@ -198,15 +98,6 @@ def _fixed_corr_table(r: FitResult) -> Table | None:
     for i in range(1, p):
         t.add_row(names[i], *[f"{C[i, j]:.3f}" for j in range(i)], *[""] * (p - 1 - i))
     return t
-
-
-def _warnings_text(r: FitResult) -> Text | None:
-    if not r.warnings:
-        return None
-    text = Text()
-    for w in r.warnings:
-        text.append(f"warning: {w}\n", style="yellow")
-    return text
 
 
 DF_METHOD_LABELS = {
@@ -313,28 +204,7 @@ def summary_renderables(r: FitResult, extra_sections=(), correlation: bool | Non
     return parts
 
 
-# -- output formats --------------------------------------------------------------------------
-def to_text(renderables, width: int = 100, color: bool = False) -> str:
-    """Render rich objects to a string (deterministic: fixed width, no colour unless asked). Tables wider than
-    width are wrapped, never cut (layout.fit_to_width)."""
-    from rich.console import Console
-
-    buf = io.StringIO()
-    for part in fit_to_width(renderables, width):
-        w = max(width, natural_width(part)) if isinstance(part, Table) else width
-        console = Console(file=buf, width=w, force_terminal=color, color_system="standard" if color else None,
-                          highlight=False)
-        console.print(part)
-    return buf.getvalue()
-
-
-def to_json(data) -> str:
-    """Exactly one JSON document, full precision, NaN as null."""
-    from lmmcli.render.jsontext import dumps
-
-    return dumps(clean(data)) + "\n"
-
-
+# -- the summary as text --------------------------------------------------------------------
 def fit_table(r: FitResult, width: int = 100, color: bool = False, correlation: bool | None = None) -> str:
     """The summary as text (correlation: as summary_renderables)."""
     return to_text(summary_renderables(r, correlation=correlation), width, color)
@@ -407,25 +277,3 @@ def effects_table(rows, title: str, level: float, width: int = 100, color: bool 
     for r in rows:
         t.add_row(r.group, r.level, r.term, fmt(r.estimate), fmt(r.std_error), fmt(r.conf_low), fmt(r.conf_high))
     return to_text([t], width, color)
-
-
-def rows_table(rows: list[dict], title: str | None = None, width: int = 100, color: bool = False) -> str:
-    """Flat rows as a table: text columns left, numbers right (4 significant digits, as the summaries)."""
-    names = list(dict.fromkeys(k for row in rows for k in row))
-    numeric = {n for n in names if all(isinstance(row.get(n), (int, float)) and not isinstance(row.get(n), bool)
-                                       or row.get(n) is None for row in rows)}
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    if title:
-        t.title, t.title_justify, t.title_style, t.min_width = title, "left", "bold", len(title)
-    for n in names:
-        t.add_column(n, justify="right" if n in numeric else "left")
-    t.label_columns = next((i for i, n in enumerate(names) if n in numeric), 1) or 1
-    for row in clean(rows):
-        t.add_row(*(_cell(row.get(n)) for n in names))
-    return to_text([t], width, color)
-
-
-def _cell(v) -> str:
-    if v is None:
-        return ""
-    return fmt(v) if isinstance(v, float) else str(v)

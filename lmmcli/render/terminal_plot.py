@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from lmmcli.render.tables import fmt, to_text
+from lmmcli.render.numbers import fmt
+from lmmcli.render.text import to_text
 
 MIN_BAR = 20
 

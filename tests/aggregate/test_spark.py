@@ -101,7 +101,7 @@ def test_spark_streamed_predict_and_ranef_parquet(tmp_path, spark_runner_for):
     columnar, a categorical's stored level order is kept: all as in memory."""
     import pyarrow.parquet as pq
 
-    import lmmcli.predict_stream as ps
+    import lmmcli.predict.stream as ps
 
     spark_runner_for  # the session fixture: the CLI's Spark reuses it
     import pandas as pd

@@ -162,7 +162,7 @@ def test_correlation_table_only_up_to_12_fixed_effects(tmp_path, levels, flag, s
 
 def test_a_long_table_is_laid_out_as_rich_lays_it_out(monkeypatch):
     """Over PLAIN_ROWS rows the fixed effects table is plain text: the same text as rich's table."""
-    from lmmcli.render import tables
+    from lmmcli.render import text as tables
 
     cols = ["", "Estimate", "Std. Error", "t value"]
     rows = [[f"f{i}" * (1 + i % 3), f"{i * 1.5:.2f}", f"{0.1 + i:.4f}", f"-{i % 7}.5"] for i in range(300)]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lmmcli.design.design import aliased_columns, build_design, fixed_matrix
+from lmmcli.design.aliasing import aliased_columns
+from lmmcli.design.design import build_design, fixed_matrix
 from lmmcli.design.levels import sorted_levels, value_labels
 from lmmcli.errors import ModelSpecError
 from lmmcli.formula import parse_formula

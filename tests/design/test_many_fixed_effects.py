@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from lmmcli.design.design import ALIAS_TOL, aliased_columns
+from lmmcli.design.aliasing import ALIAS_TOL, aliased_columns
 from lmmcli.linalg import gram as _gram
 
 

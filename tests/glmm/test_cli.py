@@ -139,4 +139,37 @@ def test_plot_ranef_and_resid_for_a_glmm(tmp_path):
     r = run("plot", "resid", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "-o", str(out))
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 1000
-    assert run("plot", "fitted", CBPP, FORMULA, "--family", "binomial", "-o", str(out)).exit_code == 2
+
+
+def test_plot_fitted_draws_each_groups_curve_on_the_response_scale(tmp_path):
+    out = tmp_path / "fitted.png"
+    r = run("plot", "fitted", str(REF / "data" / "poisson.csv"), "count ~ x + f + (x | g)", "--family", "poisson",
+            "--groups", "c1,c2", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 1000
+    r = run("plot", "fitted", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "-o", str(out))
+    assert r.exit_code == 1 and "no numeric predictor" in r.stderr       # period is a factor
+
+
+def test_plot_fitted_lines_are_glmers_fitted_values():
+    """At each group's own x, its line is predict(glmer, type = "response"), i.e. fitted(glmer)."""
+    import numpy as np
+
+    from lmmcli.io.read import read_table
+    from lmmcli.predict.plotdata import Coefficients, trajectories
+    from tests.glmm.reference import CASES, fitted
+
+    fm = fitted("counts_offset")
+    coefs = Coefficients(fm.beta, fm.b(), fm.model.family.link.linkinv)
+    df = read_table(str(REF / "data" / "counts.csv"))
+    tr = trajectories(fm, df, "x", coefs=coefs)
+    mu = np.array(CASES["counts_offset"]["expected"]["fitted"])
+    blk = fm.blocks[0]
+    g = 3
+    rows = np.flatnonzero(blk.codes == g)
+    # the line holds exposure at its mean, so compare with the fitted value rescaled to that exposure
+    expo = df.to_pandas()["exposure"].to_numpy()
+    xs = df.to_pandas()["x"].to_numpy()
+    want = mu[rows] / expo[rows] * expo.mean()
+    got = np.interp(xs[rows], tr.line_x[g], tr.line_y[g])
+    np.testing.assert_allclose(got, want, rtol=2e-3)

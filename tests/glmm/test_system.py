@@ -26,6 +26,7 @@ def _design(case_id):
 @pytest.mark.parametrize("case_id", ["grouseticks", "verbagg"])
 def test_sparse_coupling_is_the_dense_factor(case_id, monkeypatch):
     d = _design(case_id)
+    monkeypatch.setattr(system, "SPARSE_COUPLING", 10 ** 15)
     dense = WeightedSystem(d.blocks)
     monkeypatch.setattr(system, "SPARSE_COUPLING", 0)
     monkeypatch.setattr(system, "CHUNK", 7)              # several chunks of columns
@@ -42,13 +43,25 @@ def test_sparse_coupling_is_the_dense_factor(case_id, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
-def test_zt_wx_reads_matching_columns_from_the_cross_products():
-    d = _design("binary_slope")          # y ~ x + (x | g): both columns of X are columns of Z
+@pytest.mark.parametrize("case_id", ["binary_slope", "verbagg", "contraception"])
+def test_zt_wx_from_cross_products_and_level_constants_is_the_direct_sum(case_id):
+    d = _design(case_id)
     sysm = WeightedSystem(d.blocks)
-    match = sysm.first_match(d.X)
-    assert match == [0, 1]
-    W = np.random.default_rng(1).uniform(0.1, 0.25, sysm.n)
-    F = sysm.factor(W, [0.8, 0.1, 0.5])
-    WX = d.X * W[:, None]
-    np.testing.assert_allclose(sysm.zt_wx(F, WX, match), sysm.zt_times(WX), rtol=1e-12)
-    np.testing.assert_allclose(sysm.zt_wx(F, WX, [None, None]), sysm.zt_times(WX), rtol=1e-12)
+    plan = sysm.wx_plan(d.X)
+    assert plan[0][0] == ("match", 0)            # the intercept is the first term's first column
+    if case_id == "binary_slope":                # y ~ x + (x | g): both columns of X are columns of Z
+        assert [kind for kind, _ in plan[0]] == ["match", "match"]
+    if case_id == "verbagg":                     # Anger, Gender by subject; btype, situ by item
+        assert [kind for kind, _ in plan[0]] == ["match", "const", "const", "sum", "sum", "sum"]
+        assert [kind for kind, _ in plan[1]] == ["const", "sum", "sum", "const", "const", "const"]
+    rng = np.random.default_rng(1)
+    W = rng.uniform(0.1, 0.25, sysm.n)
+    F = sysm.factor(W, _theta(sysm))
+    WX = np.asfortranarray(d.X) * W[:, None]
+    np.testing.assert_allclose(sysm.zt_wx(F, W, WX, plan), sysm.zt_times(WX), rtol=1e-11, atol=1e-13)
+
+
+def _theta(sysm):
+    from lmmcli.engine.pls import theta_start
+
+    return theta_start(sysm.blocks) * 0.7

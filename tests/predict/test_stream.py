@@ -30,7 +30,7 @@ def _run(*args):
 
 
 def test_streamed_predictions_match_memory(data, tmp_path, monkeypatch):
-    import lmmcli.predict_stream as ps
+    import lmmcli.predict.stream as ps
 
     monkeypatch.setattr(ps, "BATCH_ROWS", 50)
     _run("predict", data, FORMULA, "--engine", "duckdb", "--interval", "prediction", "--keep", "g",
@@ -51,7 +51,7 @@ def test_streamed_batches_in_order(data, tmp_path):
     from lmmcli.aggregate.source import resolve
     from lmmcli.predict.predict import state_from_fit
     from lmmcli.fit_scale import fit_source
-    from lmmcli.predict_stream import prediction_batches
+    from lmmcli.predict.stream import prediction_batches
     import pyarrow as pa
 
     runner = DuckDBRunner(resolve(str(data)), progress=False)

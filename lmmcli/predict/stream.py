@@ -41,6 +41,15 @@ def prediction_batches(state: ModelState, batches, population=False, interval=No
         yield pa.table(cols)
 
 
+def counted(tables, report):
+    """The same tables, calling report(rows so far) after each (progress on a terminal)."""
+    n = 0
+    for t in tables:
+        yield t
+        n += t.num_rows
+        report(n)
+
+
 def write_tables(tables, fh, parquet: bool) -> int:
     """Write a stream of same-schema tables to a binary file as Parquet or CSV; returns the rows written."""
     import pyarrow.csv as pacsv
