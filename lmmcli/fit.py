@@ -263,6 +263,9 @@ def _optimizer_summary(opt: OptSummary) -> dict:
     if opt.runs:
         out["runs"] = [{"kind": r.kind, "evaluations": r.feval, "objective": r.fmin, "return_code": r.return_code}
                        for r in opt.runs]
+    if opt.newton is not None:
+        out["newton"] = {"steps": opt.newton.steps, "gradient_solutions": opt.newton.solutions,
+                         "objective_gain": opt.newton.gain}
     if opt.check is not None:
         out["max_grad"] = opt.check.max_grad
     return out

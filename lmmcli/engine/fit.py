@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from lmmcli.engine.crossprod import CrossProducts
-from lmmcli.engine.optimize import MAXEVAL, OptSummary, fit_theta, local_step, minimize_theta
+from lmmcli.engine.optimize import MAXEVAL, OptSummary, fit_theta, local_step, minimize_theta, newton_polish
 from lmmcli.engine.pls import PlsModel, PlsSolution
 from lmmcli.engine.scaling import rescaled
 
@@ -162,6 +162,8 @@ def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, m
     tolerances, evaluation limit and upper bounds as given. like: a model of the same random-effects
     design whose theta-independent structure the new model shares (profile points, bootstrap replicates).
     shift: a constant added to the reported objective (the optimizer does not see it).
+    Both end with optimize.newton_polish where the closed-form gradient applies (refits: without upper
+    bounds), so that refits of the same problem in other units or row orders land on the same theta.
     """
     if start is None:
         cp = rescaled(cp)        # a record stored as it is, with extreme scales (a GROUP BY's)
@@ -174,4 +176,6 @@ def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, m
     else:
         step = local_step(np.asarray(start, dtype=float)) if step is None else step
         opt = minimize_theta(inner.objective, start, inner.lower, maxeval=maxeval, step=step, upper=upper, tol=tol)
+        if upper is None and opt.converged:
+            opt, _ = newton_polish(inner.objective, opt, inner)
     return EngineFit(inner, opt, shift)
