@@ -126,6 +126,16 @@ def curvature(model, theta) -> Curvature | None:
     return memo[-1]
 
 
+def moved(model, c: Curvature, center: DevianceGradient) -> Curvature:
+    """c with its center moved to center (at() of a nearby theta, a Newton step from c's): c's
+    difference points, whose Hessian differs from the new theta's own by as little; memoised as its
+    Curvature."""
+    out = Curvature(center, c.h, c.plus, c.minus)
+    memo = _MEMO.setdefault(model, [])
+    memo[:] = memo[-3:] + [out]
+    return out
+
+
 def theta_scale(model) -> np.ndarray:
     """The natural size of each theta element (i, j): 1 / rms of its term's Z column i (T's row i has units
     1 / units(z_i)), so that difference steps near theta = 0 suit a covariate of any magnitude."""

@@ -198,7 +198,13 @@ def newton_polish(fun, opt: OptSummary, model):
     """(summary at the polished end point, with its NewtonSteps; its Derivatives or None): at most
     NEWTON_STEPS Newton steps on theta where the closed-form gradient applies and theta is interior;
     where diagonal thetas end within BOUNDARY_TOL of 0, _polish_on_boundary instead. feval stays
-    BOBYQA's count; the step's own cost is in NewtonSteps."""
+    BOBYQA's count; the step's own cost is in NewtonSteps.
+
+    Each step uses the Hessian of the last point whose 2k + 1 gradient solutions were taken; a point
+    within convergence.MOVE_TOL of it (the second and third steps: measured 2e-10 and 2e-13 relative on
+    sleepstudy after 1e-4) needs only its gradient (one solution; on InstEval about 3 objective
+    evaluations). The check and Satterthwaite's df then reuse the final point's derivatives.
+    """
     if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt, None
     noise = NEWTON_NOISE * (abs(opt.fmin) + model.n)
@@ -206,21 +212,23 @@ def newton_polish(fun, opt: OptSummary, model):
     if d is None:
         return _polish_on_boundary(fun, opt, noise), None
     theta, fmin, d, steps, solutions, evals = _newton_loop(
-        fun, lambda t: convergence.closed_form_derivatives(model, t, opt.lower), d, opt.fmin, noise)
+        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, opt.fmin, noise)
+    convergence.memoise_moved(model, d)
     return replace(opt, theta=theta, fmin=fmin,
-                   newton=NewtonSteps(steps, d.evaluations + solutions, evals, opt.fmin - fmin)), d
+                   newton=NewtonSteps(steps, 2 * len(theta) + 1 + solutions, evals, opt.fmin - fmin)), d
 
 
-def _newton_loop(fun, derive, d, fmin: float, noise: float):
-    """Newton steps from d.theta while each keeps the objective within noise and lowers |g|:
-    (theta, fmin, its Derivatives, steps kept, derive's work at the points tried, objective evaluations)."""
+def _newton_loop(fun, gradient_at, d, fmin: float, noise: float):
+    """Newton steps with d's Hessian from d.theta while each keeps the objective within noise and lowers
+    |g|: (theta, fmin, its Derivatives, steps kept, gradient_at's work at the points tried, objective
+    evaluations). gradient_at(theta, d): Derivatives at theta, a step from d, or None."""
     theta, steps, work, evals = d.theta, 0, 0, 0
     for _ in range(NEWTON_STEPS):
         step = _newton_step(d)
         trial = None if step is None else theta - step
         if trial is None or np.array_equal(trial, theta):
             break
-        dt = derive(trial)
+        dt = gradient_at(trial, d)
         if dt is None:
             break
         f = float(fun(trial))
@@ -252,11 +260,14 @@ def _polish_on_boundary(fun, opt: OptSummary, noise: float) -> OptSummary:
         t[free] = x
         return fun(t)
 
-    def derive(x):
-        return None if np.any(convergence.on_bound(x, lower)) else convergence.derivatives(sub, x, lower)
+    def gradient_at(x, near):
+        if np.any(convergence.on_bound(x, lower)):
+            return None
+        return convergence.Derivatives(x, convergence.central_gradient(sub, x), near.hessian,
+                                       np.zeros(len(x), bool), 2 * len(x))
 
-    d = derive(base[free])
-    x, fmin, _, steps, work, evals = _newton_loop(fun=sub, derive=derive, d=d, fmin=f0, noise=noise)
+    d = convergence.derivatives(sub, base[free], lower, f0=f0)
+    x, fmin, _, steps, work, evals = _newton_loop(sub, gradient_at, d, f0, noise)
     theta = base.copy()
     theta[free] = x
     return replace(opt, theta=theta, fmin=fmin,

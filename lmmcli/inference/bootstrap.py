@@ -74,7 +74,7 @@ def simulate(setup: _Setup, rng) -> np.ndarray:
 def refit_stats(setup: _Setup, y, params) -> np.ndarray:
     """sds, correlations, sigma and beta of the model refitted to y (through engine.fit: scale-free)."""
     fit = engine_fit(setup.cp.with_response(y, setup.X, setup.blocks), setup.reml, start=setup.theta_stored,
-                     like=setup.inner, tol=REFIT_TOL)
+                     like=setup.inner, tol=REFIT_TOL, polish=True)
     sol = fit.solution(cond_var=False)
     return np.concatenate([sdcor_of(setup.blocks, params, sol.theta, sol.sigma), sol.beta])
 
