@@ -25,7 +25,7 @@ bench-large: $(STAMP)
 	$(BIN)/python bench/run.py --large
 
 bench-scale: $(STAMP)
-	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/scale.py $(if $(CASES),--cases $(CASES))
 
 check-reference: $(STAMP)
 	$(BIN)/python ../shared/tools/check_reference.py --lmm $(BIN)/lmm --inference --profile --predict

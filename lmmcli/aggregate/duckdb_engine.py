@@ -81,12 +81,13 @@ class DuckDBRunner:
         # (limit of scans and small results, limit of GROUP BYs by level; None: DuckDB's default, 80% of RAM)
         self._limits = (memory_limit, memory_limit) if memory_limit else (SCAN_MEMORY, None)
         self._limit = "unset"
-        self._set_limit(False)
+        self._set_limit(True)
         self.con.execute("SET preserve_insertion_order = false")
         if self.progress:      # DuckDB tracks a query's progress only with its bar on; lmm draws its own
             self.con.execute("SET enable_progress_bar = true")
             self.con.execute("SET enable_progress_bar_print = false")
-        self._make_view()
+        self._make_view()      # (reading the schema: CSV sniffing, under the GROUP BY's limit)
+        self._set_limit(False)
 
     def _set_limit(self, grouped: bool) -> None:
         limit = self._limits[grouped]
@@ -114,12 +115,24 @@ class DuckDBRunner:
         run within SCAN_MEMORY unless --memory-limit says otherwise."""
         self._set_limit(grouped)
         try:
-            table = self._execute(query)
+            table = self._execute_within_limits(query)
         except self.duckdb.Error as exc:
             raise DataError(f"DuckDB could not aggregate '{self.src.label}': {str(exc).splitlines()[0]}") from exc
         finally:
             self._set_limit(False)      # give back what the GROUP BY buffered before the fit runs
         return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
+
+    def _execute_within_limits(self, query: str):
+        """Execute; a query that needs more than SCAN_MEMORY (e.g. compressed CSV's decompression
+        buffers) is run again with DuckDB's default, which then stays (a user's --memory-limit is kept)."""
+        try:
+            return self._execute(query)
+        except self.duckdb.OutOfMemoryException:
+            if self._limits[0] != SCAN_MEMORY or self._limit != SCAN_MEMORY:
+                raise
+            self._limits = (None, None)
+            self._set_limit(False)
+            return self._execute(query)
 
     def _execute(self, query: str):
         """Execute, showing DuckDB's query progress on stderr when it is a terminal."""
@@ -148,6 +161,7 @@ class DuckDBRunner:
     def batches(self, columns, rows: int = 1 << 20):
         """The rows of these columns (raw values, R's names) in input order, as pyarrow RecordBatches."""
         self.con.execute("SET preserve_insertion_order = true")
+        self._set_limit(True)        # an ordered scan buffers more; no fallback once it streams
         cols = ", ".join(DUCKDB.ident(c) for c in columns)
         yield from self.con.sql(f"SELECT {cols} FROM {VIEW}").to_arrow_reader(rows)
 

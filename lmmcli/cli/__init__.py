@@ -1,14 +1,16 @@
 """The `lmm` command: a thin typer layer over the library, one module per command family.
 
-app.py holds what the commands share; fit.py, predict.py, plot.py, simulate.py and analysis.py register their commands on
-import. This package is the only place that knows stdout, stderr and exit codes; nothing imports it.
+app.py holds what the commands share and guard.py the error guard; fit.py, predict.py, plot.py, simulate.py
+and analysis.py register their commands on import. This package is the only place that knows stdout,
+stderr and exit codes; nothing imports it.
 """
 
 from __future__ import annotations
 
 import sys
 
-from lmmcli.cli.app import SIGNAL_NAMES, Terminated, app, raise_terminated
+from lmmcli.cli.app import app
+from lmmcli.cli.guard import SIGNAL_NAMES, Terminated, raise_terminated
 from lmmcli.cli import fit, predict, plot, simulate, analysis, report  # noqa: F401,I001  (each registers its commands on app, in --help order)
 
 __all__ = ["app", "main"]

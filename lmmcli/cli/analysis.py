@@ -10,7 +10,7 @@ import typer
 from lmmcli.cli.app import (Contrasts, Weights, Decimal, Delimiter, DataArg, Factor, FormatOpt, FormulaArg, Ml, Model, OptDataArg, OptFormulaArg, Output, Ref,
                             Strict, command)
 from lmmcli.cli.output import OutFormat, Shown, choose_format, write
-from lmmcli.cli.common import echo_warnings, emit, parse_contrasts, parse_refs, read_and_fit, terminal_width, use_color
+from lmmcli.cli.common import echo_warnings, parse_contrasts, parse_refs, read_and_fit
 
 
 class AnalysisDf(str, Enum):
@@ -211,17 +211,15 @@ def model_table(
     from lmmcli.analysis.model_table import model_table as run
     from lmmcli.cli.common import load_data
     from lmmcli.render import model_table as render
-    from lmmcli.render.tables import to_json
 
-    fmt = ModelTableFormat(choose_format(format, output, OutFormat.table, allowed=set(ModelTableFormat.__members__)))
+    fmt = choose_format(format, output, OutFormat.table, allowed=set(ModelTableFormat.__members__))
     refs = parse_refs(ref)
     frame, source = load_data(data)
     result = run(formulas, frame, ml, df.value, level if ci else None, tuple(factor or ()), refs, source,
                  weights, parse_contrasts(contrasts))
-    text = {ModelTableFormat.json: lambda: to_json(result.to_dict()),
-            ModelTableFormat.markdown: lambda: render.as_markdown(result),
-            ModelTableFormat.html: lambda: render.as_html(result),
-            ModelTableFormat.csv: lambda: render.as_csv(result),
-            ModelTableFormat.table: lambda: render.as_table(result, terminal_width(), use_color(output))}[fmt]()
-    emit(text, output, inputs=(data,))
+    # no flat rows: every format but JSON is render.model_table's grid, laid out for that format
+    shown = Shown("lmm table", result.to_dict, lambda: [], lambda width, color: render.as_table(result, width, color),
+                  texts={OutFormat.markdown: lambda: render.as_markdown(result),
+                         OutFormat.html: lambda: render.as_html(result), OutFormat.csv: lambda: render.as_csv(result)})
+    write(shown, fmt, output, inputs=(data,))
     echo_warnings(result.warnings, strict)

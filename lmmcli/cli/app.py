@@ -1,7 +1,9 @@
-"""The typer app, the options every command shares (declared once, as `Annotated` aliases) and the error
-guard. The only place (with the command modules) that knows stdout, stderr and exit codes.
+"""The typer app, the options every command shares (declared once, as `Annotated` aliases) and `@command`,
+which registers a command behind the error guard (guard.py). The only place (with the command modules)
+that knows stdout, stderr and exit codes.
 
-Exit codes: 0 ok, 1 a problem with the data, formula or fit, 2 a usage error, 3 a warning under --strict.
+Exit codes: 0 ok, 1 a problem with the data, formula or fit, 2 a usage error, 3 a warning under --strict
+(signals: guard.py).
 Heavy modules (numpy, pandas, scipy) are imported inside the commands so `lmm --help` starts fast.
 """
 
@@ -10,14 +12,13 @@ from __future__ import annotations
 import sys
 
 try:
-    import functools
-    from contextlib import contextmanager
     from enum import Enum
     from pathlib import Path
     from typing import Annotated, List, Optional
 
     import typer
 
+    from lmmcli.cli.guard import guarded
     from lmmcli.cli.help import LmmCommand, examples_epilog
     from lmmcli.cli.output import OutFormat, format_help
 except KeyboardInterrupt:  # Ctrl-C while starting up (importing typer is most of the start): no traceback
@@ -128,99 +129,6 @@ Delimiter = Annotated[Optional[str], typer.Option(
     help="field delimiter of text data: , ; tab | or one character (default: sniffed)")]
 Decimal = Annotated[str, typer.Option("--decimal", metavar="MARK", callback=_decimal,
                                       help="decimal mark of numbers in text data: . or , (decimal commas)")]
-
-
-# -- errors --------------------------------------------------------------------------------------
-def _caret(text: str, span) -> str:
-    """The formula with a caret line under span."""
-    start, end = span
-    end = max(end, start + 1)
-    return f"  {text}\n  {' ' * start}{'^' * (end - start)}\n"
-
-
-def report_error(exc) -> int:
-    """Print an LmmError as 'error: ...' (+ caret, + hint) on stderr; return its exit code."""
-    msg = f"error: {exc.message}\n"
-    text, span = getattr(exc, "text", None), getattr(exc, "span", None)
-    if text and span:
-        msg += _caret(text, span)
-    if exc.hint:
-        msg += f"hint: {exc.hint}\n"
-    sys.stderr.write(msg)
-    return exc.exit_code
-
-
-def guarded(fn):
-    """A command body whose user errors become one clean message and an exit code, never a traceback."""
-
-    @functools.wraps(fn)
-    def command(*args, **kwargs):
-        from lmmcli.errors import LmmError
-        from lmmcli.io.write import check_outputs
-
-        try:
-            with _signals_as_exceptions():
-                check_outputs({OUTPUT_OPTIONS[k]: kwargs[k] for k in OUTPUT_OPTIONS if k in kwargs},
-                              {INPUT_OPTIONS[k]: kwargs.get(k) for k in INPUT_OPTIONS})
-                return fn(*args, **kwargs)
-        except LmmError as exc:
-            raise typer.Exit(report_error(exc))
-        except KeyboardInterrupt:
-            sys.stderr.write("error: interrupted\n")
-            raise typer.Exit(130)
-        except Terminated as exc:
-            sys.stderr.write(f"error: {exc.name}\n")
-            raise typer.Exit(128 + exc.signum)
-        except MemoryError:
-            sys.stderr.write("error: out of memory; try a smaller model or fewer rows\n")
-            raise typer.Exit(1)
-
-    return command
-
-
-# the options that name files a command reads or writes: no output may be an input or another output
-INPUT_OPTIONS = {"data": "data file", "newdata": "--newdata file", "model": "--model file"}
-OUTPUT_OPTIONS = {"output": "-o/--output", "save": "--save"}
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP during a command: unwound like Ctrl-C, so partial outputs are removed."""
-
-    def __init__(self, signum: int, name: str):
-        super().__init__(name)
-        self.signum, self.name = signum, name
-
-
-def _signal_names() -> dict:
-    import signal
-
-    return {signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}
-
-
-SIGNAL_NAMES = _signal_names()
-
-
-def raise_terminated(signum, _frame):
-    """A signal handler: SIGTERM/SIGHUP as the exception Terminated."""
-    raise Terminated(signum, SIGNAL_NAMES[signum])
-
-
-@contextmanager
-def _signals_as_exceptions():
-    """SIGTERM and SIGHUP raise Terminated while a command runs (exit 143, 129), as SIGINT raises
-    KeyboardInterrupt; outside the main thread (signals cannot be set there) nothing changes."""
-    import signal
-
-    try:
-        previous = {s: signal.signal(s, raise_terminated) for s in SIGNAL_NAMES}
-    except ValueError:
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def command(name: str | None = None, examples: tuple[str, ...] = (), **kwargs):

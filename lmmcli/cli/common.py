@@ -241,13 +241,3 @@ def model_state(data, formula, model, ml, factor, ref, glmm: dict | None = None,
         fm, df = read_and_fit(data, formula, ml, factor, ref, engine, weights, contrasts)
         state, frame = state_from_fit(fm), (None if df is None else (df, source_name(data), data))
     return state, state.summary.get("warnings", []), frame
-
-
-def emit(text: str, output: Optional[Path], inputs=()) -> None:
-    """Text already rendered, to stdout (no -o, or -o -) or atomically to the file."""
-    if output is None or str(output) == "-":
-        sys.stdout.write(text)
-        return
-    from lmmcli.io.write import write_text
-
-    write_text(str(output), text, inputs)

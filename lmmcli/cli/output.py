@@ -66,7 +66,7 @@ def choose_format(format: Optional[OutFormat], output: Optional[Path], default: 
 class Shown:
     """What a command shows, in every format: title (markdown/HTML heading), document() the JSON document,
     rows() flat dicts (CSV, TSV, markdown, HTML, Parquet and, unless lines() says otherwise, NDJSON), table(width,
-    color) the terminal text, and metadata for the Parquet schema."""
+    color) the terminal text, metadata for the Parquet schema, and texts the formats laid out otherwise."""
 
     title: str
     document: Callable[[], dict]
@@ -75,6 +75,7 @@ class Shown:
     lines: Optional[Callable[[], list]] = None
     metadata: Optional[dict] = None
     columns: Optional[tuple] = None
+    texts: Optional[dict] = None      # {OutFormat: () -> str}: formats the command lays out itself (lmm table's grid)
 
 
 def render(shown: Shown, fmt: OutFormat, width: int, color: bool):
@@ -82,6 +83,8 @@ def render(shown: Shown, fmt: OutFormat, width: int, color: bool):
     from lmmcli.render import formats
     from lmmcli.render.tables import to_json
 
+    if shown.texts and fmt in shown.texts:
+        return shown.texts[fmt]()
     if fmt == OutFormat.table:
         return shown.table(width, color)
     if fmt == OutFormat.json:

@@ -340,7 +340,7 @@ class PlsModel:
         V1 = L11inv.transpose(0, 2, 1) @ L11inv
         out_rest = []
         rp = getattr(self, "rest_part", None)
-        if self.rest and rp.K is not None and rp.diagonal and self.p1 == 1:
+        if self.rest and rp.diagonal and self.p1 == 1:
             V1, out_rest = self._cond_var_scalar(F, V1, sigma)
         elif self.rest:
             import scipy.sparse as sp
@@ -372,7 +372,8 @@ class PlsModel:
 
         and the rest effect r's is P_rr. The middle term is a sum over pairs of rows of A21 in
         level g, sum_{r,s} A[r,g] A[s,g] Q[r,s] (Q = Lr P Lr'): exactly the pairs K holds (see
-        rest.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r].
+        rest.fill_pattern), but K keeps only r >= s, so the sum is 2 K'vec(Q) - sum_r A[r,g]^2 Q[r,r]
+        (without K, schur.ScalarSchur.quad sums the same pairs: RestPart.inverse_diagonal).
         Worked example (fill_pattern's A21, level g = 0 holds rows 0 and 1 with A = 2, 1):
             sum = 4 Q00 + 2*2 Q10 + Q11;   2 K'vec(Q) = 2 (4 Q00 + 2 Q10 + Q11);   minus 4 Q00 + Q11.
         Cost O(nnz K) instead of a q x q1 product.

@@ -40,6 +40,7 @@ class RestPart:
         self.diagonal = all(p == 1 for _, _, p in layout)
         pattern = fill_pattern(A21.tocsc(), p1, self.level_start(), A22) if self.q <= MAX_FILL_DIM else None
         self.K, self.K_rows = pattern if pattern is not None else (None, None)
+        self.big = None       # schur.ScalarSchur, formed at the first evaluation without K (scalar terms)
 
     def level_start(self) -> np.ndarray:
         """For each rest row, the first row of its level's p x p block (so p = 1 gives arange)."""
@@ -54,10 +55,20 @@ class RestPart:
             out = np.zeros(self.q * self.q)
             out[self.K_rows] = self.K @ np.append(-S.ravel(), 1.0)
             return out.reshape(self.q, self.q)
+        if self.p1 == 1 and self.diagonal:       # (lambda_sym reads a p > 1 block's upper triangle too)
+            return self.scalar_schur()(S.ravel())
         import scipy.sparse as sp
 
         Sb = sp.block_diag(list(S), format="csr") if self.p1 > 1 else sp.diags(S.ravel())
         return (self.A22 - self.A21 @ Sb @ self.A21.T).toarray()
+
+    def scalar_schur(self):
+        """The exact blocked form of the fill-in for scalar terms without K (engine/schur.py), formed once."""
+        if self.big is None:
+            from lmmcli.engine.schur import ScalarSchur
+
+            self.big = ScalarSchur(self.A21, self.A22)
+        return self.big
 
     def pair_sums(self, Q: np.ndarray) -> np.ndarray:
         """K' vec(Q) for a q x q Q (only its entries in the pattern are read): per first-term entry
@@ -67,7 +78,9 @@ class RestPart:
 
     def inverse_diagonal(self, L22, Ts, m_inv):
         """(diag of (L L')^{-1}'s first-term block, P = M22^{-1} (lower triangle)) for scalar terms, from
-        the rest factor L22 and m_inv = 1 / m_g = L11_g^{-2} (the formula in pls.PlsModel._cond_var_scalar)."""
+        the rest factor L22 and m_inv = 1 / m_g = L11_g^{-2} (the formula in pls.PlsModel._cond_var_scalar).
+        Without K (q > MAX_FILL_DIM) only P's diagonal is returned valid: its lower triangle is reused for
+        Lr P Lr', a q x q array less at 13,000 rest effects (the gradient, which reads all of P, needs K)."""
         from scipy.linalg.lapack import dpotri
 
         P = L22.copy()
@@ -75,8 +88,15 @@ class RestPart:
         if info != 0:
             raise NumericalError("the random-effects factor is singular; no conditional variances")
         lam_r = self.lam(Ts[1:])                            # the diagonal of Lr
-        Q = P * np.outer(lam_r, lam_r)                      # Lr P Lr' (lower triangle)
-        pair_sum = 2.0 * self.pair_sums(Q)[:-1] - self.A21.multiply(self.A21).T @ np.diagonal(Q)
+        if self.K is None:             # a_g' Q a_g through schur's pairs; Q in P's place (q^2 doubles once)
+            p_diag = np.diagonal(P).copy()
+            P *= lam_r[:, None]
+            P *= lam_r[None, :]
+            pair_sum = self.scalar_schur().quad(P)
+            P[np.diag_indices_from(P)] = p_diag            # the caller reads only P's diagonal
+        else:
+            Q = P * np.outer(lam_r, lam_r)                  # Lr P Lr' (lower triangle)
+            pair_sum = 2.0 * self.pair_sums(Q)[:-1] - self.A21.multiply(self.A21).T @ np.diagonal(Q)
         return m_inv + (m_inv * Ts[0][0, 0]) ** 2 * pair_sum, P
 
     def lambda_sym(self, M: np.ndarray, Ts) -> None:

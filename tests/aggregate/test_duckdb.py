@@ -181,3 +181,13 @@ def test_parquet_categories_keep_their_stored_order(tmp_path):
     assert mem.design.fixed_names[2:] == ["fHi", "flo"]              # mid is the reference: first stored
     assert list(agg.blocks[0].levels) == g_order
     assert_same_fit(mem, agg)
+
+
+def test_query_beyond_the_scan_limit_runs_again_unlimited(data_csv, monkeypatch):
+    """A scan that needs more than SCAN_MEMORY (compressed CSV buffers, say) is not an error: it runs
+    again with DuckDB's default limit."""
+    import lmmcli.aggregate.duckdb_engine as de
+
+    monkeypatch.setattr(de, "SCAN_MEMORY", "1MB")
+    mem, agg = fit_both(data_csv, "y ~ x + f + (1|g)")
+    assert_same_fit(mem, agg)
