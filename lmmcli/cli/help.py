@@ -9,18 +9,22 @@ import typer
 import typer.core
 
 TYPE_NAMES = {"<int>": "N", "<float>": "NUMBER", "<str>": "TEXT", "<path>": "FILE", "<list[str]>": "TEXT"}
-PYDANTIC_PHRASES = [
+VALIDATOR_PHRASES = [
     (re.compile(r"^Value error, "), ""),
     (re.compile(r"Input should be a valid number, unable to parse string as a number"), "expected a number"),
     (re.compile(r"Input should be a valid integer, unable to parse string as an integer"), "expected a whole number"),
     (re.compile(r"Input should be a valid integer, got a number with a fractional part"), "expected a whole number"),
     (re.compile(r"Input should be a valid boolean, unable to interpret input"), "expected true or false"),
+    # typer < 0.29 validates with click's types, whose wording differs
+    (re.compile(r"'[^']*' is not a valid float\.?"), "expected a number"),
+    (re.compile(r"'[^']*' is not a valid int(eger)?\.?"), "expected a whole number"),
+    (re.compile(r"'[^']*' is not a valid boolean\.?"), "expected true or false"),
 ]
 
 
 def plain_message(message: str) -> str:
-    """A usage error's message without the validation library's phrasing."""
-    for pattern, replacement in PYDANTIC_PHRASES:
+    """A usage error's message without the validation library's phrasing (pydantic's or click's)."""
+    for pattern, replacement in VALIDATOR_PHRASES:
         message = pattern.sub(replacement, message)
     return message
 
