@@ -57,17 +57,24 @@ class PairSums:
     """sum_i W_i a_i b_i into fixed slots: the slot of each (row, pair) and the product a_i b_i, formed once."""
 
     def __init__(self, slots: list[np.ndarray], products: list[np.ndarray]):
-        keys = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
-        self.unique, self.inverse = np.unique(keys, return_inverse=True)
+        self.keys = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
+        self.unique, self.inverse = np.unique(self.keys, return_inverse=True)
         self.products = np.concatenate(products) if products else np.zeros(0)
         self.ones = all(bool(np.all(p == 1.0)) for p in products)
         self.npairs = len(slots)
 
-    def __call__(self, W: np.ndarray) -> np.ndarray:
+    def _weights(self, W: np.ndarray) -> np.ndarray:
         w = np.tile(W, self.npairs) if self.npairs > 1 else W
-        if not self.ones:
-            w = w * self.products
-        return np.bincount(self.inverse, weights=w, minlength=len(self.unique))
+        return w if self.ones else w * self.products
+
+    def __call__(self, W: np.ndarray) -> np.ndarray:
+        """The sums at the used slots (self.unique, sorted)."""
+        return np.bincount(self.inverse, weights=self._weights(W), minlength=len(self.unique))
+
+    def dense(self, W: np.ndarray, size: int) -> np.ndarray:
+        """The sums at every slot 0..size-1 (the slots are flat indices into a dense matrix): the same
+        sums, in the same order, as __call__, without its scatter into the matrix afterwards."""
+        return np.bincount(self.keys, weights=self._weights(W), minlength=size)
 
 
 @dataclass
@@ -115,7 +122,7 @@ class WeightedSystem:
         for blk, off, ones in zip(self.blocks, self.offsets, self.ones):
             B = b[off:off + blk.nlevels * blk.p].reshape(blk.nlevels, blk.p)
             for j in range(blk.p):
-                term = B[blk.codes, j]
+                term = B[:, j].take(blk.codes)      # (a 1-d gather: ~3x faster than B[codes, j])
                 if not ones[j]:
                     term *= blk.Z[:, j]
                 if out is None:
@@ -238,17 +245,14 @@ class WeightedSystem:
 
     def rest_cross(self, W):
         """(A21 dense q_r x q1, A22 dense q_r x q_r symmetric)."""
-        A21 = np.zeros((self.q_r, self.q1))
-        A21[self.a21_rows, self.a21_cols] = self.a21_sums(W)
+        A21 = self.a21_sums.dense(W, self.q_r * self.q1).reshape(self.q_r, self.q1)
         return A21, self._a22(W)
 
     def _a22(self, W):
         """A22 = Zr' W Zr, dense and symmetric."""
-        v22 = self.a22_sums(W)
-        A22 = np.zeros((self.q_r, self.q_r))
-        A22[self.a22_rows, self.a22_cols] = v22        # the slots are distinct: no accumulation needed
-        off = self.a22_rows != self.a22_cols
-        A22[self.a22_cols[off], self.a22_rows[off]] = v22[off]
+        lower = self.a22_sums.dense(W, self.q_r * self.q_r).reshape(self.q_r, self.q_r)
+        A22 = lower + lower.T                 # exact: each off-diagonal entry is x + 0
+        A22[np.diag_indices(self.q_r)] = np.diagonal(lower)
         return A22
 
     def _sparse_coupling(self, W, t1: float, L11, lam_r):
