@@ -189,8 +189,10 @@ def fit_theta(model, check: bool = True) -> OptSummary:
 # another order, ends ~1e-6 apart. Where the gradient is in closed form (engine.gradient) it is zero to
 # ~noise / curvature instead: Newton steps theta -= H^-1 g (H by central differences of the gradient, the
 # convergence check's own), each kept only when the objective does not rise beyond its rounding noise
-# (NEWTON_NOISE of |f| + n: the objective is a sum over rows) and |g| falls.
-NEWTON_STEPS = 3
+# (NEWTON_NOISE of |f| + n: the objective is a sum over rows) and |g| falls. Two steps: measured steps
+# of 1e-4, 2e-10, 2e-13 relative (sleepstudy) and 2e-6, 8e-12, 3e-14 (InstEval); a third would cost a
+# gradient solution (~60 ms on InstEval) for < 1e-12.
+NEWTON_STEPS = 2
 NEWTON_NOISE = 1e-13
 
 
