@@ -203,8 +203,8 @@ def newton_polish(fun, opt: OptSummary, model):
     BOBYQA's count; the step's own cost is in NewtonSteps.
 
     Each step uses the Hessian of the last point whose 2k + 1 gradient solutions were taken; a point
-    within convergence.MOVE_TOL of it (the second and third steps: measured 2e-10 and 2e-13 relative on
-    sleepstudy after 1e-4) needs only its gradient (one solution; on InstEval about 3 objective
+    within convergence.MOVE_TOL of it (the second step: measured 2e-10 relative on sleepstudy after
+    1e-4) needs only its gradient (one solution; on InstEval about 3 objective
     evaluations). The check and Satterthwaite's df then reuse the final point's derivatives.
     """
     if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
