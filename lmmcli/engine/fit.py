@@ -13,7 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from lmmcli.engine.crossprod import CrossProducts
-from lmmcli.engine.optimize import MAXEVAL, OptSummary, fit_theta, local_step, minimize_theta, newton_polish
+from lmmcli.engine.newton import newton_polish
+from lmmcli.engine.optimize import BOUNDARY_TOL, MAXEVAL, OptSummary, fit_theta, local_step, minimize_theta
 from lmmcli.engine.pls import PlsModel, PlsSolution
 from lmmcli.engine.scaling import rescaled
 
@@ -162,7 +163,7 @@ def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, m
     tolerances, evaluation limit and upper bounds as given. like: a model of the same random-effects
     design whose theta-independent structure the new model shares (profile points, bootstrap replicates).
     shift: a constant added to the reported objective (the optimizer does not see it).
-    The full fit, and a refit with polish (the bootstrap's replicates), end with optimize.newton_polish
+    The full fit, and a refit with polish (the bootstrap's replicates), end with newton.newton_polish
     where the closed-form gradient applies, so that the same problem in other units or row orders lands
     on the same theta. (The profile's ML refit is not polished: its points are BOBYQA's, and measured
     with it polished the profile's ends in other units moved 1.3e-6 apart instead of < 1e-6.)
@@ -179,5 +180,5 @@ def fit(cp: CrossProducts, reml: bool = True, start=None, step=None, tol=None, m
         step = local_step(np.asarray(start, dtype=float)) if step is None else step
         opt = minimize_theta(inner.objective, start, inner.lower, maxeval=maxeval, step=step, upper=upper, tol=tol)
         if polish and opt.converged:
-            opt, _ = newton_polish(inner.objective, opt, inner)
+            opt, _ = newton_polish(inner.objective, opt, inner, BOUNDARY_TOL)
     return EngineFit(inner, opt, shift)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lmmcli.engine import convergence, wide
+from lmmcli.engine.newton import newton_polish
 from lmmcli.engine.convergence import ConvergenceCheck
 
 # Stopping tolerances: absolute only. The objective's additive constant depends on y's units (|f| = 1744
@@ -63,18 +64,7 @@ class OptSummary:
     messages: list[str] = field(default_factory=list)
     runs: list[OptRun] = field(default_factory=list)      # every BOBYQA run of fit_theta, in order
     check: ConvergenceCheck | None = None                 # lme4's checkConv at the end point
-    newton: "NewtonSteps | None" = None                   # the Newton end step (newton_polish), when it applied
-
-
-@dataclass
-class NewtonSteps:
-    """What newton_polish did: steps kept, gradient solutions used (2k + 1 per point tried, the last
-    point's reused by the convergence check), objective evaluations, and the objective it lowered by."""
-
-    steps: int
-    solutions: int
-    evaluations: int
-    gain: float
+    newton: object = None                                 # newton.NewtonSteps: the Newton end step, when it applied
 
 
 def _initial_step(theta0: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -178,112 +168,9 @@ def fit_theta(model, check: bool = True) -> OptSummary:
     opt = _restart_until_stable(fun, opt, model.lower, runs, tol)
     opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks), tol)
     opt = _snap_to_boundary(fun, opt, model.lower)
-    opt, d = newton_polish(fun, opt, model)
+    opt, d = newton_polish(fun, opt, model, BOUNDARY_TOL)
     opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
     return with_check(fun, opt, model, d) if check else opt
-
-
-# -- the Newton end step ------------------------------------------------------------------------------
-# BOBYQA stops where the objective's rounding noise hides further descent, which fixes theta only to
-# ~sqrt(noise / curvature) relative (1e-6 on sleepstudy): the same problem in other units, or summed in
-# another order, ends ~1e-6 apart. Where the gradient is in closed form (engine.gradient) it is zero to
-# ~noise / curvature instead: Newton steps theta -= H^-1 g (H by central differences of the gradient, the
-# convergence check's own), each kept only when the objective does not rise beyond its rounding noise
-# (NEWTON_NOISE of |f| + n: the objective is a sum over rows) and |g| falls. Two steps: measured steps
-# of 1e-4, 2e-10, 2e-13 relative (sleepstudy) and 2e-6, 8e-12, 3e-14 (InstEval); a third would cost a
-# gradient solution (~60 ms on InstEval) for < 1e-12.
-NEWTON_STEPS = 2
-NEWTON_NOISE = 1e-13
-
-
-def newton_polish(fun, opt: OptSummary, model):
-    """(summary at the polished end point, with its NewtonSteps; its Derivatives or None): at most
-    NEWTON_STEPS Newton steps on theta where the closed-form gradient applies and theta is interior;
-    where diagonal thetas end within BOUNDARY_TOL of 0, _polish_on_boundary instead. feval stays
-    BOBYQA's count; the step's own cost is in NewtonSteps.
-
-    Each step uses the Hessian of the last point whose 2k + 1 gradient solutions were taken; a point
-    within convergence.MOVE_TOL of it (the second step: measured 2e-10 relative on sleepstudy after
-    1e-4) needs only its gradient (one solution; on InstEval about 3 objective
-    evaluations). The check and Satterthwaite's df then reuse the final point's derivatives.
-    """
-    if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
-        return opt, None
-    noise = NEWTON_NOISE * (abs(opt.fmin) + model.n)
-    d = convergence.closed_form_derivatives(model, opt.theta, opt.lower)
-    if d is None:
-        return _polish_on_boundary(fun, opt, noise), None
-    theta, fmin, d, steps, solutions, evals = _newton_loop(
-        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, opt.fmin, noise)
-    convergence.memoise_moved(model, d)
-    return replace(opt, theta=theta, fmin=fmin,
-                   newton=NewtonSteps(steps, 2 * len(theta) + 1 + solutions, evals, opt.fmin - fmin)), d
-
-
-def _newton_loop(fun, gradient_at, d, fmin: float, noise: float):
-    """Newton steps with d's Hessian from d.theta while each keeps the objective within noise and lowers
-    |g|: (theta, fmin, its Derivatives, steps kept, gradient_at's work at the points tried, objective
-    evaluations). gradient_at(theta, d): Derivatives at theta, a step from d, or None."""
-    theta, steps, work, evals = d.theta, 0, 0, 0
-    for _ in range(NEWTON_STEPS):
-        step = _newton_step(d)
-        trial = None if step is None else theta - step
-        if trial is None or np.array_equal(trial, theta):
-            break
-        dt = gradient_at(trial, d)
-        if dt is None:
-            break
-        f = float(fun(trial))
-        work, evals = work + dt.evaluations, evals + 1
-        if not (f <= fmin + noise and np.linalg.norm(dt.gradient) < np.linalg.norm(d.gradient)):
-            break
-        theta, fmin, d, steps = trial, f, dt, steps + 1
-    return theta, fmin, d, steps, work, evals
-
-
-def _polish_on_boundary(fun, opt: OptSummary, noise: float) -> OptSummary:
-    """The Newton end step for a theta with diagonals within BOUNDARY_TOL of 0 (the closed form needs
-    them clear of it): those set to 0 when the objective stays within noise (a refit in other units
-    ends at 1e-6 or at 0 alike), then Newton steps on the other thetas by differences of the objective
-    (gradient error ~noise / DELTA, far below BOBYQA's sqrt(noise)); unchanged when any of those is
-    itself within a difference step of a bound."""
-    edge = (opt.lower == 0) & (opt.theta < BOUNDARY_TOL)
-    free = ~edge
-    lower = opt.lower[free]
-    if not edge.any() or not free.any() or np.any(convergence.on_bound(opt.theta[free], lower)):
-        return opt
-    base = np.where(edge, 0.0, opt.theta)
-    f0 = float(fun(base))
-    if not f0 <= opt.fmin + noise:
-        return opt
-
-    def sub(x):
-        t = base.copy()
-        t[free] = x
-        return fun(t)
-
-    def gradient_at(x, near):
-        if np.any(convergence.on_bound(x, lower)):
-            return None
-        return convergence.Derivatives(x, convergence.central_gradient(sub, x), near.hessian,
-                                       np.zeros(len(x), bool), 2 * len(x))
-
-    d = convergence.derivatives(sub, base[free], lower, f0=f0)
-    x, fmin, _, steps, work, evals = _newton_loop(sub, gradient_at, d, f0, noise)
-    theta = base.copy()
-    theta[free] = x
-    return replace(opt, theta=theta, fmin=fmin,
-                   newton=NewtonSteps(steps, 0, 1 + d.evaluations + work + evals, opt.fmin - fmin))
-
-
-def _newton_step(d: convergence.Derivatives) -> np.ndarray | None:
-    """H^-1 g, or None when H is not positive definite (no minimum to step to)."""
-    try:
-        R = np.linalg.cholesky(d.hessian)
-    except np.linalg.LinAlgError:
-        return None
-    step = np.linalg.solve(R.T, np.linalg.solve(R, d.gradient))
-    return step if np.all(np.isfinite(step)) else None
 
 
 def local_step(theta) -> np.ndarray:

@@ -194,7 +194,7 @@ def test_query_beyond_the_scan_limit_runs_again_unlimited(data_csv, monkeypatch)
 
 
 def test_theta_equals_memory_to_1e_10(tmp_path):
-    """DuckDB adds in its own order; the Newton end step (optimize.newton_polish) makes theta as exact as
+    """DuckDB adds in its own order; the Newton end step (newton.newton_polish) makes theta as exact as
     the objective, not only to BOBYQA's ~sqrt(noise). Measured at 1e6 rows, 10k groups: 7e-8 -> 2e-14."""
     rng = np.random.default_rng(11)
     n, k = 20_000, 200

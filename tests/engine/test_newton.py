@@ -1,4 +1,4 @@
-"""The Newton end step (optimize.newton_polish): the same problem in another row order or other units
+"""The Newton end step (newton.newton_polish): the same problem in another row order or other units
 lands on the same theta, to ~noise / curvature instead of BOBYQA's ~sqrt(noise).
 
 Measured before the step (sleepstudy, Days|Subject): theta 1.3e-6 apart between row orders, 3.3e-6
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import REF
-from lmmcli.engine import optimize
+from lmmcli.engine import convergence, newton, optimize
 from lmmcli.fit import fit
 
 SLEEP = "Reaction ~ Days + (Days|Subject)"
@@ -55,12 +55,12 @@ def test_units_do_not_move_theta(sleepstudy):
 def test_the_step_lowers_the_gradient_and_never_raises_the_objective(sleepstudy):
     fm = fit(SLEEP, sleepstudy)
     assert fm.opt.check.max_grad < 1e-8          # measured 3e-13; BOBYQA alone stops at 3.4e-5
-    assert fm.opt.newton.gain >= -optimize.NEWTON_NOISE * (abs(fm.opt.fmin) + 180)
+    assert fm.opt.newton.gain >= -newton.NEWTON_NOISE * (abs(fm.opt.fmin) + 180)
 
 
 def test_no_step_without_a_positive_definite_hessian():
-    d = optimize.convergence.Derivatives(np.ones(2), np.ones(2), -np.eye(2), np.zeros(2, bool), 0)
-    assert optimize._newton_step(d) is None
+    d = convergence.Derivatives(np.ones(2), np.ones(2), -np.eye(2), np.zeros(2, bool), 0)
+    assert newton._newton_step(d) is None
 
 
 def test_boundary_thetas_are_set_to_zero_and_the_rest_polished():
@@ -69,7 +69,7 @@ def test_boundary_thetas_are_set_to_zero_and_the_rest_polished():
     fun = lambda t: float((t[0] - 0.3) ** 2 + 2 * (t[1] + 0.1) ** 2 + 1e-9 * t[2] + 1.0)
     x = np.array([0.3 + 1e-5, -0.1 - 2e-5, 2e-6])
     opt = optimize.OptSummary(x, np.array([0.0, -np.inf, 0.0]), x, fun(x), 1, "x", "FTOL_REACHED", True)
-    out = optimize._polish_on_boundary(fun, opt, noise=1e-12)
+    out = newton._polish_on_boundary(fun, opt, 1e-12, optimize.BOUNDARY_TOL)
     assert out.theta[2] == 0.0
     np.testing.assert_allclose(out.theta[:2], [0.3, -0.1], atol=1e-9)
     assert out.fmin < opt.fmin and out.newton.steps >= 1

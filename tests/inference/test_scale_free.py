@@ -48,7 +48,7 @@ def test_profile_is_scale_free(fits, c):
 
 @pytest.mark.parametrize("c", FACTORS)
 def test_bootstrap_is_scale_free(fits, c):
-    """Each unit fitted on its own. Before the Newton end step (optimize.newton_polish) this held only to
+    """Each unit fitted on its own. Before the Newton end step (newton.newton_polish) this held only to
     2e-6 (measured 1.4e-6 at 1e-9, 5.4e-7 at 1e9): BOBYQA pins theta only to ~sqrt(noise / curvature),
     1.3e-6 for the unscaled fit's theta[0], and the replicates are drawn from it."""
     got, want = (_in_reference_units(percentile_intervals(bootstrap(fits[k], nsim=40, seed=3, workers=1)), k)
