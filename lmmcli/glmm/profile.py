@@ -16,7 +16,7 @@ from lmmcli.distributions import chi2_ppf, norm_ppf
 from lmmcli.glmm.fit import GlmmFit
 from lmmcli.inference.confint import Intervals
 from lmmcli.inference.profile import (ALPHA_MAX, DELTA_CUTOFF, Point, SdCorMap, VarParam, invert,
-                                      minimize_bounded, sdcor_of, var_params, walk)
+                                      minimize_with_one_held, sdcor_of, var_params, walk)
 
 
 class GlmmProfiler:
@@ -48,19 +48,11 @@ class GlmmProfiler:
 
     def zeta_at(self, w: int):
         """zeta_at(x, start) for parameter w: the deviance minimised over the others from start."""
-        keep = np.arange(len(self.opt)) != w
-        lo, hi, unit = self.lower[keep], self.upper[keep], self.unit[keep]
         est = self.opt[w]
 
         def at(x, start):
-            par = self.opt.copy()
-            par[w] = x
-
-            def f(rest):
-                par[keep] = rest
-                return self.deviance(par)
-
-            dev, rest = minimize_bounded(f, start, lo, hi, unit=unit)
+            dev, rest = minimize_with_one_held(self.deviance, self.opt, w, x, start, self.lower, self.upper,
+                                               self.unit)
             zeta = float(np.sign(x - est) * np.sqrt(max(0.0, dev - self.base))) if np.isfinite(dev) else np.nan
             return Point(x, zeta, rest)
 

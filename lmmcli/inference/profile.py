@@ -178,6 +178,20 @@ def minimize_bounded(fun, x0, lower, upper, rel_step=0.05, unit=None):
     return opt.fmin, opt.theta * unit
 
 
+def minimize_with_one_held(deviance, opt, w, x, start, lower, upper, unit):
+    """(fmin, rest) of deviance(par) with par[w] held at x and the others (from start, within lower/upper
+    of the others) free: one profile point, for the linear and the GLMM profiles alike."""
+    keep = np.arange(len(opt)) != w
+    par = np.array(opt, dtype=float)
+    par[w] = x
+
+    def f(rest):
+        par[keep] = rest
+        return deviance(par)
+
+    return minimize_bounded(f, start, lower[keep], upper[keep], unit=unit[keep])
+
+
 def local_steps(x0, lower, upper, rel_step=0.05) -> np.ndarray:
     """BOBYQA's first steps for a warm start: rel_step of each |x0| (at least 1e-3), never past a bound."""
     room = np.minimum(upper - x0, x0 - lower)
@@ -297,18 +311,9 @@ class Profiler:
 
     def var_zeta(self, w: int):
         """zeta_at(x, start) for variance parameter w: minimise over the others from start."""
-        keep = np.arange(len(self.params)) != w
-        lo, hi, unit = self.lower[keep], self.upper[keep], self.unit[keep]
-
         def zeta_at(x, start):
-            par = self.opt.copy()
-            par[w] = x
-
-            def f(rest):
-                par[keep] = rest
-                return self.deviance(par)
-
-            dev, rest = minimize_bounded(f, start, lo, hi, unit=unit)
+            dev, rest = minimize_with_one_held(self.deviance, self.opt, w, x, start, self.lower, self.upper,
+                                               self.unit)
             return Point(x, self._zeta(dev, x, self.opt[w]) if np.isfinite(dev) else np.nan, rest)
 
         return zeta_at
