@@ -10,11 +10,19 @@ insteval:  InstEval-shaped crossed design: 73,421 ratings y (1..5) by ~2,972 stu
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 SEED = 20240606
+
+# what every bench script runs and on what (the venv's lmm when the script runs from it)
+ROOT = Path(__file__).resolve().parent.parent
+_VENV_BIN = Path(sys.executable).parent
+LMM = str(_VENV_BIN / "lmm") if (_VENV_BIN / "lmm").exists() else "lmm"
+SLEEP = ROOT / "tests" / "reference" / "data" / "sleepstudy.csv"
+INSTEVAL = "y ~ service + (1|s) + (1|d) + (1|dept:service)"
 
 
 def slope_frame(n: int, seed: int = SEED) -> dict[str, np.ndarray]:

@@ -28,12 +28,9 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
 import gen  # noqa: E402
+from gen import INSTEVAL, LMM, SLEEP  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
-LMM = str(VENV_BIN / "lmm") if (VENV_BIN / "lmm").exists() else "lmm"
-SLEEP = ROOT / "tests" / "reference" / "data" / "sleepstudy.csv"
 SLOPE = "y ~ x + z + (x|g)"
-INSTEVAL = "y ~ service + (1|s) + (1|d) + (1|dept:service)"
 
 # name, data (generated name or a path), formula, target notes (seconds / MB), lme4's time if known
 CASES = [

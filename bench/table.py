@@ -32,11 +32,8 @@ DATA = RESULTS / "data"
 sys.path.insert(0, str(HERE))
 
 import gen  # noqa: E402
+from gen import INSTEVAL, LMM, SLEEP  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
-LMM = str(VENV_BIN / "lmm") if (VENV_BIN / "lmm").exists() else "lmm"
-SLEEP = ROOT / "tests" / "reference" / "data" / "sleepstudy.csv"
-INSTEVAL = "y ~ service + (1|s) + (1|d) + (1|dept:service)"
 
 # name, label, data, formula, lmm options, target seconds, target ratio to lme4, lme4 with lmerTest
 CASES = [
