@@ -37,12 +37,41 @@ def newton_polish(fun, opt, model, boundary_tol: float):
     """
     if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt, None
-    noise = NEWTON_NOISE * (abs(opt.fmin) + model.n)
     d = convergence.closed_form_derivatives(model, opt.theta, opt.lower)
     if d is None:
-        return _polish_on_boundary(fun, opt, noise, boundary_tol), None
+        return _polish_on_boundary(fun, opt, _noise(opt, model), boundary_tol), None
+    return _closed_form_polish(fun, opt, model, d)
+
+
+def stationary_polish(fun, opt, model):
+    """(newton_polish's summary and Derivatives) when its closed-form Newton steps end at a strict
+    interior local minimum -- H positive definite and the Newton decrement g'H^-1 g / 2 (the
+    objective's predicted further fall) within the objective's rounding noise; else None (no closed
+    form, a theta near its bound, H not positive definite, or steps that stop short). optimize.fit_theta
+    then skips its restarts: from such a point a restart with a small trust region can only confirm it.
+    """
+    if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
+        return None
+    d = convergence.closed_form_derivatives(model, opt.theta, opt.lower)
+    if d is None:
+        return None
+    out, d = _closed_form_polish(fun, opt, model, d)
+    step = _newton_step(d)
+    if step is None or not float(d.gradient @ step) / 2 <= _noise(out, model):
+        return None
+    return out, d
+
+
+def _noise(opt, model) -> float:
+    """The objective's rounding noise at opt's end point (NEWTON_NOISE of |f| + n)."""
+    return NEWTON_NOISE * (abs(opt.fmin) + model.n)
+
+
+def _closed_form_polish(fun, opt, model, d):
+    """newton_polish where the closed-form gradient applies, from d: opt's closed-form Derivatives."""
     theta, fmin, d, steps, solutions, evals = _newton_loop(
-        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, opt.fmin, noise)
+        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, opt.fmin,
+        _noise(opt, model))
     convergence.memoise_moved(model, d)
     return replace(opt, theta=theta, fmin=fmin,
                    newton=NewtonSteps(steps, 2 * len(theta) + 1 + solutions, evals, opt.fmin - fmin)), d
