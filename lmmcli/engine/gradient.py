@@ -239,7 +239,9 @@ def _inverse_blocks(model, F) -> list[np.ndarray]:
     Li = kern.inv_lower(F.L11)
     if not model.rest:
         return [np.einsum("gki,gkj->ij", Li, Li)]
-    v1, P = model.rest_part.inverse_diagonal(F.L22, F.Ts, Li[:, 0, 0] ** 2)
+    if F.inverse is None:
+        F.inverse = model.rest_part.inverse_diagonal(F.L22, F.Ts, Li[:, 0, 0] ** 2)
+    v1, P = F.inverse
     p_diag = np.diagonal(P)
     out, pos = [np.array([[v1.sum()]])], 0
     for blk in model.rest:
