@@ -22,9 +22,11 @@ from lmmcli.engine import convergence
 # at the new point (2k + 1, the convergence check's and Satterthwaite's). Measured on InstEval: steps
 # of 5.5e-6 and ~5e-10 relative, 12 solutions (central differences at both points took 15, and an objective
 # evaluation per step, now read off the gradient's solution). A third step would cost a gradient solution
-# (~50 ms on InstEval) for < 1e-12.
+# (~50 ms on InstEval) for < 1e-12. NEWTON_NOISE: measured on gpa's (1 + occasion | student), two
+# objectives from full factors 1.9e-13 (|f| + n) apart at points 1e-10 apart; with 1e-13 the second
+# step, which lowered |g| from 1.5e-7 to 1.9e-10, was refused.
 NEWTON_STEPS = 2
-NEWTON_NOISE = 1e-13
+NEWTON_NOISE = 1e-12
 
 
 def newton_polish(fun, opt, model, boundary_tol: float):
@@ -74,16 +76,19 @@ def _noise(opt, model) -> float:
 def _closed_form_polish(fun, opt, model, d):
     """newton_polish where the closed-form gradient applies, from d: opt's forward_derivatives (their
     points completed to central differences where no step is kept, for the check and Satterthwaite)."""
-    start = d.evaluations
+    # the trial points' objectives come from their gradient solutions, whose full factor sums in another
+    # order than BOBYQA's objective (measured 2e-12 relative apart, pastes (1|batch/cask)): they are
+    # compared with the start's value from its own solution, not with opt.fmin
+    start, f0 = d.evaluations, d.criterion
     theta, fmin, d, steps, solutions, evals = _newton_loop(
-        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, opt.fmin,
+        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, f0,
         _noise(opt, model))
     if d.forward is not None:
         d = convergence.closed_form_derivatives(model, d.theta, opt.lower, d.forward)
         solutions += len(theta)
     convergence.memoise_moved(model, d)
-    return replace(opt, theta=theta, fmin=fmin,
-                   newton=NewtonSteps(steps, start + solutions, evals, opt.fmin - fmin)), d
+    fmin, gain = (fmin, f0 - fmin) if steps else (opt.fmin, 0.0)
+    return replace(opt, theta=theta, fmin=fmin, newton=NewtonSteps(steps, start + solutions, evals, gain)), d
 
 
 def _newton_loop(fun, gradient_at, d, fmin: float, noise: float):
