@@ -187,6 +187,10 @@ class PlsModel:
         """The model with scalar random term k alone (CrossProducts.term)."""
         return PlsModel(self.cp.term(k), self.reml)
 
+    def without_first_model(self) -> "PlsModel":
+        """The model without its first random term (CrossProducts.without_first)."""
+        return PlsModel(self.cp.without_first(), self.reml)
+
     # -- per theta ---------------------------------------------------------------------------
     def _factor(self, theta, full: bool = False) -> _Factor:
         """Blocked Cholesky factor of the augmented system at theta (BMBW 18-19).
