@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lmmcli.errors import DataError
+from lmmcli.io.arrow import COMPUTE_WORTH
 from lmmcli.io.frame import as_frame, column_array, missing
 
 
@@ -138,7 +139,10 @@ def _dictionary_encode(v: np.ndarray):
     None when the column holds anything but text.
 
     The arrow array is built from one joined UTF-8 buffer: pa.array() and to_numpy() would import
-    pandas (0.3-0.7 s of start-up) for a numpy object array."""
+    pandas (0.3-0.7 s of start-up) for a numpy object array. Below COMPUTE_WORTH values a dict does it
+    (as fast there, and pyarrow.compute's import, ~25 ms, is not paid)."""
+    if len(v) < COMPUTE_WORTH:
+        return _dict_encode(v)
     import pyarrow as pa
 
     try:
@@ -156,6 +160,17 @@ def _dictionary_encode(v: np.ndarray):
     idx = enc.indices
     codes = np.frombuffer(idx.buffers()[1], dtype=idx.type.to_pandas_dtype())[idx.offset:idx.offset + len(idx)]
     return codes.astype(np.int64), np.array(enc.dictionary.to_pylist(), dtype=object)
+
+
+def _dict_encode(v: np.ndarray):
+    """_dictionary_encode by a dict, value by value; None when the column holds anything but text."""
+    values = v.tolist()
+    if not all(isinstance(x, str) for x in values):
+        return None
+    index: dict = {}
+    first = index.setdefault
+    codes = np.array([first(x, len(index)) for x in values], dtype=np.int64)
+    return codes, np.array(list(index), dtype=object)
 
 
 def _factorize_ints(v: np.ndarray):
