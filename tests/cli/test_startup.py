@@ -52,3 +52,20 @@ def test_small_fits_skip_arrow_compute_and_masked_arrays():
     linear = loaded_modules("fit", str(REF / "data" / "sleepstudy.csv"), "Reaction ~ Days + (Days|Subject)")
     for mods in (glmm, linear):
         assert not {"pyarrow.compute", "numpy.ma", "scipy", "pandas"} & mods
+
+
+def test_only_the_invoked_command_is_built():
+    """main() registers only the command its first argument names: that command's help and usage errors
+    read as with every command registered; --help and an unknown name keep them all."""
+    from typer.testing import CliRunner
+
+    from lmmcli.cli import _only_invoked, app
+
+    runner = CliRunner()
+    for args in (["fit", "--help"], ["plot", "--help"], ["predict", "--bogus"]):
+        only = _only_invoked(app, args[:1])
+        assert len(only.registered_commands) == 1
+        full, fast = runner.invoke(app, args, prog_name="lmm"), runner.invoke(only, args, prog_name="lmm")
+        assert fast.output == full.output and fast.exit_code == full.exit_code
+    for first in ([], ["--help"], ["fitt"]):
+        assert _only_invoked(app, first) is app
