@@ -23,7 +23,10 @@ def value_labels(values) -> np.ndarray:
         return v.astype(str).astype(object)
     if kind == "f":
         return np.array([number_label(x) for x in v.tolist()], dtype=object)
-    return np.array([number_label(x) if isinstance(x, float) else str(x) for x in v.tolist()], dtype=object)
+    values = v.tolist()
+    if all(type(x) is str for x in values):         # text is its own label
+        return np.array(values, dtype=object)
+    return np.array([number_label(x) if isinstance(x, float) else str(x) for x in values], dtype=object)
 
 
 EXACT_INTEGER = 2.0 ** 53     # every integer up to here is exactly a float

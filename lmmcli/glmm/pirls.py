@@ -103,7 +103,7 @@ class GlmmModel:
     # -- PIRLS ------------------------------------------------------------------------------------
     def fixed_part(self, beta) -> np.ndarray:
         """offset + X beta."""
-        xb = self.X @ beta
+        xb = self.Xf @ beta                 # (column-major: twice as fast as X @ beta for a few columns)
         if self.has_offset:
             xb += self.offset
         return xb
@@ -246,7 +246,7 @@ class GlmmModel:
         C = sysm.lambda_t(F, sysm.zt_wx(F, W, WX, self.wx_plan))
         sol = sysm.solve(F, np.column_stack([C, sysm.lambda_t(F, sysm.zt_times(Wz)[:, None])]))
         P, pz = sol[:, :self.p], sol[:, self.p]
-        RXtRX = self.X.T @ WX - C.T @ P
+        RXtRX = self.Xf.T @ WX - C.T @ P
         beta = np.linalg.solve(RXtRX, self.X.T @ Wz - C.T @ pz)
         return beta, pz - P @ beta, RXtRX
 
