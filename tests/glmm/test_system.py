@@ -70,6 +70,10 @@ def test_two_intercepts_factor_from_A21_is_the_general_one(case_id):
     d = _design(case_id)
     fast = WeightedSystem(d.blocks)
     assert fast.intercepts_dense
+    # one row per (g1, g2) cell (VerbAgg's subjects x items): A21 is W scattered into the cells, no bincount
+    cells = {(a, b) for a, b in zip(d.blocks[0].codes.tolist(), d.blocks[1].codes.tolist())}
+    assert fast.a21_sums.scatter == (len(cells) == fast.n)
+    assert fast.a21_sums.scatter or case_id != "verbagg"
     general = WeightedSystem(d.blocks)
     general.intercepts_dense = False
     rng = np.random.default_rng(5)
@@ -93,3 +97,30 @@ def _theta(sysm):
     from lmmcli.engine.pls import theta_start
 
     return theta_start(sysm.blocks) * 0.7
+
+
+def test_pirls_runs_from_one_start_reuse_its_weights_and_match_a_fresh_model():
+    """glmer_pirls keeps mu and the working weights at its start eta for the next run from the same
+    array: runs at other (theta, beta) after it are what a fresh model computes."""
+    from lmmcli.glmm.pirls import GlmmModel
+
+    c = CASES["verbagg"]
+    d = _design("verbagg")
+    y = d.y
+
+    def model():
+        from lmmcli.glmm.family import make_family
+
+        m = GlmmModel(d.X, d.blocks, y, np.ones(len(y)), np.zeros(len(y)), make_family(c["family"], c["link"]))
+        m.set_glmer_start()
+        m.eta0 = m.eta_start
+        return m
+
+    m = model()
+    beta = np.linalg.lstsq(d.X, m.eta_start, rcond=None)[0]
+    first = m.glmer_pirls(np.array([1.0, 0.5]), beta)
+    assert m._start[0] is m.eta0
+    again = m.glmer_pirls(np.array([1.2, 0.4]), beta + 0.01)
+    fresh = model().glmer_pirls(np.array([1.2, 0.4]), beta + 0.01)
+    assert again.dev == fresh.dev and np.array_equal(again.u, fresh.u)
+    assert first.dev != again.dev
