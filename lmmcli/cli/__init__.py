@@ -35,6 +35,12 @@ def main() -> None:
     except Terminated as exc:
         sys.stderr.write(f"error: {exc.name}\n")
         sys.exit(128 + exc.signum)
+    finally:
+        # the interpreter's last garbage collection walks every object of numpy, pyarrow, typer and the
+        # fit (~13 ms of VerbAgg's 0.31 s process); frozen, they are still freed, only not traversed
+        import gc
+
+        gc.freeze()
 
 
 def _only_invoked(typer_app, first: list[str]):
