@@ -246,8 +246,7 @@ class PlsModel:
         L21 C1 = Lr' A21 S Z1'[X y]: L21 itself is never formed here.
         """
         rp, Tr = self.rest_part, Ts[1:]
-        M22 = rp.schur(S1)
-        rp.lambda_sym(M22, Tr)
+        M22 = rp.lambda_schur(S1, Tr)
         M22.ravel()[::self.q_r + 1] += 1.0
         logdet = rest.potrf_lower(M22)
         ZS = kern.stack_mult(S1, self.ZtXy1).reshape(-1, self.m)

@@ -194,6 +194,7 @@ CROSSED = [
     ("sleepstudy.csv", "Reaction ~ Days + (1|Subject) + (Days|Days)"),          # p = 2 in the rest part
     ("sleepstudy.csv", "Reaction ~ Days + (Days|Subject) + (1|Days)"),          # p = 2 first, scalar rest
     ("gpa.csv", "gpa ~ occasion + (occasion|student) + (1|job) + (1|sex)"),     # two rest terms
+    ("gpa.csv", "gpa ~ occasion + (1|student) + (1|job) + (1|sex)"),            # the same, p = 1 first (K in CSC)
 ]
 
 
@@ -203,7 +204,8 @@ def test_crossed_objective_matches_brute_force(csv, text, reml):
     df = pd.read_csv(REF / "data" / csv)
     design = build_design(parse_formula(text), df)
     model = pls.PlsModel.from_rows(design.X, design.y, design.blocks, reml)
-    theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05)
+    # a different scale for each term (rest_part.lambda_schur scales K's products block pair by block pair)
+    theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05) + 0.07 * np.arange(len(model.theta0))
     want = _dense_objective(design, theta, reml)
     assert model.objective(theta) == pytest.approx(want, rel=1e-10)
     model.rest_part.K = None       # the per-evaluation sparse product used when the pattern is too big
