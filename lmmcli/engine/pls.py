@@ -282,7 +282,14 @@ class PlsModel:
 
     def deviance_parts(self, theta) -> tuple[float, float, float]:
         """(logdet_L, pwrss, logdet_RX) at theta: the pieces of any deviance, e.g. one not profiled over sigma."""
-        F = self._factor(np.asarray(theta, dtype=float))
+        theta = np.asarray(theta, dtype=float)
+        if self.p >= kern.SPARSE_GRAM_MIN:
+            # many fixed effects: the p x p Cholesky is the whole cost, so the factor is kept for a solve
+            # at the same theta (the fit's exact-fit check, then its solution)
+            F = self._factor(theta, full=True)
+            self._kept = (theta.tobytes(), F)
+        else:
+            F = self._factor(theta)
         _, pwrss, logdet_RX = self._criterion(F)
         return F.logdet_L, pwrss, logdet_RX
 
@@ -293,7 +300,9 @@ class PlsModel:
 
     def solve_factored(self, theta, cond_var: bool = False) -> tuple[PlsSolution, _Factor]:
         """solve(theta) and the factor it came from (engine.gradient reads both)."""
-        F = self._factor(theta, full=True)
+        theta = np.asarray(theta, dtype=float)
+        kept = self.__dict__.pop("_kept", None)
+        F = kept[1] if kept is not None and kept[0] == theta.tobytes() else self._factor(theta, full=True)
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
         Lxx, lyx = F.Lxy[:p, :p], F.Lxy[p, :p]

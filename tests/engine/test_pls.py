@@ -151,6 +151,49 @@ def test_pair_sums_match_loops():
         np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
 
 
+def test_pair_sums_of_many_columns_are_the_same_to_the_last_bit():
+    """level_cross's sparse product for a wide [X y] sums each level's rows in row order, as the
+    bincount per column does: the same numbers exactly, so wide fits are unchanged by it."""
+    rng = np.random.default_rng(1)
+    n, nlev = 900, 30
+    codes = rng.integers(0, nlev, n)
+    x = rng.standard_normal(n)
+    Z = np.column_stack([np.ones(n), x])
+    Xy = np.column_stack([np.ones(n), (rng.integers(0, 4, (n, kern.SPARSE_GRAM_MIN)) == 0).astype(float),
+                          x, rng.standard_normal(n)])
+    D, ZX = kern.level_cross(codes, nlev, Z, [Z, Xy])
+    for out, B in ((D, Z), (ZX, Xy)):
+        want = np.empty_like(out)
+        for i in range(2):
+            for j in range(B.shape[1]):
+                want[:, i, j] = kern._level_sum(codes, nlev, (Z[:, i], kern._is_ones(Z[:, i])),
+                                                (B[:, j], kern._is_ones(B[:, j])))
+        np.testing.assert_array_equal(out, want)
+
+
+def test_deviance_parts_keep_the_factor_for_the_solve_at_the_same_theta():
+    rng = np.random.default_rng(2)
+    n, levels = 900, 260
+    f = np.concatenate([np.arange(levels), rng.integers(0, levels, n - levels)])
+    g = rng.integers(0, 20, n)
+    df = pd.DataFrame({"y": rng.normal(size=levels)[f] + rng.normal(size=20)[g] + rng.normal(size=n),
+                       "f": [f"f{i:03d}" for i in f], "g": [f"g{i}" for i in g]})
+    design = build_design(parse_formula("y ~ f + (1|g)"), df)
+    model = pls.PlsModel.from_rows(design.X, design.y, design.blocks)
+    theta = np.array([0.7])
+    fresh = model.solve(theta, cond_var=False)
+    parts = model.deviance_parts(theta)
+    assert model.__dict__.get("_kept") is not None
+    again = model.solve(theta, cond_var=False)
+    assert model.__dict__.get("_kept") is None                   # used once, then dropped
+    assert parts == (fresh.logdet_L, fresh.pwrss, fresh.logdet_RX)
+    np.testing.assert_array_equal(again.beta, fresh.beta)
+    np.testing.assert_array_equal(again.RX, fresh.RX)
+    model.deviance_parts(theta)
+    other = model.solve(np.array([0.3]), cond_var=False)          # another theta: factored afresh
+    assert other.pwrss != fresh.pwrss
+
+
 # -- crossed and nested terms: fixed pattern vs fallback vs brute force ------------------------------
 def _dense_ZLambda(design, theta):
     """Z Lambda as a dense matrix (small data only)."""
