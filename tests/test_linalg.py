@@ -75,3 +75,18 @@ def test_gram_with_a_divisor_is_the_gram_of_the_divided_columns():
     d = np.exp2(rng.integers(-3, 4, levels).astype(float))
     np.testing.assert_array_equal(gram(X, d), gram(X / d))          # the sparse path
     np.testing.assert_array_equal(gram(X[:, :10], d[:10]), gram(X[:, :10] / d[:10]))   # the dense one
+
+
+def test_the_sparse_rows_give_scipys_gram_to_the_last_bit():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    n, levels = 2000, 600
+    X = np.zeros((n, levels + 2))
+    X[np.arange(n), rng.integers(0, levels, n)] = 1.0
+    X[:, -2], X[:, -1] = 1.0, rng.normal(size=n)
+    X[3, 7] = -0.0                                  # a signed zero is no entry, as in scipy
+    S = sp.csc_matrix(X)
+    np.testing.assert_array_equal(gram(X), (S.T @ S).toarray())
+    assert gram(X).flags.c_contiguous
+    np.testing.assert_array_equal(gram(np.asfortranarray(X)), (S.T @ S).toarray())
