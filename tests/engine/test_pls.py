@@ -171,7 +171,9 @@ def test_pair_sums_of_many_columns_are_the_same_to_the_last_bit():
         np.testing.assert_array_equal(out, want)
 
 
-def test_deviance_parts_keep_the_factor_for_the_solve_at_the_same_theta():
+def test_deviance_parts_of_a_wide_model_come_from_the_kept_solve(monkeypatch):
+    """With many fixed effects the p x p Cholesky is the cost: deviance_parts solves once and the
+    solution at the same theta (engine.fit's exact-fit check, then the fit's solution) reuses it."""
     rng = np.random.default_rng(2)
     n, levels = 900, 260
     f = np.concatenate([np.arange(levels), rng.integers(0, levels, n - levels)])
@@ -180,18 +182,18 @@ def test_deviance_parts_keep_the_factor_for_the_solve_at_the_same_theta():
                        "f": [f"f{i:03d}" for i in f], "g": [f"g{i}" for i in g]})
     design = build_design(parse_formula("y ~ f + (1|g)"), df)
     model = pls.PlsModel.from_rows(design.X, design.y, design.blocks)
-    theta = np.array([0.7])
-    fresh = model.solve(theta, cond_var=False)
-    parts = model.deviance_parts(theta)
-    assert model.__dict__.get("_kept") is not None
-    again = model.solve(theta, cond_var=False)
-    assert model.__dict__.get("_kept") is None                   # used once, then dropped
+    fresh = pls.PlsModel.from_rows(design.X, design.y, design.blocks).solve(np.array([0.7]), cond_var=False)
+    calls = []
+    factor = model._factor
+    monkeypatch.setattr(model, "_factor", lambda theta, full=False: calls.append(full) or factor(theta, full))
+    parts = model.deviance_parts(np.array([0.7]))
+    again = model.solve(np.array([0.7]), cond_var=False)
+    assert calls == [True]                                        # one factor for both
     assert parts == (fresh.logdet_L, fresh.pwrss, fresh.logdet_RX)
     np.testing.assert_array_equal(again.beta, fresh.beta)
     np.testing.assert_array_equal(again.RX, fresh.RX)
-    model.deviance_parts(theta)
-    other = model.solve(np.array([0.3]), cond_var=False)          # another theta: factored afresh
-    assert other.pwrss != fresh.pwrss
+    assert model.solve(np.array([0.3]), cond_var=False).pwrss != fresh.pwrss    # another theta: afresh
+    assert calls == [True, True]
 
 
 # -- crossed and nested terms: fixed pattern vs fallback vs brute force ------------------------------
