@@ -288,8 +288,11 @@ class PlsModel:
         """(logdet_L, pwrss, logdet_RX) at theta: the pieces of any deviance, e.g. one not profiled over sigma."""
         theta = np.asarray(theta, dtype=float)
         last = getattr(self, "_last_solve", None)
-        if last is not None and np.array_equal(last[0], theta):     # the optimum's (engine.fit's exact-fit check)
-            return last[1].logdet_L, last[1].pwrss, last[1].logdet_RX
+        if (last is not None and np.array_equal(last[0], theta)) or self.p >= kern.SPARSE_GRAM_MIN:
+            # the optimum's (engine.fit's exact-fit check); with many fixed effects the p x p Cholesky is the
+            # whole cost, so the parts come from a solve, which is kept for the solution at the same theta
+            sol = self.solve_factored(theta)[0]
+            return sol.logdet_L, sol.pwrss, sol.logdet_RX
         F = self._factor(theta)
         _, pwrss, logdet_RX = self._criterion(F)
         return F.logdet_L, pwrss, logdet_RX
