@@ -88,7 +88,9 @@ class GlmmFit:
         return out
 
     def cond_var(self) -> list[np.ndarray]:
-        return self.model.system.cond_var(self.state.factor)
+        from lmmcli.glmm.condvar import cond_var
+
+        return cond_var(self.model.system, self.state.factor)
 
 
 def fit_glmm(formula, gd: GlmmDesign, nagq: int = 1, hessian: bool = True) -> GlmmFit:

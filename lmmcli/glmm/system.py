@@ -1,4 +1,5 @@
-"""The weighted penalized least-squares system of one PIRLS step: M = Lambda' Z' W Z Lambda + I, factored.
+"""The weighted penalized least-squares system of one PIRLS step: M = Lambda' Z' W Z Lambda + I, factored
+(its slot sums are glmm.pairs, its conditional variances glmm.condvar).
 
 Unlike the linear model, the weights W change at every PIRLS step, so Z'WZ is re-formed each time.
 What is fixed by Z alone is formed once: for every row, which entries of Z'Z it touches ("pair
@@ -23,6 +24,7 @@ import numpy as np
 from lmmcli.engine import kernels as kern
 from lmmcli.engine.pls import MAX_DENSE_REST, split_theta
 from lmmcli.errors import ModelSpecError
+from lmmcli.glmm.pairs import PairSums, level_values
 
 
 # Below this size a triangular solve by np.linalg.solve (an LU, 2/3 q^3 flops) beats importing
@@ -33,17 +35,9 @@ SMALL_DENSE = 80
 # (InstEval's 1,128 x 2,972: 3.8e9 flops a step dense). Below it the dense product is cheaper than
 # importing scipy.sparse (VerbAgg: 1.8e5; grouseticks, 1.3e7, gains 0.2 s of 0.9).
 SPARSE_COUPLING = 5_000_000
-CHUNK = 2048          # columns of L21 turned dense at a time for the conditional variances
 
 
-def _level_values(x: np.ndarray, codes: np.ndarray, nlevels: int):
-    """x's value per level when x is constant within every level, else None."""
-    vals = np.zeros(nlevels)
-    vals[codes] = x
-    return vals if np.array_equal(vals[codes], x) else None
-
-
-def _tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
+def tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndarray:
     """L^{-1} R (or L^{-T} R) for a lower-triangular L."""
     A = L.T if transpose else L
     if len(L) <= SMALL_DENSE:
@@ -51,37 +45,6 @@ def _tri_solve(L: np.ndarray, R: np.ndarray, transpose: bool = False) -> np.ndar
     from scipy.linalg import solve_triangular
 
     return solve_triangular(L, R, lower=True, trans="T" if transpose else "N", check_finite=False)
-
-
-class PairSums:
-    """sum_i W_i a_i b_i into fixed slots: the slot of each (row, pair) and the product a_i b_i, formed once."""
-
-    def __init__(self, slots: list[np.ndarray], products: list[np.ndarray]):
-        self.keys = np.concatenate(slots) if slots else np.zeros(0, dtype=np.int64)
-        self.unique, self.inverse = np.unique(self.keys, return_inverse=True)
-        self.products = np.concatenate(products) if products else np.zeros(0)
-        self.ones = all(bool(np.all(p == 1.0)) for p in products)
-        self.npairs = len(slots)
-        # one row per slot (a fully crossed design with one observation per cell): the sums are W itself,
-        # scattered into the slots, without a bincount
-        self.scatter = self.npairs == 1 and self.ones and len(self.unique) == len(self.keys)
-
-    def _weights(self, W: np.ndarray) -> np.ndarray:
-        w = np.tile(W, self.npairs) if self.npairs > 1 else W
-        return w if self.ones else w * self.products
-
-    def __call__(self, W: np.ndarray) -> np.ndarray:
-        """The sums at the used slots (self.unique, sorted)."""
-        return np.bincount(self.inverse, weights=self._weights(W), minlength=len(self.unique))
-
-    def dense(self, W: np.ndarray, size: int) -> np.ndarray:
-        """The sums at every slot 0..size-1 (the slots are flat indices into a dense matrix): the same
-        sums, in the same order, as __call__, without its scatter into the matrix afterwards."""
-        if self.scatter:
-            out = np.zeros(size)
-            out[self.keys] = W
-            return out
-        return np.bincount(self.keys, weights=self._weights(W), minlength=size)
 
 
 @dataclass
@@ -216,7 +179,7 @@ class WeightedSystem:
             for c in range(X.shape[1]):
                 x = X[:, c]
                 j = next((j for j in range(self.p1) if np.array_equal(x, Z1[:, j])), None) if k == 0 else None
-                vals = _level_values(x, blk.codes, blk.nlevels) if True in self.ones[k] else None
+                vals = level_values(x, blk.codes, blk.nlevels) if True in self.ones[k] else None
                 cols.append(("match", j) if j is not None else ("const", vals) if vals is not None
                             else self._across(k, x))
             plan.append(cols)
@@ -229,7 +192,7 @@ class WeightedSystem:
         if not self.intercepts_dense:
             return ("sum", None)
         other = self.blocks[1 - k]
-        vals = _level_values(x, other.codes, other.nlevels)
+        vals = level_values(x, other.codes, other.nlevels)
         return ("sum", None) if vals is None else ("across", vals)
 
     # -- formed once ----------------------------------------------------------------------------
@@ -329,7 +292,7 @@ class WeightedSystem:
         """Lambda_r R."""
         return lam[:, None] * R if isinstance(lam, np.ndarray) else np.asarray(lam @ R)
 
-    def _first_right(self, M, B):
+    def first_right(self, M, B):
         """M blockdiag_g(B_g) for a dense (r, q1) M and a (l1, p1, p1) stack B."""
         r = M.shape[0]
         if self.p1 == 1:
@@ -364,8 +327,8 @@ class WeightedSystem:
             lam_r = self._rest_lambda(Ts)
             T1 = np.broadcast_to(Ts[0], (self.l1, self.p1, self.p1))
             # L21 = Lambda_r' A21 Lambda_1 L11^{-T}, all dense (q_r x q1)
-            M21 = self._first_right(self._rest_t(lam_r, A21), T1)
-            L21 = self._first_right(M21, kern.inv_lower(L11).transpose(0, 2, 1))
+            M21 = self.first_right(self._rest_t(lam_r, A21), T1)
+            L21 = self.first_right(M21, kern.inv_lower(L11).transpose(0, 2, 1))
             M22 = self._rest_t(lam_r, self._rest_t(lam_r, A22).T)
             M22 -= L21 @ L21.T
         if self.rest:
@@ -419,8 +382,8 @@ class WeightedSystem:
         if not self.rest:
             return kern.bsolve(F.L11, y1).reshape(self.q1, m)
         y1f = y1.reshape(self.q1, m)
-        y2 = _tri_solve(F.L22, R[self.q1:] - F.L21 @ y1f)
-        x2 = _tri_solve(F.L22, y2, transpose=True)
+        y2 = tri_solve(F.L22, R[self.q1:] - F.L21 @ y1f)
+        x2 = tri_solve(F.L22, y2, transpose=True)
         r1 = (y1f - F.L21.T @ x2).reshape(self.l1, self.p1, m)
         x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
         return np.vstack([x1, x2])
@@ -431,43 +394,7 @@ class WeightedSystem:
         out = np.empty_like(R)
         y1 = R[:self.q1] / l11
         x2 = out[self.q1:]
-        x2[:] = _tri_solve(F.L22, _tri_solve(F.L22, R[self.q1:] - F.L21 @ y1), transpose=True)
+        x2[:] = tri_solve(F.L22, tri_solve(F.L22, R[self.q1:] - F.L21 @ y1), transpose=True)
         y1 -= F.L21.T @ x2
         np.divide(y1, l11, out=out[:self.q1])
         return out
-
-    def _dense_g2(self, F: Factor, Li):
-        """sum_r G_rgi G_rgj per level g, G = L22^{-1} L21 blockdiag(L11^{-1})."""
-        G = _tri_solve(F.L22, self._first_right(F.L21, Li))
-        Gb = G.reshape(self.q_r, self.l1, self.p1)
-        return np.einsum("rgi,rgj->gij", Gb, Gb)
-
-    def _sparse_g2(self, F: Factor, Li):
-        """_dense_g2 for a sparse L21 (scalar first term), CHUNK columns of G at a time."""
-        S = F.L21.multiply(Li[:, 0, 0][None, :]).tocsc()
-        out = np.empty(self.q1)
-        for start in range(0, self.q1, CHUNK):
-            G = _tri_solve(F.L22, S[:, start:start + CHUNK].toarray())
-            out[start:start + G.shape[1]] = np.einsum("rg,rg->g", G, G)
-        return out[:, None, None]
-
-    def cond_var(self, F: Factor) -> list[np.ndarray]:
-        """Per block, (levels, p, p): the diagonal blocks of Lambda M^{-1} Lambda' (glmer's condVar)."""
-        Li = kern.inv_lower(F.L11)
-        V1 = Li.transpose(0, 2, 1) @ Li
-        out = []
-        if self.rest:
-            # M^{-1} = [[L11^-T (I + L21' S^-1 L21) L11^-1, ...], [..., S^-1]],  S = L22 L22'
-            V1 = V1 + (self._sparse_g2(F, Li) if self.sparse else self._dense_g2(F, Li))
-            H = _tri_solve(F.L22, np.eye(self.q_r))
-            P = H.T @ H
-            lam = np.diag(F.lam_r) if isinstance(F.lam_r, np.ndarray) else F.lam_r.toarray()
-            Vr = lam @ P @ lam.T
-            pos = 0
-            for blk in self.rest:
-                k = blk.nlevels * blk.p
-                sub = Vr[pos:pos + k, pos:pos + k].reshape(blk.nlevels, blk.p, blk.nlevels, blk.p)
-                out.append(np.einsum("gigj->gij", sub))
-                pos += k
-        T1 = F.Ts[0]
-        return [T1[None] @ V1 @ T1.T[None]] + out
