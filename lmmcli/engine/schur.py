@@ -24,15 +24,21 @@ by scipy to rounding). The split point balances the two costs: a heavy column co
 rank-k update (at ~5e10 a second) where it would cost nnz^2 sparse (at ~1e8): dense from
 nnz >= q * DENSE_FRACTION (measured: 6% puts 1,238 of 270,000 MovieLens-shaped users there, 2 s;
 3% puts 7,123, 22.7 s, for 3 s less sparse work).
+
+Both cores: the rank-k updates run with every BLAS thread (blas.all_cores, though the CLI keeps one for
+small problems), and the sparse row blocks and quad's pair sums run in one Python thread per core
+(scipy's sparse product and numpy's gathers release the GIL; each block writes entries no other touches).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lmmcli.engine import blas
+
 CHUNK = 512               # heavy columns per rank-k update (q x CHUNK float64: 53 MB at q = 13,000)
 DENSE_FRACTION = 0.06     # a column with at least this fraction of q nonzeros goes to the dense part
-ROW_BLOCK = 1024          # rows of the light part's sparse product formed at a time
+ROW_BLOCK = 512           # rows of the light part's sparse product formed at a time (per thread)
 USER_CHUNK = 8192         # light columns per rank-k update of the popular block
 # Measured on the MovieLens-shaped bench data (2 cores): a rank-k update does ~5e10 multiply-adds a
 # second, scipy's sparse product ~1.3e8; the popular block's size is chosen by these two rates.
@@ -109,15 +115,21 @@ class ScalarSchur:
             for lo in range(0, len(s), USER_CHUNK):
                 _rank_k(G, self.LP[:, lo:lo + USER_CHUNK].toarray(order="F"), s[lo:lo + USER_CHUNK], 1.0)
             M[np.ix_(P, P)] -= _symmetric_from_upper(G)
-        # the rows of the other products (against every row); an entry above the diagonal belongs,
-        # transposed, to the lower triangle when its column is popular (a row of N comes in its own turn)
         LS = (self.LN @ sp.diags(s)).tocsr()
-        for lo in range(0, len(self.N), ROW_BLOCK):
-            rows = self.N[lo:lo + ROW_BLOCK]
-            B = (LS[lo:lo + ROW_BLOCK] @ self.Lt).toarray()
-            M[rows] -= np.where(np.arange(self.q)[None, :] <= rows[:, None], B, 0.0)
-            if len(P):
-                M[np.ix_(P, rows)] -= np.where(P[None, :] > rows[:, None], B[:, P], 0.0).T
+        # scipy's sparse product releases the GIL: the row blocks go to one thread per core. Each block
+        # writes its own rows of M and their (popular row, own row) entries: no two blocks touch the same entry.
+        _in_threads(lambda lo: self._light_rows(M, LS, lo), range(0, len(self.N), ROW_BLOCK))
+
+    def _light_rows(self, M: np.ndarray, LS, lo: int) -> None:
+        """The products of the other rows lo..lo + ROW_BLOCK (against every row). An entry above the
+        diagonal belongs, transposed, to the lower triangle when its column is popular (a row of N
+        comes in its own turn); the others are dropped."""
+        rows, P = self.N[lo:lo + ROW_BLOCK], self.P
+        B = (LS[lo:lo + ROW_BLOCK] @ self.Lt).toarray()
+        if len(P):
+            M[np.ix_(P, rows)] -= np.where(P[None, :] > rows[:, None], B[:, P], 0.0).T
+        np.putmask(B, np.arange(self.q)[None, :] > rows[:, None], 0.0)
+        M[rows] -= B
 
     def quad(self, Q: np.ndarray) -> np.ndarray:
         """a_g' Q a_g for every column g of A21, for a symmetric Q given by its lower triangle (C order).
@@ -149,9 +161,10 @@ def _rank_k(U: np.ndarray, H: np.ndarray, s: np.ndarray, sign: float) -> None:
     from scipy.linalg.blas import dsyrk
 
     root = np.sqrt(s)
-    for lo in range(0, H.shape[1], CHUNK):
-        B = np.asfortranarray(H[:, lo:lo + CHUNK], dtype=np.float64) * root[lo:lo + CHUNK]
-        dsyrk(sign, B, beta=1.0, c=U, trans=0, lower=0, overwrite_c=1)
+    with blas.all_cores(U.shape[0] ** 2 * H.shape[1] / 2):
+        for lo in range(0, H.shape[1], CHUNK):
+            B = np.asfortranarray(H[:, lo:lo + CHUNK], dtype=np.float64) * root[lo:lo + CHUNK]
+            dsyrk(sign, B, beta=1.0, c=U, trans=0, lower=0, overwrite_c=1)
 
 
 def _symmetric_from_upper(G: np.ndarray) -> np.ndarray:
@@ -163,9 +176,10 @@ def _sym_quad(QF: np.ndarray, H: np.ndarray) -> np.ndarray:
     from scipy.linalg.blas import dsymm
 
     out = np.empty(H.shape[1])
-    for lo in range(0, H.shape[1], CHUNK):
-        B = np.asfortranarray(H[:, lo:lo + CHUNK], dtype=np.float64)
-        out[lo:lo + CHUNK] = np.einsum("ij,ij->j", B, dsymm(1.0, QF, B, side=0, lower=0))
+    with blas.all_cores(QF.shape[0] ** 2 * H.shape[1]):
+        for lo in range(0, H.shape[1], CHUNK):
+            B = np.asfortranarray(H[:, lo:lo + CHUNK], dtype=np.float64)
+            out[lo:lo + CHUNK] = np.einsum("ij,ij->j", B, dsymm(1.0, QF, B, side=0, lower=0))
     return out
 
 
@@ -210,12 +224,31 @@ def _light_pairs(C, nP: np.ndarray, flat: np.ndarray, q: int) -> np.ndarray:
     pairs = (nnz * (nnz + 1) - nP * (nP + 1)) // 2
     ends = np.cumsum(pairs)
     out = np.zeros(len(nnz))
-    lo = 0
+    bounds, lo, per_thread = [], 0, PAIRS // blas.cores()     # (the threads' index arrays: PAIRS in all)
     while lo < len(nnz):
-        hi = max(int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + PAIRS, side="right")), lo + 1)
-        out[lo:hi] = _pair_sums(C, nP, flat, q, lo, hi)
+        hi = max(int(np.searchsorted(ends, (ends[lo - 1] if lo else 0) + per_thread, side="right")), lo + 1)
+        bounds.append((lo, hi))
         lo = hi
+
+    def chunk(b):
+        out[b[0]:b[1]] = _pair_sums(C, nP, flat, q, *b)
+
+    _in_threads(chunk, bounds)      # numpy's gathers and sums release the GIL: one thread per core
     return out
+
+
+def _in_threads(fn, items) -> None:
+    """fn(item) for every item, in one thread per core (fn writes its results in place; errors propagate)."""
+    items = list(items)
+    if blas.cores() == 1 or len(items) < 2:
+        for item in items:
+            fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(blas.cores()) as pool:
+        for _ in pool.map(fn, items):
+            pass
 
 
 def _pair_sums(C, nP: np.ndarray, flat: np.ndarray, q: int, lo: int, hi: int) -> np.ndarray:

@@ -88,3 +88,22 @@ def test_repeated_weights_reuse_the_last_result():
     want = (A22 - A21 @ sp.diags(s) @ A21.T).toarray()
     np.testing.assert_allclose(np.tril(again), np.tril(want), rtol=1e-13)
     assert not np.allclose(np.tril(other), np.tril(want))
+
+
+def test_threaded_blocks_give_the_same_product_and_quad(monkeypatch):
+    """Many row blocks and pair chunks (run one thread per core) add up to the plain product and quad."""
+    from lmmcli.engine import schur
+
+    A21, A22 = crossed_counts(integer=False)
+    s = np.random.default_rng(4).uniform(0.0, 2.0, A21.shape[1])
+    B = np.random.default_rng(5).standard_normal((A21.shape[0],) * 2)
+    Q = B + B.T
+    monkeypatch.setattr(schur, "ROW_BLOCK", 3)
+    monkeypatch.setattr(schur, "PAIRS", 50)
+    monkeypatch.setattr(schur.blas, "cores", lambda: 2)
+    big = ScalarSchur(A21, A22, dense_min=10, popular=7)
+    assert len(big.N) > 10 * schur.ROW_BLOCK
+    want = np.tril((A22 - A21 @ sp.diags(s) @ A21.T).toarray())
+    np.testing.assert_allclose(np.tril(big(s)), want, rtol=1e-13, atol=1e-12 * np.abs(want).max())
+    want_quad = np.einsum("ig,ij,jg->g", A21.toarray(), Q, A21.toarray())
+    np.testing.assert_allclose(big.quad(np.tril(Q)), want_quad, rtol=1e-12, atol=1e-12 * np.abs(want_quad).max())
