@@ -57,7 +57,12 @@ def _simulate_from_model(data, formula, nsim, seed, use_u, ml, factor, ref, fmt,
         fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
         sims, warnings = simulate_model(fm, nsim, seed, use_u), fm.result().warnings
     cols = sim_columns(sims, fm.design.rows, len(df), taken=set(map(str, df.columns)))
-    _write_columns(df.to_pandas().assign(**cols), fmt, output, inputs=(data,))
+    import pandas as pd
+
+    frame = df.to_pandas()
+    # One concat, not assign: assign inserts column by column, and with hundreds of sim_ columns pandas
+    # warns that the frame is fragmented (and copies it each time).
+    _write_columns(pd.concat([frame, pd.DataFrame(cols, index=frame.index)], axis=1), fmt, output, inputs=(data,))
     echo_warnings(warnings, strict)
 
 
