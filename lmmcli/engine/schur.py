@@ -44,6 +44,9 @@ USER_CHUNK = 8192         # light columns per rank-k update of the popular block
 # second, scipy's sparse product ~1.3e8; the popular block's size is chosen by these two rates.
 DENSE_RATE, SPARSE_RATE = 5e10, 1.3e8
 POPULAR_CANDIDATES = (0, 250, 500, 1000, 1500, 2000, 3000, 4000)
+# Schur results kept (ScalarSchur.__call__): each a packed lower triangle, q (q + 1) / 2 doubles, so two
+# take the memory of one q x q array (1.35 GB at q = 13,000).
+CACHED = 2
 PAIRS = 20_000_000        # pairs of nonzeros gathered at a time in quad (index arrays of ~0.5 GB)
 
 
@@ -77,19 +80,22 @@ class ScalarSchur:
         self.Lt = L.T.tocsr()                       # light columns x all rows
         self.Lq, self.nP = _popular_first(L.tocsc(), self.P, self.q)
         self.A22 = sp.csr_matrix(A22)
-        self._last = None          # (s, result) of the last call
+        self._cache = []           # [(s, packed lower triangle)] of the last CACHED distinct calls, oldest first
 
     def __call__(self, s: np.ndarray) -> np.ndarray:
-        """The lower triangle of A22 - A21 diag(s) A21' as a new C-ordered q x q array (upper: not set).
+        """The lower triangle of A22 - A21 diag(s) A21' as a new C-ordered q x q array (upper: zero).
 
-        The last result is kept: s depends on the first term's theta only, and the optimizer's first
-        steps and the convergence check's differences in the other thetas ask for the same s again.
+        The last CACHED results are kept: s depends on the first term's theta only, and the optimizer's
+        first steps and the convergence check's differences alternate between a few first-term thetas
+        (the check's eight points have three: with two kept, four are formed instead of eight).
         """
         s = np.asarray(s, dtype=float).ravel()
-        if self._last is not None and np.array_equal(s, self._last[0]):
-            return self._last[1].copy()
+        for i, (key, packed) in enumerate(self._cache):
+            if np.array_equal(s, key):
+                self._cache.append(self._cache.pop(i))
+                return _unpack_lower(packed, self.q)
         M = self._form(s)
-        self._last = (s.copy(), M.copy())
+        self._cache = self._cache[len(self._cache) + 1 - CACHED:] + [(s.copy(), _pack_lower(M))]
         return M
 
     def _form(self, s: np.ndarray) -> np.ndarray:
@@ -148,6 +154,23 @@ class ScalarSchur:
                 light[lo:lo + USER_CHUNK] += _sym_quad(QP, self.LP[:, lo:lo + USER_CHUNK].toarray(order="F"))
         out[self.light] = light
         return out
+
+
+def _pack_lower(M: np.ndarray) -> np.ndarray:
+    """M's lower triangle, row by row, in one vector (row r at r (r + 1) / 2)."""
+    q = len(M)
+    out = np.empty(q * (q + 1) // 2)
+    for r in range(q):
+        out[r * (r + 1) // 2:(r + 1) * (r + 2) // 2] = M[r, :r + 1]
+    return out
+
+
+def _unpack_lower(packed: np.ndarray, q: int) -> np.ndarray:
+    """The q x q C-ordered array with _pack_lower's lower triangle (upper: zero)."""
+    M = np.zeros((q, q))
+    for r in range(q):
+        M[r, :r + 1] = packed[r * (r + 1) // 2:(r + 1) * (r + 2) // 2]
+    return M
 
 
 def _exact_float32(H: np.ndarray) -> np.ndarray:

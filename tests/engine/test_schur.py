@@ -78,16 +78,27 @@ def test_objective_and_cond_var_match_fill_pattern(reml):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
-def test_repeated_weights_reuse_the_last_result():
+def test_repeated_weights_reuse_the_last_results(monkeypatch):
+    """The last CACHED (two) distinct weights are not formed again; a third evicts the oldest."""
+    from lmmcli.engine import schur
+
     A21, A22 = crossed_counts()
     big = ScalarSchur(A21, A22, dense_min=5)
+    formed = []
+    form = big._form
+    monkeypatch.setattr(big, "_form", lambda s: formed.append(s[0] / 0.3) or form(s))
     s = np.full(A21.shape[1], 0.3)
     first = big(s)
     first[:] = 0.0                                    # the caller owns (and overwrites) what it gets
-    again, other = big(s), big(s * 2)
+    other = big(s * 2)
+    again = big(s)
     want = (A22 - A21 @ sp.diags(s) @ A21.T).toarray()
-    np.testing.assert_allclose(np.tril(again), np.tril(want), rtol=1e-13)
+    np.testing.assert_allclose(again, np.tril(want), rtol=1e-13)      # the upper triangle is zero
     assert not np.allclose(np.tril(other), np.tril(want))
+    big(s * 3)                                        # evicts s * 2 (s was used last)
+    big(s)
+    big(s * 2)
+    assert schur.CACHED == 2 and np.allclose(formed, [1, 2, 3, 2])
 
 
 def test_threaded_blocks_give_the_same_product_and_quad(monkeypatch):
