@@ -138,7 +138,8 @@ class ScalarSchur:
         M[rows] -= B
 
     def quad(self, Q: np.ndarray) -> np.ndarray:
-        """a_g' Q a_g for every column g of A21, for a symmetric Q given by its lower triangle (C order).
+        """a_g' Q a_g for every column g of A21, for a symmetric Q given by its lower triangle (C order;
+        its upper triangle is overwritten with the lower one's values).
 
         The transpose of the Schur product (the same pairs): for the conditional variances of the
         first term. Heavy columns and the popular block by BLAS's symmetric product, the pairs that
@@ -146,6 +147,7 @@ class ScalarSchur:
         """
         out = np.empty(self.l1)
         out[self.heavy] = _sym_quad(Q.T, self.H)
+        _fill_upper(Q)
         light = _light_pairs(self.Lq, self.nP, Q.ravel(), self.q)
         if len(self.P):
             X = Q[np.ix_(self.P, self.P)]
@@ -154,6 +156,16 @@ class ScalarSchur:
                 light[lo:lo + USER_CHUNK] += _sym_quad(QP, self.LP[:, lo:lo + USER_CHUNK].toarray(order="F"))
         out[self.light] = light
         return out
+
+
+def _fill_upper(Q: np.ndarray, block: int = 512) -> None:
+    """Q's upper triangle <- its lower one, in place (blocks of rows: no q x q temporary)."""
+    q = len(Q)
+    for lo in range(0, q, block):
+        hi = min(lo + block, q)
+        Q[lo:hi, hi:] = Q[hi:, lo:hi].T
+        X = Q[lo:hi, lo:hi]
+        X[...] = np.tril(X) + np.tril(X, -1).T
 
 
 def _pack_lower(M: np.ndarray) -> np.ndarray:
@@ -241,7 +253,7 @@ def _popular_first(C, P: np.ndarray, q: int):
 
 def _light_pairs(C, nP: np.ndarray, flat: np.ndarray, q: int) -> np.ndarray:
     """For each column g of C (popular entries first): the sum over its pairs of entries that are not
-    both popular, sum_{r, s} C[r,g] C[s,g] Q[r,s], with Q's lower triangle `flat` (PAIRS at a time)."""
+    both popular, sum_{r, s} C[r,g] C[s,g] Q[r,s], with the symmetric Q raveled in `flat` (PAIRS at a time)."""
     nnz = np.diff(C.indptr).astype(np.int64)
     # pairs (a, b), b <= a in the column's order, a not popular: sum over a of its position + 1
     pairs = (nnz * (nnz + 1) - nP * (nP + 1)) // 2
@@ -275,17 +287,20 @@ def _in_threads(fn, items) -> None:
 
 
 def _pair_sums(C, nP: np.ndarray, flat: np.ndarray, q: int, lo: int, hi: int) -> np.ndarray:
-    """_light_pairs for columns lo..hi."""
+    """_light_pairs for columns lo..hi, Q (`flat`) symmetric: each entry a that is not popular with itself
+    and, twice, with every entry b before it in its column (b < a; a popular pair comes in no turn)."""
     start, stop = C.indptr[lo], C.indptr[hi]
-    col = np.repeat(np.arange(hi - lo), np.diff(C.indptr[lo:hi + 1]))
-    first = C.indptr[lo:hi][col] - start                     # each entry's column's first entry
-    pos = np.arange(stop - start)
-    own = pos - first                                        # position within the column
-    partners = np.where(own >= nP[lo:hi][col], own + 1, 0)  # a popular entry pairs with no one here
-    a = np.repeat(pos, partners)
-    b = np.arange(len(a)) - np.repeat(np.cumsum(partners) - partners, partners) + np.repeat(first, partners)
+    counts = np.diff(C.indptr[lo:hi + 1])
+    col = np.repeat(np.arange(hi - lo), counts)
+    first = np.repeat(C.indptr[lo:hi] - start, counts)         # each entry's column's first entry
+    own = np.arange(stop - start) - first                      # its position within the column
+    other = own >= np.repeat(nP[lo:hi], counts)
     rows, vals = C.indices[start:stop].astype(np.int64), C.data[start:stop]
-    r, t = rows[a], rows[b]
-    w = vals[a] * vals[b] * flat[np.maximum(r, t) * q + np.minimum(r, t)]
-    w[a != b] *= 2.0
-    return np.bincount(col[a], weights=w, minlength=hi - lo)
+    out = np.bincount(col, weights=np.where(other, vals * vals * flat[rows * (q + 1)], 0.0), minlength=hi - lo)
+    partners = np.where(other, own, 0)
+    # the pairs of entry a are b = first[a] .. first[a] + own[a] - 1; k counts all pairs of the chunk
+    offset = np.cumsum(partners) - partners - first
+    b = np.arange(int(partners.sum())) - np.repeat(offset, partners)
+    w = np.repeat(vals, partners) * vals[b]
+    w *= flat[np.repeat(rows * q, partners) + rows[b]]          # Q[r, t]: row r of Q, read along t
+    return out + 2.0 * np.bincount(np.repeat(col, partners), weights=w, minlength=hi - lo)
