@@ -35,6 +35,8 @@ class Derivatives:
     bound: np.ndarray
     evaluations: int
     pieces: tuple | None = None  # (gradient.DevianceGradient at theta, the theta whose Curvature gave the Hessian)
+    criterion: float | None = None   # the objective at theta, where a closed-form solution gave it
+    forward: tuple | None = None     # gradient.forward's points when the Hessian is by forward differences
 
 
 @dataclass
@@ -88,40 +90,67 @@ def derivatives(fun, theta, lower, f0: float | None = None, delta: float = DELTA
     return Derivatives(x, g, H, bound, count[0])
 
 
-def closed_form_derivatives(model, theta, lower) -> Derivatives | None:
+def closed_form_derivatives(model, theta, lower, known: tuple | None = None) -> Derivatives | None:
     """The objective's gradient in closed form and its Hessian by central differences of it (engine.gradient;
     2k + 1 solutions, which Satterthwaite's df then reuse), or None where that does not apply or a theta is
-    within a difference step of its bound (there derivatives() differences one-sidedly)."""
+    within a difference step of its bound (there derivatives() differences one-sidedly). known: gradient.forward's
+    points at theta (forward_derivatives), reused."""
     from lmmcli.engine import gradient
 
     theta = np.asarray(theta, dtype=float)
-    c = None if np.any(on_bound(theta, lower)) else gradient.curvature(model, theta)
+    c = None if np.any(on_bound(theta, lower)) else gradient.curvature(model, theta, known)
     if c is None:
         return None
 
-    def objective_gradient(g):
-        return g.objective(model.n, model.p, model.reml)
+    return Derivatives(theta, _gradient_of(model, c.center), c.hessian(lambda g: _gradient_of(model, g)),
+                       np.zeros(len(theta), dtype=bool), 2 * len(theta) + 1, criterion=c.center.criterion)
 
-    return Derivatives(theta, objective_gradient(c.center), c.hessian(objective_gradient),
-                       np.zeros(len(theta), dtype=bool), 2 * len(theta) + 1)
+
+def _gradient_of(model, g) -> np.ndarray:
+    """The profiled objective's gradient from a gradient.DevianceGradient."""
+    return g.objective(model.n, model.p, model.reml)
+
+
+def forward_derivatives(model, theta, lower) -> Derivatives | None:
+    """The objective's gradient in closed form and its Hessian by forward differences of it (gradient.forward:
+    k + 1 solutions, the Hessian good to ~gradient.STEP relative, enough for a Newton step), or None where
+    closed_form_derivatives would be. closed_form_gradient completes it to central differences (k more
+    solutions) when the step stays near theta."""
+    from lmmcli.engine import gradient
+
+    theta = np.asarray(theta, dtype=float)
+    fw = None if np.any(on_bound(theta, lower)) else gradient.forward(model, theta)
+    if fw is None:
+        return None
+    center, plus = fw
+    g0 = _gradient_of(model, center)
+    h = gradient.steps(model, theta)
+    H = np.column_stack([(_gradient_of(model, a) - g0) / hi for a, hi in zip(plus, h)])
+    return Derivatives(theta, g0, (H + H.T) / 2.0, np.zeros(len(theta), dtype=bool), len(theta) + 1,
+                       criterion=center.criterion, forward=fw)
 
 
 def closed_form_gradient(model, theta, lower, near: Derivatives) -> Derivatives | None:
     """Derivatives at theta, a Newton step from near (closed-form derivatives): within MOVE_TOL of the
-    difference steps of the Curvature near's Hessian came from, the gradient at theta (one solution)
-    with that Hessian; farther, closed_form_derivatives at theta (2k + 1). None where either is None."""
+    difference steps of the Curvature near's Hessian came from (for a forward-difference near, its own
+    points completed to a Curvature), the gradient at theta (one solution) with that Hessian; farther,
+    closed_form_derivatives at theta (2k + 1). None where either is None."""
     from lmmcli.engine import gradient
 
     theta = np.asarray(theta, dtype=float)
     center = near.theta if near.pieces is None else near.pieces[1]
-    c = gradient.curvature(model, center)
-    if c is None or not np.all(np.abs(theta - center) <= MOVE_TOL * c.h):
+    h = gradient.steps(model, center)
+    if not np.all(np.abs(theta - center) <= MOVE_TOL * h):
+        return closed_form_derivatives(model, theta, lower)
+    c = gradient.curvature(model, center, near.forward)
+    if c is None:
         return closed_form_derivatives(model, theta, lower)
     if np.any(on_bound(theta, lower)) or not gradient.interior(model, theta):
         return None
+    hessian = near.hessian if near.forward is None else c.hessian(lambda g: _gradient_of(model, g))
     dg = gradient.at(model, theta)
-    return Derivatives(theta, dg.objective(model.n, model.p, model.reml), near.hessian,
-                       np.zeros(len(theta), dtype=bool), 1, (dg, center))
+    return Derivatives(theta, _gradient_of(model, dg), hessian, np.zeros(len(theta), dtype=bool),
+                       1 + (0 if near.forward is None else len(theta)), (dg, center), criterion=dg.criterion)
 
 
 # A Newton step's point reuses the difference points (gradient.Curvature) around the point it came from

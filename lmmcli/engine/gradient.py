@@ -48,6 +48,7 @@ class DevianceGradient:
     d_pwrss: np.ndarray
     d_logdet_RX: np.ndarray
     RX: np.ndarray
+    criterion: float = float("nan")      # the profiled objective at theta (PlsSolution.objective)
 
     def objective(self, n: int, p: int, reml: bool) -> np.ndarray:
         """The gradient of the profiled objective (BMBW 34 for ML, 41 for REML; sigma profiled out)."""
@@ -98,11 +99,12 @@ class Curvature:
 _MEMO: "weakref.WeakKeyDictionary" = None
 
 
-def curvature(model, theta) -> Curvature | None:
+def curvature(model, theta, known: tuple | None = None) -> Curvature | None:
     """The Curvature of a PlsModel at theta (stored units), or None where the closed form does not apply
     (`available`, wide models, a theta on the boundary). Memoised per model: the convergence check and
     Satterthwaite's df ask at the same optimum (Satterthwaite's theta, mapped back from the original
-    units, equal to the check's to rounding, finds the check's points)."""
+    units, equal to the check's to rounding, finds the check's points). known: forward(model, theta),
+    whose center and plus points are reused (then only the k minus points are solved)."""
     global _MEMO
     import weakref
 
@@ -117,13 +119,39 @@ def curvature(model, theta) -> Curvature | None:
     for c in memo:
         if np.allclose(c.center.theta, theta, rtol=1e-12, atol=1e-300):
             return c
-    h = STEP * np.where(model.lower == 0, np.abs(theta), np.maximum(np.abs(theta), theta_scale(model)))
+    h = steps(model, theta)
     points = [theta + s * h[i] * np.eye(len(theta))[i] for i in range(len(theta)) for s in (1.0, -1.0)]
     if not all(interior(model, t) for t in [theta] + points):
         return None
-    pts = [at(model, t) for t in points]
-    memo[:] = memo[-3:] + [Curvature(at(model, theta), h, pts[0::2], pts[1::2])]
+    if known is None:
+        pts = [at(model, t) for t in points]
+        center, plus, minus = at(model, theta), pts[0::2], pts[1::2]
+    else:
+        (center, plus), minus = known, [at(model, t) for t in points[1::2]]
+    memo[:] = memo[-3:] + [Curvature(center, h, plus, minus)]
     return memo[-1]
+
+
+def steps(model, theta) -> np.ndarray:
+    """The difference step of each theta element: STEP of |theta| (of its natural scale, theta_scale,
+    where an off-diagonal theta is near 0)."""
+    return STEP * np.where(model.lower == 0, np.abs(theta), np.maximum(np.abs(theta), theta_scale(model)))
+
+
+def forward(model, theta) -> tuple[DevianceGradient, list] | None:
+    """(at(theta), at(theta + h_i e_i) for each i): a Hessian by forward differences of the gradient
+    (k + 1 solutions, error ~STEP relative; Curvature's central ones need 2k + 1), or None where the
+    closed form does not apply at these points (as curvature)."""
+    from lmmcli.engine import wide
+
+    theta = np.asarray(theta, dtype=float)
+    if not (available(model) and len(theta)) or wide.applies(model):
+        return None
+    h = steps(model, theta)
+    points = [theta + h[i] * np.eye(len(theta))[i] for i in range(len(theta))]
+    if not all(interior(model, t) for t in [theta] + points):
+        return None
+    return at(model, theta), [at(model, t) for t in points]
 
 
 def moved(model, c: Curvature, center: DevianceGradient) -> Curvature:
@@ -182,7 +210,8 @@ class OriginalUnits:
         w2 = u.wyy ** 2
         return DevianceGradient(u.theta_to_original(self.inner.blocks, g.theta), g.logdet_L, g.pwrss / w2,
                                 g.logdet_RX - self.ldx, g.d_logdet_L * J, g.d_pwrss * J / w2,
-                                g.d_logdet_RX * J, u.RX_to_original(g.RX))
+                                g.d_logdet_RX * J, u.RX_to_original(g.RX),
+                                g.criterion + u.objective_offset(self.inner.n, self.inner.reml))
 
 
 def at(model, theta) -> DevianceGradient:
@@ -202,7 +231,7 @@ def at(model, theta) -> DevianceGradient:
             d_RX.append(GX[c, r])
             d_b.append(Gb[r, c])
     return DevianceGradient(sol.theta, sol.logdet_L, sol.pwrss, sol.logdet_RX, np.array(d_L), np.array(d_b),
-                            np.array(d_RX), sol.RX)
+                            np.array(d_RX), sol.RX, sol.objective)
 
 
 def _inverse_blocks(model, F) -> list[np.ndarray]:
@@ -210,7 +239,9 @@ def _inverse_blocks(model, F) -> list[np.ndarray]:
     Li = kern.inv_lower(F.L11)
     if not model.rest:
         return [np.einsum("gki,gkj->ij", Li, Li)]
-    v1, P = model.rest_part.inverse_diagonal(F.L22, F.Ts, Li[:, 0, 0] ** 2)
+    if F.inverse is None:
+        F.inverse = model.rest_part.inverse_diagonal(F.L22, F.Ts, Li[:, 0, 0] ** 2)
+    v1, P = F.inverse
     p_diag = np.diagonal(P)
     out, pos = [np.array([[v1.sum()]])], 0
     for blk in model.rest:

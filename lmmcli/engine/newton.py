@@ -15,13 +15,18 @@ from lmmcli.engine import convergence
 # BOBYQA stops where the objective's rounding noise hides further descent, which fixes theta only to
 # ~sqrt(noise / curvature) relative (1e-6 on sleepstudy): the same problem in other units, or summed in
 # another order, ends ~1e-6 apart. Where the gradient is in closed form (engine.gradient) it is zero to
-# ~noise / curvature instead: Newton steps theta -= H^-1 g (H by central differences of the gradient, the
-# convergence check's own), each kept only when the objective does not rise beyond its rounding noise
-# (NEWTON_NOISE of |f| + n: the objective is a sum over rows) and |g| falls. Two steps: measured steps
-# of 1e-4, 2e-10, 2e-13 relative (sleepstudy) and 2e-6, 8e-12, 3e-14 (InstEval); a third would cost a
-# gradient solution (~60 ms on InstEval) for < 1e-12.
+# ~noise / curvature instead: Newton steps theta -= H^-1 g, each kept only when the objective does not
+# rise beyond its rounding noise (NEWTON_NOISE of |f| + n: the objective is a sum over rows) and |g| falls.
+# The first step's H is by forward differences of the gradient (k + 1 solutions, good to ~1e-4 relative:
+# the step lands within ~1e-4 of BOBYQA's distance of the optimum), the next one's by central differences
+# at the new point (2k + 1, the convergence check's and Satterthwaite's). Measured on InstEval: steps
+# of 5.5e-6 and ~5e-10 relative, 12 solutions (central differences at both points took 15, and an objective
+# evaluation per step, now read off the gradient's solution). A third step would cost a gradient solution
+# (~50 ms on InstEval) for < 1e-12. NEWTON_NOISE: measured on gpa's (1 + occasion | student), two
+# objectives from full factors 1.9e-13 (|f| + n) apart at points 1e-10 apart; with 1e-13 the second
+# step, which lowered |g| from 1.5e-7 to 1.9e-10, was refused.
 NEWTON_STEPS = 2
-NEWTON_NOISE = 1e-13
+NEWTON_NOISE = 1e-12
 
 
 def newton_polish(fun, opt, model, boundary_tol: float):
@@ -30,22 +35,60 @@ def newton_polish(fun, opt, model, boundary_tol: float):
     where diagonal thetas end within boundary_tol of 0, _polish_on_boundary instead. feval stays
     BOBYQA's count; the step's own cost is in NewtonSteps.
 
-    Each step uses the Hessian of the last point whose 2k + 1 gradient solutions were taken; a point
-    within convergence.MOVE_TOL of it (the second step: measured 2e-10 relative on sleepstudy after
-    1e-4) needs only its gradient (one solution; on InstEval about 3 objective
-    evaluations). The check and Satterthwaite's df then reuse the final point's derivatives.
+    The first step uses forward differences at opt's point (convergence.forward_derivatives); each later
+    one the Hessian of the last point whose 2k + 1 gradient solutions were taken. A point within
+    convergence.MOVE_TOL of it needs only its gradient (one solution; on InstEval about 3 objective
+    evaluations), and one within MOVE_TOL of the forward points' center completes them to central
+    differences (k more). The check and Satterthwaite's df then reuse the final point's derivatives.
     """
     if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt, None
-    noise = NEWTON_NOISE * (abs(opt.fmin) + model.n)
-    d = convergence.closed_form_derivatives(model, opt.theta, opt.lower)
+    d = convergence.forward_derivatives(model, opt.theta, opt.lower)
     if d is None:
-        return _polish_on_boundary(fun, opt, noise, boundary_tol), None
+        return _polish_on_boundary(fun, opt, _noise(opt, model), boundary_tol), None
+    return _closed_form_polish(fun, opt, model, d)
+
+
+def stationary_polish(fun, opt, model):
+    """(newton_polish's summary and Derivatives) when its closed-form Newton steps end at a strict
+    interior local minimum -- H positive definite and the Newton decrement g'H^-1 g / 2 (the
+    objective's predicted further fall) within the objective's rounding noise; else None (no closed
+    form, a theta near its bound, H not positive definite, or steps that stop short). optimize.fit_theta
+    then skips its restarts: from such a point a restart with a small trust region can only confirm it.
+    """
+    if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
+        return None
+    d = convergence.forward_derivatives(model, opt.theta, opt.lower)
+    if d is None:
+        return None
+    out, d = _closed_form_polish(fun, opt, model, d)
+    step = _newton_step(d)
+    if step is None or not float(d.gradient @ step) / 2 <= _noise(out, model):
+        return None
+    return out, d
+
+
+def _noise(opt, model) -> float:
+    """The objective's rounding noise at opt's end point (NEWTON_NOISE of |f| + n)."""
+    return NEWTON_NOISE * (abs(opt.fmin) + model.n)
+
+
+def _closed_form_polish(fun, opt, model, d):
+    """newton_polish where the closed-form gradient applies, from d: opt's forward_derivatives (their
+    points completed to central differences where no step is kept, for the check and Satterthwaite)."""
+    # the trial points' objectives come from their gradient solutions, whose full factor sums in another
+    # order than BOBYQA's objective (measured 2e-12 relative apart, pastes (1|batch/cask)): they are
+    # compared with the start's value from its own solution, not with opt.fmin
+    start, f0 = d.evaluations, d.criterion
     theta, fmin, d, steps, solutions, evals = _newton_loop(
-        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, opt.fmin, noise)
+        fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, f0,
+        _noise(opt, model))
+    if d.forward is not None:
+        d = convergence.closed_form_derivatives(model, d.theta, opt.lower, d.forward)
+        solutions += len(theta)
     convergence.memoise_moved(model, d)
-    return replace(opt, theta=theta, fmin=fmin,
-                   newton=NewtonSteps(steps, 2 * len(theta) + 1 + solutions, evals, opt.fmin - fmin)), d
+    fmin, gain = (fmin, f0 - fmin) if steps else (opt.fmin, 0.0)
+    return replace(opt, theta=theta, fmin=fmin, newton=NewtonSteps(steps, start + solutions, evals, gain)), d
 
 
 def _newton_loop(fun, gradient_at, d, fmin: float, noise: float):
@@ -61,8 +104,8 @@ def _newton_loop(fun, gradient_at, d, fmin: float, noise: float):
         dt = gradient_at(trial, d)
         if dt is None:
             break
-        f = float(fun(trial))
-        work, evals = work + dt.evaluations, evals + 1
+        f = float(fun(trial)) if dt.criterion is None else dt.criterion
+        work, evals = work + dt.evaluations, evals + (dt.criterion is None)
         if not (f <= fmin + noise and np.linalg.norm(dt.gradient) < np.linalg.norm(d.gradient)):
             break
         theta, fmin, d, steps = trial, f, dt, steps + 1

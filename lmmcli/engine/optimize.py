@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from lmmcli.engine import convergence, wide
-from lmmcli.engine.newton import newton_polish
+from lmmcli.engine.newton import newton_polish, stationary_polish
 from lmmcli.engine.convergence import ConvergenceCheck
 
 # Stopping tolerances: absolute only. The objective's additive constant depends on y's units (|f| = 1744
@@ -140,7 +140,8 @@ AGREE = 1.25
 # BOBYQA's trust region shrinks as it converges; on hard problems (a 3 x 3 random-effects block near
 # singular) it can stop while still descending. A restart from the end point with a fresh trust region
 # either confirms the optimum (in ~2k + 5 evaluations) or moves on; repeated until the objective improves
-# by no more than RESTART_ATOL (absolute, as FIT_TOL; at most MAX_RESTARTS times).
+# by no more than RESTART_ATOL (absolute, as FIT_TOL; at most MAX_RESTARTS times). Where the closed-form
+# gradient shows the end point a strict minimum (newton.stationary_polish) the restarts are skipped.
 RESTART_ATOL = 1e-6
 MAX_RESTARTS = 8
 RESTART_STEP = 0.05      # the fresh trust region: this fraction of each theta, at least RESTART_STEP_MIN
@@ -156,19 +157,28 @@ BOUNDARY_TOL = 1e-5      # lme4's boundary.tol: thetas this close to 0 are set t
 def fit_theta(model, check: bool = True) -> OptSummary:
     """BOBYQA on a PlsModel's objective from start_theta's start and step, then restarts and checks.
 
-    The runs: the first from start_theta; restarts from the end point until it stops improving; runs from
-    off the boundary (both signs of the column) when a diagonal theta ends at 0; thetas within
-    BOUNDARY_TOL of 0 set to 0 when that lowers the objective; then (check) lme4's convergence check, whose failures are messages (and converged = False).
+    The runs: the first from start_theta. When the closed-form Newton steps from its end reach a strict
+    interior minimum (newton.stationary_polish), that is the optimum: a restart from there could only
+    confirm it (measured on sleepstudy: 2.6e-11 lower, noise; InstEval saves 17 of 48 evaluations).
+    Otherwise (no closed-form gradient, a boundary or singular fit, steps that stop short): restarts from
+    the end point until it stops improving; runs from off the boundary (both signs of the column) when a
+    diagonal theta ends at 0; thetas within BOUNDARY_TOL of 0 set to 0 when that lowers the objective;
+    the Newton end step. Then (check) lme4's convergence check, whose failures are messages (and
+    converged = False).
     """
     fun = wide.objective_of(model)
     tol = fit_tol(model.n)
     theta0, step = start_theta(model)
     opt = minimize_theta(fun, theta0, model.lower, step=step, tol=tol)
     runs = [OptRun("initial", opt.feval, opt.fmin, opt.return_code)]
-    opt = _restart_until_stable(fun, opt, model.lower, runs, tol)
-    opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks), tol)
-    opt = _snap_to_boundary(fun, opt, model.lower)
-    opt, d = newton_polish(fun, opt, model, BOUNDARY_TOL)
+    polished = stationary_polish(fun, opt, model)
+    if polished is not None:
+        opt, d = polished
+    else:
+        opt = _restart_until_stable(fun, opt, model.lower, runs, tol)
+        opt = _off_boundary(fun, opt, model.lower, runs, theta_columns(model.blocks), tol)
+        opt = _snap_to_boundary(fun, opt, model.lower)
+        opt, d = newton_polish(fun, opt, model, BOUNDARY_TOL)
     opt = replace(opt, theta0=np.asarray(theta0, dtype=float), runs=runs, feval=sum(r.feval for r in runs))
     return with_check(fun, opt, model, d) if check else opt
 

