@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lmmcli.design.design import Design, build_design
+from lmmcli.distributions import quartiles
 from lmmcli.errors import DataError
 from lmmcli.formula import Formula, parse_formula
 from lmmcli.engine.crossprod import CrossProducts
@@ -231,8 +232,7 @@ def _scaled_residuals(fm: FittedModel) -> dict[str, float]:
     r = (fm.design.y - fm.fitted()) / fm.sol.sigma
     if fm.design.weights is not None:   # Pearson residuals: sqrt(w) (y - fitted) / sigma
         r = r * np.sqrt(fm.design.weights)
-    q = np.quantile(r, [0, 0.25, 0.5, 0.75, 1.0])
-    return dict(zip(["min", "q1", "median", "q3", "max"], map(float, q)))
+    return quartiles(r)
 
 
 def _warnings(fm: FittedModel, singular: bool) -> list[str]:

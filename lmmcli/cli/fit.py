@@ -81,7 +81,6 @@ def fit(
 ):
     """Fit a linear mixed model and print lme4's summary (REML by default); with --family, a GLMM as glmer."""
     from lmmcli.errors import UsageError
-    from lmmcli.fit import analyze
 
     fmt = choose_format(format, output, OutFormat.table)
     if glmm_options(family, link, nagq, weights) is not None:
@@ -96,6 +95,8 @@ def fit(
             raise UsageError(f"--df {df.value} is for linear mixed models: a GLMM's fixed effects have z tests")
         return fit_glmm(data, formula, family, link, nagq, weights, factor, ref, ci.value if ci else None,
                         level, fmt, output, strict, save, nsim, seed, contrasts=contrasts)
+    from lmmcli.fit import analyze      # (after the GLMM branch: a GLMM needs none of the linear engine)
+
     if ci is not None:
         from lmmcli.inference.confint import check_options
 

@@ -71,12 +71,13 @@ def check_options(d: Drawing, output, terminal: bool) -> None:
         image_format(str(output))
 
 
-def _plot_glmm(d: Drawing, data, formula, output, terminal, factor, ref, strict, glmm, contrasts=None):
-    """plot ranef|fitted|resid for a GLMM (caterpillar of the conditional modes; each group's data and
-    fitted curve on the response scale; Pearson residual diagnostics)."""
+def _plot_glmm(d: Drawing, data, formula, output, terminal, factor, ref, strict, glmm, contrasts=None, size=None):
+    """plot ranef|fitted|resid|density for a GLMM (caterpillar of the conditional modes; each group's data
+    and fitted curve on the response scale; Pearson residual diagnostics; the conditional modes' density
+    beside the N(0, sd^2) of their term, on the link scale where the model assumes it)."""
     from lmmcli.cli.glmm import read_and_fit_glmm
     from lmmcli.glmm.result import assemble, diagnostics
-    from lmmcli.predict.plotdata import Coefficients, caterpillar, trajectories
+    from lmmcli.predict.plotdata import Coefficients, caterpillar, densities, trajectories
 
     kind, level = d.kind, d.level
     fm, df, _ = read_and_fit_glmm(data, formula, factor, ref, glmm, contrasts)
@@ -93,9 +94,11 @@ def _plot_glmm(d: Drawing, data, formula, output, terminal, factor, ref, strict,
             fig = plot.trajectories_figure(trajectories(fm, df, d.x, d.highlight, d.seed, d.groups, coefs))
         elif kind == PlotKind.ranef:
             fig = plot.caterpillar_figure(caterpillar(result, level))
+        elif kind == PlotKind.density:
+            fig = plot.density_figure(densities(result))
         else:
             fig = plot.diagnostics_figure(diagnostics(fm))
-        plot.save(fig, str(output), 0, inputs=(data,))
+        plot.save(fig, str(output), 0, inputs=(data,), size=size)
     echo_warnings(result.warnings, strict)
 
 
@@ -152,11 +155,10 @@ def plot(
     check_options(d, output, terminal)
     if any(v is not None and v <= 0 for v in (width, height)):
         raise UsageError("--width and --height are inches, greater than 0")
+    size = (width, height) if width or height else None
     glmm = glmm_options(family, link, nagq, weights)
     if glmm is not None:
-        if kind == PlotKind.density or width or height:
-            raise UsageError("--family plots ranef, fitted or resid, without --width or --height (so far)")
-        return _plot_glmm(d, data, formula, output, terminal, factor, ref, strict, glmm, contrasts)
+        return _plot_glmm(d, data, formula, output, terminal, factor, ref, strict, glmm, contrasts, size)
     fm, df = read_and_fit(data, formula, ml, factor, ref, weights=weights, contrasts=contrasts)
     result = fm.result()
     if terminal:
@@ -168,6 +170,5 @@ def plot(
     else:
         from lmmcli.render.figures import save
 
-        size = (width, height) if width or height else None
         save(plot_figure(d, fm, result, df), str(output), seed, inputs=(data,), size=size)
     echo_warnings(result.warnings, strict)

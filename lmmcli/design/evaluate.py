@@ -60,8 +60,8 @@ def _is_bool(col) -> bool:
         return True
     if col.dtype != object:
         return False
-    present = [v for v, gone in zip(col.tolist(), missing(col)) if not gone]
-    return bool(present) and all(isinstance(v, (bool, np.bool_)) for v in present)
+    present = col[~missing(col)].tolist()
+    return bool(present) and all(isinstance(v, (bool, np.bool_)) for v in present)   # (stops at the first other)
 
 
 def _argument(e: Call, position: int, keyword: str, default):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lmmcli.errors import DataError
+from lmmcli.io.arrow import COMPUTE_WORTH
 from lmmcli.io.frame import as_frame, column_array, missing
 
 
@@ -22,7 +23,10 @@ def value_labels(values) -> np.ndarray:
         return v.astype(str).astype(object)
     if kind == "f":
         return np.array([number_label(x) for x in v.tolist()], dtype=object)
-    return np.array([number_label(x) if isinstance(x, float) else str(x) for x in v.tolist()], dtype=object)
+    values = v.tolist()
+    if all(type(x) is str for x in values):         # text is its own label
+        return np.array(values, dtype=object)
+    return np.array([number_label(x) if isinstance(x, float) else str(x) for x in values], dtype=object)
 
 
 EXACT_INTEGER = 2.0 ** 53     # every integer up to here is exactly a float
@@ -138,7 +142,10 @@ def _dictionary_encode(v: np.ndarray):
     None when the column holds anything but text.
 
     The arrow array is built from one joined UTF-8 buffer: pa.array() and to_numpy() would import
-    pandas (0.3-0.7 s of start-up) for a numpy object array."""
+    pandas (0.3-0.7 s of start-up) for a numpy object array. Below COMPUTE_WORTH values a dict does it
+    (as fast there, and pyarrow.compute's import, ~25 ms, is not paid)."""
+    if len(v) < COMPUTE_WORTH:
+        return _dict_encode(v)
     import pyarrow as pa
 
     try:
@@ -156,6 +163,17 @@ def _dictionary_encode(v: np.ndarray):
     idx = enc.indices
     codes = np.frombuffer(idx.buffers()[1], dtype=idx.type.to_pandas_dtype())[idx.offset:idx.offset + len(idx)]
     return codes.astype(np.int64), np.array(enc.dictionary.to_pylist(), dtype=object)
+
+
+def _dict_encode(v: np.ndarray):
+    """_dictionary_encode by a dict, value by value; None when the column holds anything but text."""
+    values = v.tolist()
+    if not all(isinstance(x, str) for x in values):
+        return None
+    index: dict = {}
+    first = index.setdefault
+    codes = np.array([first(x, len(index)) for x in values], dtype=np.int64)
+    return codes, np.array(list(index), dtype=object)
 
 
 def _factorize_ints(v: np.ndarray):

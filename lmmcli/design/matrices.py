@@ -21,7 +21,8 @@ def factor_codes(ev, e, info) -> np.ndarray:
     """Row codes into info.levels; a value not among the levels is an error."""
     labels = ev.labels(e)
     index = {lv: i for i, lv in enumerate(info.levels)}
-    codes = np.fromiter((index.get(v, -1) for v in labels), dtype=np.int64, count=len(labels))
+    get = index.get
+    codes = np.array([get(v, -1) for v in labels.tolist()], dtype=np.int64).reshape(len(labels))
     if (codes < 0).any():
         bad = labels[np.argmax(codes < 0)]
         raise DataError(f"level '{bad}' of '{deparse(e)}' was not in the data the model was fitted to")

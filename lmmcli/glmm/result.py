@@ -11,7 +11,7 @@ from math import erfc, sqrt
 
 import numpy as np
 
-from lmmcli.distributions import chi2_sf
+from lmmcli.distributions import chi2_sf, quartiles
 from lmmcli.engine.pls import split_theta
 from lmmcli.glmm.fit import GlmmFit
 from lmmcli.results import SINGULAR_WARNING, Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
@@ -110,8 +110,6 @@ def assemble(fm: GlmmFit) -> FitResult:
     npar, ll = fm.npar(), fm.loglik()
     singular = fm.is_singular()
     vcs, cors = variance_components(fm)
-    pres = pearson_residuals(fm)
-    q = np.quantile(pres, [0, 0.25, 0.5, 0.75, 1.0])
     opt = fm.opt2 or fm.opt1
     family = fm.model.family
     extra = {"family": family.name, "link": family.link.name, "nagq": fm.nagq,
@@ -131,7 +129,7 @@ def assemble(fm: GlmmFit) -> FitResult:
                    "return_code": opt.return_code},
         warnings=warnings(fm, singular), fixed_effects=fixed_effects(fm), vcov=fm.vcov.tolist(),
         variance_components=vcs, correlations=cors, random_effects=random_effects(fm),
-        scaled_residuals=dict(zip(["min", "q1", "median", "q3", "max"], map(float, q))), extra=extra,
+        scaled_residuals=quartiles(pearson_residuals(fm)), extra=extra,
     )
 
 

@@ -62,6 +62,9 @@ class PairSums:
         self.products = np.concatenate(products) if products else np.zeros(0)
         self.ones = all(bool(np.all(p == 1.0)) for p in products)
         self.npairs = len(slots)
+        # one row per slot (a fully crossed design with one observation per cell): the sums are W itself,
+        # scattered into the slots, without a bincount
+        self.scatter = self.npairs == 1 and self.ones and len(self.unique) == len(self.keys)
 
     def _weights(self, W: np.ndarray) -> np.ndarray:
         w = np.tile(W, self.npairs) if self.npairs > 1 else W
@@ -74,6 +77,10 @@ class PairSums:
     def dense(self, W: np.ndarray, size: int) -> np.ndarray:
         """The sums at every slot 0..size-1 (the slots are flat indices into a dense matrix): the same
         sums, in the same order, as __call__, without its scatter into the matrix afterwards."""
+        if self.scatter:
+            out = np.zeros(size)
+            out[self.keys] = W
+            return out
         return np.bincount(self.keys, weights=self._weights(W), minlength=size)
 
 
@@ -88,6 +95,7 @@ class Factor:
     L22: np.ndarray | None          # (q_r, q_r) lower
     logdet_L: float
     lam_r: object | None            # Lambda of the rest blocks: its diagonal (all scalar), else sparse
+    A21: np.ndarray | None = None   # (q_r, q1) Zr' W Z1 when every term is a scalar intercept (zt_wx reads it)
 
 
 class WeightedSystem:
@@ -110,10 +118,17 @@ class WeightedSystem:
         self.ones = [[bool(np.all(b.Z[:, j] == 1.0)) for j in range(b.p)] for b in self.blocks]
         self._first_pairs(first)
         self.sparse = False
+        # two scalar intercepts, (1 | g1) + (1 | g2): each row adds its W to one entry of A21, so A21's
+        # column and row sums are A11 and A22, both diagonal (no more passes over the rows)
+        self.intercepts = all(b.p == 1 and ones[0] for b, ones in zip(self.blocks, self.ones))
+        self.intercepts_dense = False
+        self._last_split = None
+        self.diag_r = np.diag_indices(self.q_r)
         if self.rest:
             self._rest_pairs(first)
             self.sparse = (self.p1 == 1 and all(b.p == 1 for b in self.rest)
                            and self.q_r ** 2 * self.q1 > SPARSE_COUPLING)
+            self.intercepts_dense = self.intercepts and len(self.rest) == 1 and not self.sparse
 
     # -- Z b and Z' V without forming Z (gathers and bincounts by level) ---------------------------
     def z_times(self, b: np.ndarray) -> np.ndarray:
@@ -135,6 +150,14 @@ class WeightedSystem:
         """Z' V for an (n,) or (n, m) array V."""
         V2 = V[:, None] if V.ndim == 1 else V
         out = np.empty((self.q, V2.shape[1]))
+        if self.intercepts_dense:
+            # one bincount into the (rest level, first level) cells, pipelined where one into the few
+            # rest levels waits on each add; both terms' sums are then the cells' row and column sums
+            for c in range(V2.shape[1]):
+                cells = self.a21_sums.dense(V2[:, c], self.q_r * self.q1).reshape(self.q_r, self.q1)
+                out[:self.q1, c] = cells.sum(axis=0)
+                out[self.q1:, c] = cells.sum(axis=1)
+            return out[:, 0] if V.ndim == 1 else out
         for k in range(len(self.blocks)):
             self._block_t(k, V2, out, range(V2.shape[1]))
         return out[:, 0] if V.ndim == 1 else out
@@ -158,6 +181,8 @@ class WeightedSystem:
                     if sums_w is None:
                         sums_w = self._level_w_sums(k, F, W)
                     part[:, :, c] = value[:, None] * sums_w
+                elif kind == "across":
+                    part[:, 0, c] = (F.A21.T if k == 0 else F.A21) @ value
             self._block_t(k, WX, out, [c for c, (kind, _) in enumerate(cols) if kind == "sum"])
         return out
 
@@ -166,6 +191,8 @@ class WeightedSystem:
         blk = self.blocks[k]
         if k == 0:
             return F.A11[:, :, self.ones[0].index(True)]
+        if F.A21 is not None:           # two scalar intercepts: the rest term's sums are A21's row sums
+            return F.A21.sum(axis=1)[:, None]
         return np.column_stack([np.bincount(blk.codes, weights=W if self.ones[k][j] else W * blk.Z[:, j],
                                             minlength=blk.nlevels) for j in range(blk.p)])
 
@@ -181,7 +208,7 @@ class WeightedSystem:
     def wx_plan(self, X: np.ndarray) -> list:
         """Per block, per column of X, how zt_wx forms its sums: ("match", j) for the first block's
         column j of Z equal to it, ("const", per-level values) for a column constant within the
-        levels of a block with an intercept, else ("sum", None)."""
+        levels of a block with an intercept, ("across", values) (see _across), else ("sum", None)."""
         Z1 = self.blocks[0].Z
         plan = []
         for k, blk in enumerate(self.blocks):
@@ -190,9 +217,20 @@ class WeightedSystem:
                 x = X[:, c]
                 j = next((j for j in range(self.p1) if np.array_equal(x, Z1[:, j])), None) if k == 0 else None
                 vals = _level_values(x, blk.codes, blk.nlevels) if True in self.ones[k] else None
-                cols.append(("match", j) if j is not None else ("const", vals) if vals is not None else ("sum", None))
+                cols.append(("match", j) if j is not None else ("const", vals) if vals is not None
+                            else self._across(k, x))
             plan.append(cols)
         return plan
+
+    def _across(self, k: int, x: np.ndarray):
+        """For two scalar intercepts: ("across", the other term's level values) when x is constant within
+        the levels of the term other than k (an item's covariate under the subject term): block k's
+        sums of W x are then A21 (or A21') times those values. Else ("sum", None)."""
+        if not self.intercepts_dense:
+            return ("sum", None)
+        other = self.blocks[1 - k]
+        vals = _level_values(x, other.codes, other.nlevels)
+        return ("sum", None) if vals is None else ("across", vals)
 
     # -- formed once ----------------------------------------------------------------------------
     def _first_pairs(self, blk):
@@ -298,8 +336,19 @@ class WeightedSystem:
             return M * B[:, 0, 0][None, :]
         return np.einsum("rgi,gij->rgj", M.reshape(r, self.l1, self.p1), B).reshape(r, self.q1)
 
+    def _split(self, theta):
+        """(Ts, Lambda of the rest blocks) at theta; the last one is kept (a PIRLS run factors at one theta)."""
+        theta = np.asarray(theta, dtype=float)
+        key = theta.tobytes()
+        if self._last_split is None or self._last_split[0] != key:
+            Ts = split_theta(self.blocks, theta)
+            self._last_split = (key, Ts, self._rest_lambda(Ts))
+        return self._last_split[1:]
+
     def factor(self, W, theta) -> Factor:
         """The blocked Cholesky factor of Lambda' Z' W Z Lambda + I at weights W and theta."""
+        if self.intercepts_dense:
+            return self._intercepts_factor(W, *self._split(theta))
         Ts = split_theta(self.blocks, np.asarray(theta, dtype=float))
         A11 = self.first_cross(W)
         M11 = kern.congruence(Ts[0], A11)
@@ -325,6 +374,25 @@ class WeightedSystem:
             logdet += 2.0 * float(np.log(np.diagonal(L22)).sum())
         return Factor(Ts, L11, A11, L21, L22, logdet, lam_r)
 
+    def _intercepts_factor(self, W, Ts, lam_r) -> Factor:
+        """factor() for two scalar intercepts with a dense A21: the same blocks, with A11 and A22 (both
+        diagonal: a row is in one level of each term) read from A21's column and row sums."""
+        A21 = self.a21_sums.dense(W, self.q_r * self.q1).reshape(self.q_r, self.q1)
+        a11 = A21.sum(axis=0)
+        t1 = float(Ts[0][0, 0])
+        m11 = a11 * (t1 * t1)
+        m11 += 1.0
+        if not np.all(m11 > 0):
+            raise np.linalg.LinAlgError("not positive definite")
+        l11 = np.sqrt(m11)
+        L21 = A21 * lam_r[:, None]
+        L21 *= t1 / l11                                   # Lambda_r' A21 Lambda_1 L11^{-T}
+        M22 = -(L21 @ L21.T)
+        M22[self.diag_r] += lam_r * lam_r * A21.sum(axis=1) + 1.0
+        L22 = np.linalg.cholesky(M22)
+        logdet = 2.0 * float(np.log(l11).sum()) + 2.0 * float(np.log(np.diagonal(L22)).sum())
+        return Factor(Ts, l11[:, None, None], a11[:, None, None], L21, L22, logdet, lam_r, A21)
+
     def lambda_t(self, F: Factor, R: np.ndarray) -> np.ndarray:
         """Lambda' R for a (q, m) matrix R (rows ordered as Z's columns)."""
         m = R.shape[1]
@@ -345,6 +413,8 @@ class WeightedSystem:
     def solve(self, F: Factor, R: np.ndarray) -> np.ndarray:
         """M^{-1} R for a (q, m) matrix R: forward then back substitution through the blocks."""
         m = R.shape[1]
+        if F.A21 is not None:               # two scalar intercepts: L11 is a vector
+            return self._scalar_solve(F, R)
         y1 = kern.fsolve(F.L11, R[:self.q1].reshape(self.l1, self.p1, m))
         if not self.rest:
             return kern.bsolve(F.L11, y1).reshape(self.q1, m)
@@ -354,6 +424,17 @@ class WeightedSystem:
         r1 = (y1f - F.L21.T @ x2).reshape(self.l1, self.p1, m)
         x1 = kern.bsolve(F.L11, r1).reshape(self.q1, m)
         return np.vstack([x1, x2])
+
+    def _scalar_solve(self, F: Factor, R: np.ndarray) -> np.ndarray:
+        """solve() for a scalar first term (L11 diagonal), without the per-level reshapes."""
+        l11 = F.L11[:, 0, :]                          # (q1, 1)
+        out = np.empty_like(R)
+        y1 = R[:self.q1] / l11
+        x2 = out[self.q1:]
+        x2[:] = _tri_solve(F.L22, _tri_solve(F.L22, R[self.q1:] - F.L21 @ y1), transpose=True)
+        y1 -= F.L21.T @ x2
+        np.divide(y1, l11, out=out[:self.q1])
+        return out
 
     def _dense_g2(self, F: Factor, Li):
         """sum_r G_rgi G_rgj per level g, G = L22^{-1} L21 blockdiag(L11^{-1})."""

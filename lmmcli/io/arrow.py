@@ -14,15 +14,17 @@ import numpy as np
 from lmmcli.io.frame import Frame, as_frame
 
 EXACT_INTEGER = 2 ** 53       # integers beyond this are not all exactly floats
+COMPUTE_WORTH = 100_000       # values from which pyarrow.compute's kernels repay its import (~25 ms)
 
 
-def to_frame(table) -> Frame:
+def to_frame(table, text_dictionaries: bool = False) -> Frame:
     """A pyarrow table as a Frame; other types (dates, times, dictionaries) take pandas' mapping,
-    categories keeping their order."""
+    categories keeping their order. text_dictionaries: dictionary-encoded text is plain text (the CSV
+    reader encodes text columns so, to read each distinct value once; they carry no category order)."""
     cols, orders, unreadable = {}, {}, {}
     for i, f in enumerate(table.schema):
         try:
-            col = _column(table.column(i), f.type)
+            col = _column(table.column(i), f.type, text_dictionaries)
             if col is None:
                 sub = as_frame({f.name: table.column(i).to_pandas()})
                 col, orders = sub[f.name], {**orders, **sub.orders}
@@ -36,12 +38,14 @@ def to_frame(table) -> Frame:
     return frame
 
 
-def _column(col, t):
+def _column(col, t, text_dictionaries: bool = False):
     """One arrow column as numpy, or None for types pandas should map. Read from the arrow buffers:
     pyarrow's own numpy conversion imports pandas."""
     import pyarrow as pa
 
     types = pa.types
+    if text_dictionaries and is_text_dictionary(t):
+        return _chunks(col, _dictionary_texts, object)
     if types.is_null(t):
         return np.full(len(col), np.nan)
     if types.is_dictionary(t) and (types.is_integer(t.value_type) or types.is_floating(t.value_type)):
@@ -113,12 +117,24 @@ def _booleans(arr, dtype):
     return out
 
 
-def _texts(arr, dtype):
-    """A string arrow array as objects (None for null), decoding each distinct value once."""
+def is_text_dictionary(t) -> bool:
+    """A dictionary type with text values."""
     import pyarrow as pa
 
-    enc = arr.dictionary_encode()
-    labels = np.array(enc.dictionary.to_pylist() + [None], dtype=object)
-    codes = enc.indices.cast(pa.int64())
-    idx = np.frombuffer(codes.buffers()[1], dtype=np.int64)[codes.offset:codes.offset + len(codes)]
+    return pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
+
+
+def _texts(arr, dtype):
+    """A string arrow array as objects (None for null), decoding each distinct value once; short ones
+    value by value (dictionary_encode imports pyarrow.compute, ~25 ms, more than 1e5 values take)."""
+    if len(arr) < COMPUTE_WORTH:
+        return np.array(arr.to_pylist(), dtype=object)
+    return _dictionary_texts(arr.dictionary_encode(), dtype)
+
+
+def _dictionary_texts(arr, dtype):
+    """A dictionary array of text as objects (None for null): each distinct value decoded once."""
+    labels = np.array(arr.dictionary.to_pylist() + [None], dtype=object)
+    codes = arr.indices
+    idx = np.frombuffer(codes.buffers()[1], dtype=codes.type.to_pandas_dtype())[codes.offset:codes.offset + len(codes)]
     return labels[np.where(_valid(codes), idx, len(labels) - 1)]

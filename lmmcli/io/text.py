@@ -28,6 +28,7 @@ TRUE_STRINGS = ["TRUE", "True", "true", "T"]
 FALSE_STRINGS = ["FALSE", "False", "false", "F"]
 SNIFF_BYTES = 1 << 16
 BLOCK_BYTES = 1 << 22           # pyarrow block size; type inference looks at the first block
+MAX_DICTIONARY = 2 ** 31 - 1    # distinct values a text column may have and stay dictionary-encoded (all)
 BINARY_SHARE = 0.1              # more control characters than this in the first bytes: not text
 
 
@@ -241,17 +242,19 @@ def _arrow_read(src, lay: _Layout, newlines_in_values=False, as_text=()):
     read = pacsv.ReadOptions(column_names=lay.names, skip_rows=1, encoding=lay.encoding, use_threads=True,
                              block_size=BLOCK_BYTES)
     parse = pacsv.ParseOptions(delimiter=lay.sep, newlines_in_values=newlines_in_values)
+    # text columns come dictionary-encoded: each distinct value is decoded once, without pyarrow.compute
     convert = pacsv.ConvertOptions(null_values=NA_STRINGS, true_values=TRUE_STRINGS, false_values=FALSE_STRINGS,
                                    strings_can_be_null=True, include_columns=wanted, decimal_point=lay.decimal,
-                                   column_types={n: pa.string() for n in as_text})
+                                   column_types={n: _text_type(pa) for n in as_text}, auto_dict_encode=True,
+                                   auto_dict_max_cardinality=MAX_DICTIONARY)
     table = pacsv.read_csv(_rewound(src), read, parse, convert)
-    if lay.encoding == "utf-8" and any(pa.types.is_binary(f.type) for f in table.schema):
+    if lay.encoding == "utf-8" and any(pa.types.is_binary(_values_type(pa, f.type)) for f in table.schema):
         raise _Latin1()
     table = _blank_text(table, src, read, parse)
     odd = [f.name for f in table.schema if not _r_type(pa, f.type)]
     if odd and not as_text:
         return _arrow_read(src, lay, newlines_in_values, as_text=odd)
-    frame = to_frame(table)
+    frame = to_frame(table, text_dictionaries=True)
     inexact = _written_as_digits(src, read, parse, [c for c in frame.columns if _inexact_integers(frame[c])])
     if inexact:
         return _arrow_read(src, lay, newlines_in_values, as_text=tuple(as_text) + tuple(inexact))
@@ -280,11 +283,11 @@ def _blank_text(table, src, read, parse):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    text = [f.name for f in table.schema if pa.types.is_string(f.type) and table.column(f.name).null_count]
+    text = [f.name for f in table.schema if pa.types.is_string(_values_type(pa, f.type)) and table.column(f.name).null_count]
     if not text:
         return table
     convert = pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True, include_columns=text,
-                                   column_types={n: pa.string() for n in text})
+                                   column_types={n: _text_type(pa) for n in text})
     again = pacsv.read_csv(_rewound(src), read, parse, convert)
     for name in text:
         table = table.set_column(table.schema.get_field_index(name), name, again.column(name))
@@ -301,8 +304,19 @@ def _inexact_integers(values) -> bool:
     return bool(np.all(finite == np.floor(finite)))
 
 
+def _text_type(pa):
+    """The arrow type text columns are read as: dictionary-encoded strings."""
+    return pa.dictionary(pa.int32(), pa.string())
+
+
+def _values_type(pa, t):
+    """A dictionary type's value type; any other type itself."""
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
 def _r_type(pa, t) -> bool:
     """The types read.csv would also produce: integer, double, logical, character (and all-missing)."""
+    t = _values_type(pa, t)
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) \
         or pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
 

@@ -65,3 +65,17 @@ def test_text_codes_by_dictionary_encode_equal_the_sorting_rule(values):
     codes, uniq = _factorize(v)
     assert list(uniq) == sorted(dict.fromkeys(values), key=text_order)
     assert [uniq[c] for c in codes] == values
+
+
+@pytest.mark.parametrize("values", [["b", "B", "a", "", "b"], ["nul\x00inside", "a"], ["a", None, "b"]])
+def test_text_codes_of_long_columns_equal_those_of_short_ones(values):
+    """From COMPUTE_WORTH values on, pyarrow's dictionary_encode codes the text; below, a dict: the same codes."""
+    from lmmcli.design.levels import _factorize
+    from lmmcli.io.arrow import COMPUTE_WORTH
+
+    reps = COMPUTE_WORTH // len(values) + 1
+    long = np.array(values * reps, dtype=object)
+    codes, uniq = _factorize(long)
+    short_codes, short_uniq = _factorize(np.array(values, dtype=object))
+    assert list(uniq) == list(short_uniq)
+    assert np.array_equal(codes, np.tile(short_codes, reps))

@@ -173,3 +173,29 @@ def test_plot_fitted_lines_are_glmers_fitted_values():
     want = mu[rows] / expo[rows] * expo.mean()
     got = np.interp(xs[rows], tr.line_x[g], tr.line_y[g])
     np.testing.assert_allclose(got, want, rtol=2e-3)
+
+
+def test_plot_density_and_image_size_for_a_glmm(tmp_path):
+    """plot density draws a GLMM's conditional modes (glmer's condval) beside N(0, sd^2) with glmer's sd;
+    --width and --height size the image as for a linear model."""
+    import struct
+
+    from lmmcli.cli.common import load_data
+    from lmmcli.glmm import glmer
+    from lmmcli.glmm.result import assemble
+    from lmmcli.predict.plotdata import densities
+
+    exp = json.loads((REF / "expected" / "cbpp.json").read_text())
+    df, _ = load_data(CBPP)
+    (panel,) = densities(assemble(glmer(FORMULA, df, "binomial", factors=("period",))))
+    assert (panel.group, panel.term) == ("herd", "(Intercept)")
+    assert max(abs(a - b) for a, b in zip(panel.values, exp["ranef"]["condval"])) < 1e-3
+    assert abs(panel.sd / exp["varcorr"]["herd"]["sd"] - 1) < 5e-3
+    sizes = []
+    for width in (4, 8):
+        out = tmp_path / f"density{width}.png"
+        r = run("plot", "density", CBPP, FORMULA, "--family", "binomial", "--factor", "period", "-o", str(out),
+                "--width", str(width), "--height", "3")
+        assert r.exit_code == 0, r.output
+        sizes.append(struct.unpack(">II", out.read_bytes()[16:24]))     # the PNG header's pixel width, height
+    assert sizes[1][0] == 2 * sizes[0][0] and sizes[0][1] == sizes[1][1]

@@ -185,6 +185,26 @@ def test_large_file_uses_several_blocks(tmp_path):
     np.testing.assert_allclose(got["y"], df["y"].to_numpy(), rtol=1e-15)
 
 
+def test_text_of_several_blocks_with_missing_and_empty_values(tmp_path):
+    """Text columns come from the CSV reader dictionary-encoded per block: every block's values are
+    decoded by its own dictionary, NA stays missing and an empty field stays "" in each."""
+    n = 600_000                 # ~6 MB: two of pyarrow's 4 MB blocks
+    words = np.array(["a", "b", "NA", "", "c d"], dtype=object)[np.arange(n) % 5]
+    expected = np.where(words == "NA", None, words)
+    path = tmp_path / "text.csv"
+    path.write_text("w,x\n" + "".join(f"{w},{i}\n" for i, w in enumerate(words)))
+    got = read_table(str(path))
+    assert got["w"].dtype == object and list(got["w"]) == list(expected)
+
+
+@pytest.mark.parametrize("n", [5, 120_000])
+def test_parquet_text_short_and_long(tmp_path, n):
+    """Plain (not dictionary) text from Parquet: value by value when short, by dictionary_encode when long."""
+    values = (["x", None, "", "y"] * n)[:n]
+    pd.DataFrame({"t": pd.Series(values, dtype=object)}).to_parquet(tmp_path / "t.parquet")
+    assert list(read_table(str(tmp_path / "t.parquet"))["t"]) == values
+
+
 def test_parquet_index_stored_by_pandas_is_not_a_column(tmp_path):
     """pandas writes a named index as a column; reading it back (as pandas did) it is no column of the data."""
     df = pd.DataFrame({"y": [1.0, 2.0]}, index=pd.Index(["r1", "r2"], name="rid"))

@@ -74,3 +74,14 @@ def test_a_table_that_fits_is_left_alone():
     t.add_column("a")
     t.add_row("1")
     assert fit_table(t, 80) == [t]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", ["fit", "lm", "compare", "coef"])
+def test_plain_layout_is_riches(renderings, name, width, monkeypatch):
+    """Uncoloured Text and tables are laid out by render.text itself: character for character rich's output."""
+    from lmmcli.render import text
+
+    fast = renderings[name](width)
+    monkeypatch.setattr(text, "_plain_render", lambda part, width: None)
+    assert fast == renderings[name](width)
