@@ -172,17 +172,31 @@ def _pack_lower(M: np.ndarray) -> np.ndarray:
     """M's lower triangle, row by row, in one vector (row r at r (r + 1) / 2)."""
     q = len(M)
     out = np.empty(q * (q + 1) // 2)
-    for r in range(q):
-        out[r * (r + 1) // 2:(r + 1) * (r + 2) // 2] = M[r, :r + 1]
+
+    def rows(r_range):
+        for r in r_range:
+            out[r * (r + 1) // 2:(r + 1) * (r + 2) // 2] = M[r, :r + 1]
+
+    _in_threads(rows, _row_ranges(q))      # (numpy's copies release the GIL)
     return out
 
 
 def _unpack_lower(packed: np.ndarray, q: int) -> np.ndarray:
     """The q x q C-ordered array with _pack_lower's lower triangle (upper: zero)."""
     M = np.zeros((q, q))
-    for r in range(q):
-        M[r, :r + 1] = packed[r * (r + 1) // 2:(r + 1) * (r + 2) // 2]
+
+    def rows(r_range):
+        for r in r_range:
+            M[r, :r + 1] = packed[r * (r + 1) // 2:(r + 1) * (r + 2) // 2]
+
+    _in_threads(rows, _row_ranges(q))
     return M
+
+
+def _row_ranges(q: int, parts: int = 16) -> list[range]:
+    """0..q split into `parts` ranges of about equal lower-triangle area."""
+    edges = np.unique(np.round(q * np.sqrt(np.linspace(0.0, 1.0, parts + 1))).astype(int))
+    return [range(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def _exact_float32(H: np.ndarray) -> np.ndarray:
