@@ -16,6 +16,7 @@ from lmmcli.engine.fit import fit as engine_fit
 from lmmcli.engine.optimize import OptSummary
 from lmmcli.engine.pls import PlsSolution, split_theta, unscaled_vcov
 from lmmcli.engine.scaling import choose_scaling
+from lmmcli.engine.wide import WIDE_MIN_P
 from lmmcli.errors import NumericalError
 from lmmcli.results import SINGULAR_WARNING, Correlation, FitResult, FixedEffect, RandomEffect, VarianceComponent
 
@@ -66,8 +67,18 @@ class FittedModel:
         """Covariance of beta-hat: sigma^2 (RX' RX)^{-1} (formed once per solution: O(p^3))."""
         cached = self.__dict__.get("_vcov")
         if cached is None or cached[0] is not self.sol:
-            cached = self._vcov = (self.sol, self.sol.sigma ** 2 * unscaled_vcov(self.sol.RX))
+            cached = self._vcov = (self.sol, self.sol.sigma ** 2 * self._unscaled_vcov())
         return cached[1]
+
+    def _unscaled_vcov(self) -> np.ndarray:
+        """(RX'RX)^{-1}: for a wide model whose X'X splits (engine.wide) in O(p^2 q), else from RX in O(p^3)."""
+        if len(self.sol.beta) >= WIDE_MIN_P:
+            from lmmcli.inference.satterthwaite import wide_solves
+
+            solve = wide_solves(self.model)
+            if solve is not None and solve.wide.splits:
+                return solve.vcov(self.sol.theta)
+        return unscaled_vcov(self.sol.RX)
 
     def fitted(self) -> np.ndarray:
         """X beta + Z b (+ the offset) for the fitting rows."""

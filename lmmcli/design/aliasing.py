@@ -12,16 +12,17 @@ if TYPE_CHECKING:
     from lmmcli.design.design import ModelSpec
 
 ALIAS_TOL = 1e-9
+SPLIT_MARGIN = 1e3    # _clearly_full_rank's margin over ALIAS_TOL for rounding
 
 
 def aliased_columns(X: np.ndarray) -> list[int]:
     """Columns in the span of earlier ones (R's rule: keep the first, drop later aliased columns)."""
     # each column over a power of two near its largest value: the test is scale-free, and X'X of
     # columns of 1e200 would overflow (the division by a power of two is exact)
-    top = np.max(np.abs(X), axis=0) if len(X) else np.ones(X.shape[1])
+    # (max and -min rather than max(abs(X)): no n x p temporary)
+    top = np.maximum(X.max(axis=0), -X.min(axis=0)) if len(X) else np.ones(X.shape[1])
     ok = (top > 0) & np.isfinite(top)
-    X = X / np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)
-    return aliased_from_gram(gram(X))
+    return aliased_from_gram(gram(X, np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, top, 1.0)))), 1.0)))
 
 
 def aliased_from_gram(XtX: np.ndarray) -> list[int]:
@@ -33,6 +34,8 @@ def aliased_from_gram(XtX: np.ndarray) -> list[int]:
     solve per column is O(p^4)); after a dropped column the rest is factored again.
     """
     p = XtX.shape[1]
+    if _clearly_full_rank(XtX):
+        return []
     try:                     # the usual case, full rank: one factor, and numpy only (scipy costs start-up)
         if np.all(np.diag(np.linalg.cholesky(XtX)) ** 2 > ALIAS_TOL * np.maximum(np.diag(XtX), 1e-300)):
             return []
@@ -62,6 +65,27 @@ def aliased_from_gram(XtX: np.ndarray) -> list[int]:
             drop.append(int(rest[bad]))
         start += bad + 1
     return drop
+
+
+def _clearly_full_rank(XtX: np.ndarray) -> bool:
+    """Whether every column is clearly outside the span of all the others, found in O(p) for an X'X with
+    a large diagonal block (linalg.split_gram: a factor's indicator columns); False when not known.
+
+    A column's squared distance from the span of all the other columns, 1 / (X'X)^-1_jj, is at most
+    its distance from the span of the earlier ones (the pivot aliased_from_gram tests). So when it
+    passes the test with SPLIT_MARGIN to spare (room for rounding), no column is aliased.
+    """
+    from lmmcli.linalg import split_gram
+
+    try:
+        split = split_gram(XtX)
+    except np.linalg.LinAlgError:
+        return False
+    if split is None:
+        return False
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        dist2 = 1.0 / split.inverse_diagonal()
+    return bool(np.all(dist2 > SPLIT_MARGIN * ALIAS_TOL * np.maximum(np.diag(XtX), 1e-300)))
 
 
 def drop_aliased(spec: ModelSpec, names: list[str], X: np.ndarray):

@@ -77,8 +77,9 @@ def check_refs(refs: dict, formula: Formula, variables: dict) -> None:
 def check_values(response: str, y: np.ndarray, names, X: np.ndarray, rows: np.ndarray) -> None:
     """Finite response, finite predictors, a response that varies."""
     _finite(f"the response '{response}'", y, rows)
-    for j, name in enumerate(names):
-        _finite(f"the predictor '{name}'", X[:, j], rows)
+    if not np.isfinite(X).all():      # one pass over X; column by column only to name the bad one
+        for j, name in enumerate(names):
+            _finite(f"the predictor '{name}'", X[:, j], rows)
     if len(y) > 0 and np.all(y == y[0]):
         raise DataError(f"the response '{response}' is constant (every value is {y[0]:.15g}); "
                         "there is no variation to model")

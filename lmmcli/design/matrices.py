@@ -48,11 +48,19 @@ def coding(terms, intercept: bool, spec) -> list[list[bool]]:
 def _factor_parts(label: str, info, codes, contrast: bool, kind: str):
     """[(name, column)] of one factor in a term: contrasts (R's names) or one indicator per level."""
     if not contrast:
-        return [(label + lv, (codes == k).astype(float)) for k, lv in enumerate(info.levels)]
+        return list(zip([label + lv for lv in info.levels], _indicators(codes, 0, len(info.levels))))
     suffixes, C = contrast_matrix(kind, info.levels)
     if kind == "treatment":    # indicators of levels 2..k, without a k x (k-1) product
-        return [(label + lv, (codes == k + 1).astype(float)) for k, lv in enumerate(suffixes)]
+        return list(zip([label + lv for lv in suffixes], _indicators(codes, 1, len(suffixes))))
     return [(label + sfx, C[codes, k]) for k, sfx in enumerate(suffixes)]
+
+
+def _indicators(codes: np.ndarray, first: int, k: int) -> np.ndarray:
+    """(k, n): row j is the indicator of level first + j (one pass over the rows, not one per level)."""
+    M = np.zeros((k, len(codes)))
+    rows = np.flatnonzero((codes >= first) & (codes < first + k))
+    M[codes[rows] - first, rows] = 1.0
+    return M
 
 
 def term_columns(term, contrasts: list[bool], spec, ev, fixed: bool = True):

@@ -204,6 +204,25 @@ class CrossProducts:
                         ZtXy1=zxy[:, None, :].copy(), A21=None, A22=None, A2Xy=None, units=units)
 
 
+    def without_first(self) -> "CrossProducts":
+        """The record without the first term, the second becoming first, from the fields already formed.
+
+        For scalar rest terms: the second term's Z'Z is then diagonal (its block of A22's diagonal),
+        its Z'[X y] the first rows of A2Xy, and A21, A22, A2Xy lose its rows and columns.
+        """
+        if len(self.terms) < 2 or any(t.p != 1 for t in self.terms[1:]):
+            raise ValueError("without_first() needs scalar terms after the first")
+        t, l = self.terms[1], self.terms[1].nlevels
+        A22 = self.A22.tocsr()
+        d = A22.diagonal()[:l]
+        counts = d.copy() if t.columns[0] == "(Intercept)" and self.units is None else np.full(l, np.nan)
+        more = len(self.terms) > 2
+        units = None if self.units is None else self.units.for_terms(range(1, len(self.terms)))
+        return _replace(self, terms=self.terms[1:], counts1=np.asarray(counts, dtype=float),
+                        D1=d[:, None, None].copy(), ZtXy1=self.A2Xy[:l, None, :].copy(),
+                        A21=A22[l:, :l].tocsr() if more else None, A22=A22[l:, l:].tocsr() if more else None,
+                        A2Xy=self.A2Xy[l:].copy() if more else None, units=units)
+
 def merge(a: CrossProducts, b: CrossProducts) -> CrossProducts:
     """The record of the rows of a and b together (same columns, terms, levels and units)."""
     if a.columns != b.columns or a.terms != b.terms:

@@ -187,6 +187,10 @@ class PlsModel:
         """The model with scalar random term k alone (CrossProducts.term)."""
         return PlsModel(self.cp.term(k), self.reml)
 
+    def without_first_model(self) -> "PlsModel":
+        """The model without its first random term (CrossProducts.without_first)."""
+        return PlsModel(self.cp.without_first(), self.reml)
+
     # -- per theta ---------------------------------------------------------------------------
     def _factor(self, theta, full: bool = False) -> _Factor:
         """Blocked Cholesky factor of the augmented system at theta (BMBW 18-19).
@@ -242,8 +246,7 @@ class PlsModel:
         L21 C1 = Lr' A21 S Z1'[X y]: L21 itself is never formed here.
         """
         rp, Tr = self.rest_part, Ts[1:]
-        M22 = rp.schur(S1)
-        rp.lambda_sym(M22, Tr)
+        M22 = rp.lambda_schur(S1, Tr)
         M22.ravel()[::self.q_r + 1] += 1.0
         logdet = rest.potrf_lower(M22)
         ZS = kern.stack_mult(S1, self.ZtXy1).reshape(-1, self.m)
@@ -285,8 +288,11 @@ class PlsModel:
         """(logdet_L, pwrss, logdet_RX) at theta: the pieces of any deviance, e.g. one not profiled over sigma."""
         theta = np.asarray(theta, dtype=float)
         last = getattr(self, "_last_solve", None)
-        if last is not None and np.array_equal(last[0], theta):     # the optimum's (engine.fit's exact-fit check)
-            return last[1].logdet_L, last[1].pwrss, last[1].logdet_RX
+        if (last is not None and np.array_equal(last[0], theta)) or self.p >= kern.SPARSE_GRAM_MIN:
+            # the optimum's (engine.fit's exact-fit check); with many fixed effects the p x p Cholesky is the
+            # whole cost, so the parts come from a solve, which is kept for the solution at the same theta
+            sol = self.solve_factored(theta)[0]
+            return sol.logdet_L, sol.pwrss, sol.logdet_RX
         F = self._factor(theta)
         _, pwrss, logdet_RX = self._criterion(F)
         return F.logdet_L, pwrss, logdet_RX

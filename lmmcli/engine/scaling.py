@@ -155,7 +155,8 @@ def _finite_scale(A: np.ndarray) -> np.ndarray:
 
     rms would overflow for values beyond ~1e154; this never does.
     """
-    mx = np.max(np.abs(A), axis=0) if len(A) else np.ones(A.shape[1])
+    # (max and -min rather than max(abs(A)): no n x p temporary, 600 MB at 15,000 x 5,000)
+    mx = np.maximum(A.max(axis=0), -A.min(axis=0)) if len(A) else np.ones(A.shape[1])
     ok = (mx > 0) & np.isfinite(mx)
     return np.where(ok, np.exp2(np.floor(np.log2(np.where(ok, mx, 1.0)))), 1.0)
 

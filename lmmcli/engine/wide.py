@@ -77,18 +77,33 @@ class WideObjective:
     def __init__(self, model):
         from scipy.linalg import solve_triangular
 
+        from lmmcli.linalg import split_gram
+
         self.model, p, self.n, self.reml = model, model.p, model.n, model.reml
         ZtZ, ZtXy = _dense_cross(model)
         XtX = model.XyXy[:p, :p]
-        R = np.linalg.cholesky(XtX).T                        # X'X = R'R
-        self.logdet_XX = 2.0 * float(np.log(np.diag(R)).sum())
-        W = solve_triangular(R, ZtXy[:, :p].T, trans="T")    # R^-T X'Z   (p x q)
-        wy = solve_triangular(R, model.XyXy[:p, p], trans="T")
+        # X'X with a factor's indicator block eliminated first (O(p), see linalg.SplitGram), else X'X = R'R
+        self._split = split_gram(XtX)
+        if self._split is not None:
+            self.logdet_XX, whiten, R = self._split.logdet, self._split.whiten, None
+        else:
+            R = np.linalg.cholesky(XtX).T
+            self.logdet_XX = 2.0 * float(np.log(np.diag(R)).sum())
+            whiten = lambda B: solve_triangular(R, B, trans="T")    # noqa: E731  R^-T B
+        XtZ = ZtXy[:, :p].T
+        W = whiten(XtZ)                                     # W'W = Z'X (X'X)^-1 X'Z
+        wy = whiten(model.XyXy[:p, p])
         self.ZtZ = ZtZ
         self.ZPZ = ZtZ - W.T @ W
         self.ZPy = ZtXy[:, p] - W.T @ wy
         self.yPy = float(model.XyXy[p, p] - wy @ wy)
-        self._R, self._W, self._solve_lower = R, W, lambda L, b: solve_triangular(L, b, lower=True)
+        self._R, self._W, self._XtZ = R, W, XtZ
+        self._solve_lower = lambda L, b: solve_triangular(L, b, lower=True)
+
+    @property
+    def splits(self) -> bool:
+        """Whether X'X split (linalg.SplitGram), so that the whole Var(beta) costs O(p^2 q)."""
+        return self._split is not None
 
     # -- per theta ---------------------------------------------------------------------------
     def _lambda(self, theta):
@@ -132,31 +147,57 @@ class WideObjective:
     def vcov_diag(self, theta, W=None) -> np.ndarray:
         """diag (X'V^-1 X)^-1 = diag (X'X)^-1 + the row sums of squares of Q Lambda L~^-T; with W
         (p x p, mostly zeros: the units' Wxx) the diagonal of W (X'V^-1 X)^-1 W' instead."""
+        G = self._g(theta, W)
+        return self._xx_pieces(W)[1] + np.einsum("ij,ij->j", G, G)
+
+    def vcov(self, theta, W=None) -> np.ndarray:
+        """(X'V^-1 X)^-1 = (X'X)^-1 + G'G (G = L~^-1 Lambda' Q'), or W (X'V^-1 X)^-1 W' with W: the p x p
+        matrix, in O(p^2 q) when X'X splits (linalg.SplitGram), else O(p^3) for (X'X)^-1."""
+        from lmmcli.engine.kernels import inverse_gram_upper
+
+        G = self._g(theta, W)
+        if self._split is not None:
+            XXinv = self._split.inverse(W)
+        elif W is None:
+            XXinv = inverse_gram_upper(self._R)
+        else:
+            WR = self._xx_pieces(W)[2]
+            XXinv = WR @ WR.T
+        return XXinv + G.T @ G
+
+    def _g(self, theta, W) -> np.ndarray:
+        """L~^-1 Lambda' Q' W' (q x p) at theta."""
         from scipy.linalg import solve_triangular
 
-        WR, WQ = self._w_pieces(W)
+        WQ = self._xx_pieces(W)[0]
         Lam = self._lambda(theta)
         Lt, _ = self._tilde(Lam)
-        G = solve_triangular(Lt, np.asarray((Lam.T @ WQ.T)), lower=True)   # L~^-1 Lambda' Q' W'
-        return np.einsum("ij,ij->i", WR, WR) + np.einsum("ij,ij->j", G, G)
+        return solve_triangular(Lt, np.asarray((Lam.T @ WQ.T)), lower=True)
 
-    def _w_pieces(self, W):
-        """(W R^-1, W Q) with Q = (X'X)^-1 X'Z, formed once per W (W = None: the identity)."""
+    def _xx_pieces(self, W):
+        """(W Q, diag W (X'X)^-1 W', W R^-1 or None) with Q = (X'X)^-1 X'Z, formed once per W (W = None:
+        the identity)."""
         key = None if W is None else id(W)
         cache = self.__dict__.setdefault("_wcache", {})
         if key not in cache:
-            from scipy.linalg.lapack import dtrtri
             import scipy.sparse as sp
 
-            if "_Rinv" not in self.__dict__:
-                self._Rinv = dtrtri(self._R, lower=0)[0]                 # R^-1, once
-                self._Q = self._Rinv @ self._W                           # (X'X)^-1 X'Z = R^-1 W
-            if W is None:
-                cache[key] = (self._Rinv, self._Q)
+            Ws = None if W is None else sp.csr_matrix(W)
+            if self._split is not None:
+                if "_Q" not in self.__dict__:
+                    self._Q = self._split.solve(self._XtZ)                   # (X'X)^-1 X'Z
+                WR, diag = None, self._split.inverse_diagonal(W)
             else:
-                Ws = sp.csr_matrix(W)
-                cache[key] = (np.asarray(Ws @ self._Rinv), np.asarray(Ws @ self._Q), W)
-        return cache[key][:2]
+                from scipy.linalg.lapack import dtrtri
+
+                if "_Rinv" not in self.__dict__:
+                    self._Rinv = dtrtri(self._R, lower=0)[0]                 # R^-1, once
+                    self._Q = self._Rinv @ self._W                           # (X'X)^-1 X'Z = R^-1 W
+                WR = self._Rinv if W is None else np.asarray(Ws @ self._Rinv)
+                diag = np.einsum("ij,ij->i", WR, WR)
+            WQ = self._Q if W is None else np.asarray(Ws @ self._Q)
+            cache[key] = (WQ, diag, WR, W)      # W kept: its id stays its own
+        return cache[key][:3]
 
 
 def _dense_cross(model):

@@ -254,6 +254,10 @@ class WideSolves(Solves):
         """diag (RX'RX)^{-1} at an original-units theta (RX'RX = Wxx^-T RX_s'RX_s Wxx^-1)."""
         return self.wide.vcov_diag(self.stored(theta), None if self.units is None else self.Wxx)
 
+    def vcov(self, theta) -> np.ndarray:
+        """(RX'RX)^{-1}, the whole p x p matrix, at an original-units theta."""
+        return self.wide.vcov(self.stored(theta), None if self.units is None else self.Wxx)
+
 
 def _unscaled_vcov_diag(model, theta, solve) -> np.ndarray:
     """diag (RX'RX)^{-1} at theta: from the full matrix, or (wide models) in O(p q^2)."""

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from lmmcli.design import aliasing
 from lmmcli.design.aliasing import ALIAS_TOL, aliased_columns
 from lmmcli.linalg import gram as _gram
 
@@ -58,3 +59,20 @@ def test_aliasing_is_not_quartic():
     t = time.perf_counter()
     assert aliased_columns(X[:, :-1]) == []
     assert time.perf_counter() - t < 10.0
+
+
+def test_the_split_check_clears_only_full_rank_designs(monkeypatch):
+    """A full-rank X'X with an indicator block is cleared by the split check in O(p) (no dense
+    Cholesky); an aliased one is not, and goes to R's rule column by column."""
+    X, _ = _indicators(900, 300)
+    X = np.column_stack([X[:, :-1], np.random.default_rng(1).normal(size=900)])
+    assert aliasing._clearly_full_rank(_gram(X))
+    assert not aliasing._clearly_full_rank(_gram(_indicators(900, 300)[0]))     # all levels + intercept
+    chol = np.linalg.cholesky
+
+    def small_only(A):
+        assert len(A) < 10, "a dense Cholesky of X'X"
+        return chol(A)
+
+    monkeypatch.setattr(np.linalg, "cholesky", small_only)   # only the split's 2 x 2 Schur complement
+    assert aliased_columns(X) == []

@@ -95,3 +95,21 @@ def test_a_record_without_units_is_rescaled_inside_engine_fit(sleepstudy, cy, cx
     np.testing.assert_allclose(ef.sol.beta, want.sol.beta, rtol=1e-5)
     assert ef.sol.sigma == pytest.approx(want.sol.sigma, rel=1e-5)
     np.testing.assert_allclose(ef.sol.b[0], want.sol.b[0], rtol=1e-4, atol=1e-6 * np.abs(want.sol.b[0]).max())
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_without_first_is_the_record_of_the_other_terms(reml):
+    """Dropping the first term from the fields already formed gives the other terms' own record."""
+    full = _design("gpa.csv", "gpa ~ occasion + (1|student) + (1|job) + (1|sex)")
+    others = _design("gpa.csv", "gpa ~ occasion + (1|job) + (1|sex)")
+    a = PlsModel(CrossProducts.from_rows(full.X, full.y, full.blocks).without_first(), reml)
+    b = PlsModel(CrossProducts.from_rows(others.X, others.y, others.blocks), reml)
+    assert [t.group for t in a.blocks] == [t.group for t in b.blocks] == ["job", "sex"]
+    for theta in ([0.3, 0.8], [1.2, 0.0]):
+        assert a.objective(np.array(theta)) == pytest.approx(b.objective(np.array(theta)), rel=1e-12)
+
+
+def test_without_first_needs_scalar_terms_after_the_first():
+    d = _design("sleepstudy.csv", "Reaction ~ Days + (1|Subject) + (Days|Days)")
+    with pytest.raises(ValueError):
+        CrossProducts.from_rows(d.X, d.y, d.blocks).without_first()

@@ -138,3 +138,26 @@ def test_start_saves_evaluations_on_crossed_terms():
     # the whole fit, restarts included: measured 50 evaluations against 58 from theta = 1 (n = 1500; 55 against
     # 54 with n = 4000), so 1.25 leaves a margin while a restart that costs a second full fit fails
     assert fit.feval <= 1.25 * old.feval
+
+
+def test_joint_start_saves_evaluations_and_keeps_the_optimum(monkeypatch):
+    """The other terms fitted together (_joint_start) instead of alone: on the small crossed designs,
+    3 seeds REML and ML, measured 161 first-run evaluations against 187 (InstEval: 24 against 31)."""
+    def fits():
+        return [optimize.fit_theta(_frame_model(_crossed_frame(seed), CROSSED, reml))
+                for seed in (7, 8, 9) for reml in (True, False)]
+    joint = fits()
+    monkeypatch.setattr(optimize, "JOINT_REST_FRAC", np.inf)       # the one-term start
+    alone = fits()
+    assert sum(f.runs[0].feval for f in joint) < sum(f.runs[0].feval for f in alone)
+    for a, b in zip(joint, alone):
+        np.testing.assert_allclose(a.theta, b.theta, rtol=1e-8, atol=1e-10)
+
+
+def test_joint_start_is_used_only_when_the_other_terms_are_cheap(monkeypatch):
+    model = _frame_model(_crossed_frame(), CROSSED)
+    theta0, _ = optimize.start_theta(model)
+    monkeypatch.setattr(optimize, "JOINT_REST_FRAC", np.inf)
+    assert not np.allclose(optimize.start_theta(model)[0], theta0)
+    gpa = _start_case_model("gpa.csv", "gpa ~ 1 + (1|student) + (1|occasion)", True)     # two terms
+    assert optimize._joint_start(gpa, (1.0, 0.1, 1.0)) is None

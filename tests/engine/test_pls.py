@@ -151,6 +151,51 @@ def test_pair_sums_match_loops():
         np.testing.assert_allclose(out, want, rtol=1e-12, atol=1e-12)
 
 
+def test_pair_sums_of_many_columns_are_the_same_to_the_last_bit():
+    """level_cross's sparse product for a wide [X y] sums each level's rows in row order, as the
+    bincount per column does: the same numbers exactly, so wide fits are unchanged by it."""
+    rng = np.random.default_rng(1)
+    n, nlev = 900, 30
+    codes = rng.integers(0, nlev, n)
+    x = rng.standard_normal(n)
+    Z = np.column_stack([np.ones(n), x])
+    Xy = np.column_stack([np.ones(n), (rng.integers(0, 4, (n, kern.SPARSE_GRAM_MIN)) == 0).astype(float),
+                          x, rng.standard_normal(n)])
+    D, ZX = kern.level_cross(codes, nlev, Z, [Z, Xy])
+    for out, B in ((D, Z), (ZX, Xy)):
+        want = np.empty_like(out)
+        for i in range(2):
+            for j in range(B.shape[1]):
+                want[:, i, j] = kern._level_sum(codes, nlev, (Z[:, i], kern._is_ones(Z[:, i])),
+                                                (B[:, j], kern._is_ones(B[:, j])))
+        np.testing.assert_array_equal(out, want)
+
+
+def test_deviance_parts_of_a_wide_model_come_from_the_kept_solve(monkeypatch):
+    """With many fixed effects the p x p Cholesky is the cost: deviance_parts solves once and the
+    solution at the same theta (engine.fit's exact-fit check, then the fit's solution) reuses it."""
+    rng = np.random.default_rng(2)
+    n, levels = 900, 260
+    f = np.concatenate([np.arange(levels), rng.integers(0, levels, n - levels)])
+    g = rng.integers(0, 20, n)
+    df = pd.DataFrame({"y": rng.normal(size=levels)[f] + rng.normal(size=20)[g] + rng.normal(size=n),
+                       "f": [f"f{i:03d}" for i in f], "g": [f"g{i}" for i in g]})
+    design = build_design(parse_formula("y ~ f + (1|g)"), df)
+    model = pls.PlsModel.from_rows(design.X, design.y, design.blocks)
+    fresh = pls.PlsModel.from_rows(design.X, design.y, design.blocks).solve(np.array([0.7]), cond_var=False)
+    calls = []
+    factor = model._factor
+    monkeypatch.setattr(model, "_factor", lambda theta, full=False: calls.append(full) or factor(theta, full))
+    parts = model.deviance_parts(np.array([0.7]))
+    again = model.solve(np.array([0.7]), cond_var=False)
+    assert calls == [True]                                        # one factor for both
+    assert parts == (fresh.logdet_L, fresh.pwrss, fresh.logdet_RX)
+    np.testing.assert_array_equal(again.beta, fresh.beta)
+    np.testing.assert_array_equal(again.RX, fresh.RX)
+    assert model.solve(np.array([0.3]), cond_var=False).pwrss != fresh.pwrss    # another theta: afresh
+    assert calls == [True, True]
+
+
 # -- crossed and nested terms: fixed pattern vs fallback vs brute force ------------------------------
 def _dense_ZLambda(design, theta):
     """Z Lambda as a dense matrix (small data only)."""
@@ -194,6 +239,7 @@ CROSSED = [
     ("sleepstudy.csv", "Reaction ~ Days + (1|Subject) + (Days|Days)"),          # p = 2 in the rest part
     ("sleepstudy.csv", "Reaction ~ Days + (Days|Subject) + (1|Days)"),          # p = 2 first, scalar rest
     ("gpa.csv", "gpa ~ occasion + (occasion|student) + (1|job) + (1|sex)"),     # two rest terms
+    ("gpa.csv", "gpa ~ occasion + (1|student) + (1|job) + (1|sex)"),            # the same, p = 1 first (K in CSC)
 ]
 
 
@@ -203,7 +249,8 @@ def test_crossed_objective_matches_brute_force(csv, text, reml):
     df = pd.read_csv(REF / "data" / csv)
     design = build_design(parse_formula(text), df)
     model = pls.PlsModel.from_rows(design.X, design.y, design.blocks, reml)
-    theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05)
+    # a different scale for each term (rest_part.lambda_schur scales K's products block pair by block pair)
+    theta = model.theta0 * 0.6 + np.where(model.lower == 0, 0.1, 0.05) + 0.07 * np.arange(len(model.theta0))
     want = _dense_objective(design, theta, reml)
     assert model.objective(theta) == pytest.approx(want, rel=1e-10)
     model.rest_part.K = None       # the per-evaluation sparse product used when the pattern is too big
