@@ -148,7 +148,9 @@ def run_fit(data: Path, formula: str, engine: str, extra=(), as_json: bool = Tru
     return {**run, "engine": r.get("engine"),
             "objective": r["reml_criterion"] if r["reml_criterion"] is not None else r["deviance"],
             "beta": [fe["estimate"] for fe in r["fixed_effects"]], "theta": r["theta"], "sigma": r["sigma"],
-            "nobs": r["nobs"], "ngroups": r["ngroups"], "evaluations": r["optimizer"]["evaluations"]}
+            "nobs": r["nobs"], "ngroups": r["ngroups"], "evaluations": r["optimizer"]["evaluations"],
+            "runs": [(x["kind"], x["evaluations"]) for x in r["optimizer"].get("runs", [])],
+            "converged": r.get("converged"), "warnings": r.get("warnings")}
 
 
 @contextmanager

@@ -2,8 +2,8 @@
 the solution, the residual pass, the result and the summary's analysis.
 
 Usage: python bench/trace_scale.py DATA FORMULA [--threads 2] [--df none|satterthwaite]
-Prints one JSON object: wall and CPU seconds per phase, the number of objective evaluations and
-their mean, minimum and maximum wall time, the peak RSS, the objective and theta. For the
+Prints one JSON object: wall and CPU seconds per phase, the number of objective evaluations,
+their mean, minimum and maximum wall time and total CPU time, the peak RSS, the objective and theta. For the
 `make bench-scale` cases see bench/scale.py (which runs `lmm fit` as a child process instead).
 """
 
@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from lmmcli.fit_scale import fit_aggregated, residual_quantiles
     from lmmcli.formula import parse_formula
 
-    phases, evals = {}, []
+    phases, evals, cpu = {}, [], []
 
     @contextmanager
     def phase(name):
@@ -45,10 +45,12 @@ def main(argv=None) -> int:
     inner = pls.PlsModel.objective
 
     def timed(self, theta):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         f = inner(self, theta)
         evals.append(time.perf_counter() - t)
-        print(f"evaluation {len(evals)}: {evals[-1]:.2f} s, theta {list(theta)}, {f!r}", file=sys.stderr, flush=True)
+        cpu.append(time.process_time() - c)
+        print(f"evaluation {len(evals)}: {evals[-1]:.2f} s wall, {cpu[-1]:.2f} CPU-s, theta {[float(t) for t in theta]}, "
+              f"{f!r}", file=sys.stderr, flush=True)
         return f
 
     pls.PlsModel.objective = timed
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
     out = {"data": args.data, "formula": args.formula, "phases": phases,
            "evaluations": {"optimise": n_opt, "all": len(evals),
                            "mean_s": round(sum(evals) / max(len(evals), 1), 3),
-                           "min_s": round(min(evals, default=0.0), 3), "max_s": round(max(evals, default=0.0), 3)},
+                           "min_s": round(min(evals, default=0.0), 3), "max_s": round(max(evals, default=0.0), 3),
+                           "cpu_s": round(sum(cpu), 1)},
            "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
            "objective": float(fm.sol.objective), "theta": [float(t) for t in fm.engine.opt.theta],
            "residuals": fm.residuals, "nobs": int(agg.cp.n), "report": bool(analysis.report)}

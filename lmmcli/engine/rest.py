@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmmcli.engine import blas
 from lmmcli.errors import NumericalError
 
 
@@ -103,7 +104,8 @@ class RestPart:
         from scipy.linalg.lapack import dpotri
 
         P = L22.copy()
-        _, info = dpotri(P.T, lower=0, overwrite_c=1)     # lower triangle of P = M22^{-1}
+        with blas.all_cores(2 * self.q ** 3 / 3):
+            _, info = dpotri(P.T, lower=0, overwrite_c=1)     # lower triangle of P = M22^{-1}
         if info != 0:
             raise NumericalError("the random-effects factor is singular; no conditional variances")
         lam_r = self.lam(Ts[1:])                            # the diagonal of Lr
@@ -236,7 +238,8 @@ def potrf_lower(M: np.ndarray) -> float:
     from scipy.linalg.lapack import dpotrf
 
     # M.T is Fortran-ordered; its upper triangle is M's lower one, so LAPACK works in place.
-    _, info = dpotrf(M.T, lower=0, clean=0, overwrite_a=1)
+    with blas.all_cores(len(M) ** 3 / 3):
+        _, info = dpotrf(M.T, lower=0, clean=0, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError("not positive definite")
     return 2.0 * float(np.log(np.diagonal(M)).sum())

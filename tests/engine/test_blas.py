@@ -27,3 +27,13 @@ def test_finds_the_bundled_openblas_on_linux():
         pytest.skip("the library search reads /proc/self/maps")
     assert len(blas._loaded_openblas()) >= 1
     assert len(blas._controls()) == len(blas._loaded_openblas())
+
+
+@pytest.mark.skipif(not blas._controls(), reason="no OpenBLAS found in this process (another BLAS or OS)")
+def test_all_cores_raises_for_big_work_only_and_restores():
+    with blas.single_threaded():
+        with blas.all_cores(blas.BIG_WORK / 2):
+            assert _counts() == [1] * len(_counts())
+        with blas.all_cores(blas.BIG_WORK):
+            assert _counts() == [blas.cores()] * len(_counts())
+        assert _counts() == [1] * len(_counts())

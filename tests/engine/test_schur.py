@@ -78,13 +78,43 @@ def test_objective_and_cond_var_match_fill_pattern(reml):
         np.testing.assert_allclose(a, b, rtol=1e-10)
 
 
-def test_repeated_weights_reuse_the_last_result():
+def test_repeated_weights_reuse_the_last_results(monkeypatch):
+    """The last CACHED (two) distinct weights are not formed again; a third evicts the oldest."""
+    from lmmcli.engine import schur
+
     A21, A22 = crossed_counts()
     big = ScalarSchur(A21, A22, dense_min=5)
+    formed = []
+    form = big._form
+    monkeypatch.setattr(big, "_form", lambda s: formed.append(s[0] / 0.3) or form(s))
     s = np.full(A21.shape[1], 0.3)
     first = big(s)
     first[:] = 0.0                                    # the caller owns (and overwrites) what it gets
-    again, other = big(s), big(s * 2)
+    other = big(s * 2)
+    again = big(s)
     want = (A22 - A21 @ sp.diags(s) @ A21.T).toarray()
-    np.testing.assert_allclose(np.tril(again), np.tril(want), rtol=1e-13)
+    np.testing.assert_allclose(again, np.tril(want), rtol=1e-13)      # the upper triangle is zero
     assert not np.allclose(np.tril(other), np.tril(want))
+    big(s * 3)                                        # evicts s * 2 (s was used last)
+    big(s)
+    big(s * 2)
+    assert schur.CACHED == 2 and np.allclose(formed, [1, 2, 3, 2])
+
+
+def test_threaded_blocks_give_the_same_product_and_quad(monkeypatch):
+    """Many row blocks and pair chunks (run one thread per core) add up to the plain product and quad."""
+    from lmmcli.engine import schur
+
+    A21, A22 = crossed_counts(integer=False)
+    s = np.random.default_rng(4).uniform(0.0, 2.0, A21.shape[1])
+    B = np.random.default_rng(5).standard_normal((A21.shape[0],) * 2)
+    Q = B + B.T
+    monkeypatch.setattr(schur, "ROW_BLOCK", 3)
+    monkeypatch.setattr(schur, "PAIRS", 50)
+    monkeypatch.setattr(schur.blas, "cores", lambda: 2)
+    big = ScalarSchur(A21, A22, dense_min=10, popular=7)
+    assert len(big.N) > 10 * schur.ROW_BLOCK
+    want = np.tril((A22 - A21 @ sp.diags(s) @ A21.T).toarray())
+    np.testing.assert_allclose(np.tril(big(s)), want, rtol=1e-13, atol=1e-12 * np.abs(want).max())
+    want_quad = np.einsum("ig,ij,jg->g", A21.toarray(), Q, A21.toarray())
+    np.testing.assert_allclose(big.quad(np.tril(Q)), want_quad, rtol=1e-12, atol=1e-12 * np.abs(want_quad).max())
