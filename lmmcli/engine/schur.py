@@ -44,9 +44,10 @@ USER_CHUNK = 8192         # light columns per rank-k update of the popular block
 # second, scipy's sparse product ~1.3e8; the popular block's size is chosen by these two rates.
 DENSE_RATE, SPARSE_RATE = 5e10, 1.3e8
 POPULAR_CANDIDATES = (0, 250, 500, 1000, 1500, 2000, 3000, 4000)
-# Schur results kept (ScalarSchur.__call__): each a packed lower triangle, q (q + 1) / 2 doubles, so two
-# take the memory of one q x q array (1.35 GB at q = 13,000).
-CACHED = 2
+# Schur results kept (ScalarSchur.__call__): each a packed lower triangle, q (q + 1) / 2 doubles (0.68 GB
+# at q = 13,000). Three: the convergence check's points have three first-term thetas (a-, a, a+), and the
+# solution at the optimum asks for a again after them; with two, a was evicted and formed anew (~18 s).
+CACHED = 3
 PAIRS = 20_000_000        # pairs of nonzeros gathered at a time in quad (index arrays of ~0.5 GB)
 
 

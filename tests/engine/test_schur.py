@@ -79,7 +79,9 @@ def test_objective_and_cond_var_match_fill_pattern(reml):
 
 
 def test_repeated_weights_reuse_the_last_results(monkeypatch):
-    """The last CACHED (two) distinct weights are not formed again; a third evicts the oldest."""
+    """The last CACHED (three) distinct weights are not formed again; a fourth evicts the least recently used.
+    The convergence check's points and the solution after it (first-term thetas a-, a, a+, a, a+, a-, a+,
+    a-, then a) form three products."""
     from lmmcli.engine import schur
 
     A21, A22 = crossed_counts()
@@ -95,10 +97,17 @@ def test_repeated_weights_reuse_the_last_results(monkeypatch):
     want = (A22 - A21 @ sp.diags(s) @ A21.T).toarray()
     np.testing.assert_allclose(again, np.tril(want), rtol=1e-13)      # the upper triangle is zero
     assert not np.allclose(np.tril(other), np.tril(want))
-    big(s * 3)                                        # evicts s * 2 (s was used last)
+    big(s * 3)
     big(s)
     big(s * 2)
-    assert schur.CACHED == 2 and np.allclose(formed, [1, 2, 3, 2])
+    assert schur.CACHED == 3 and np.allclose(formed, [1, 2, 3])
+    big(s * 4)                                        # evicts s * 3 (used longest ago)
+    big(s * 3)
+    assert np.allclose(formed, [1, 2, 3, 4, 3])
+    formed.clear()
+    for k in (5, 6, 7, 6, 7, 5, 7, 5, 6):             # a- = 5, a = 6, a+ = 7
+        big(s * k)
+    assert np.allclose(formed, [5, 6, 7])
 
 
 def test_threaded_blocks_give_the_same_product_and_quad(monkeypatch):
