@@ -156,6 +156,7 @@ class PlsModel:
         self.XyXy = cp.XyXy
         self.rest = self.blocks[1:]
         self.q_r = cp.q_rest
+        self._last_solve = None    # (theta, solution, factor) of the last solve_factored (see there)
         if self.blocks:
             self.l1, self.p1 = self.blocks[0].nlevels, self.blocks[0].p
             self.D1, self.ZtXy1 = cp.D1, cp.ZtXy1
@@ -287,7 +288,7 @@ class PlsModel:
     def deviance_parts(self, theta) -> tuple[float, float, float]:
         """(logdet_L, pwrss, logdet_RX) at theta: the pieces of any deviance, e.g. one not profiled over sigma."""
         theta = np.asarray(theta, dtype=float)
-        last = getattr(self, "_last_solve", None)
+        last = self._last_solve
         if (last is not None and np.array_equal(last[0], theta)) or self.p >= kern.SPARSE_GRAM_MIN:
             # the optimum's (engine.fit's exact-fit check); with many fixed effects the p x p Cholesky is the
             # whole cost, so the parts come from a solve, which is kept for the solution at the same theta
@@ -306,7 +307,7 @@ class PlsModel:
         """solve(theta) and the factor it came from (engine.gradient reads both). The last theta's are
         kept: the solution at the optimum is the Newton end step's last gradient point (one factor and
         one dense inverse fewer on InstEval)."""
-        last = getattr(self, "_last_solve", None)
+        last = self._last_solve
         if last is not None and np.array_equal(last[0], theta):
             sol, F = replace(last[1]), last[2]
         else:
