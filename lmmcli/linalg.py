@@ -8,9 +8,9 @@ SPARSE_GRAM_MIN, SPARSE_GRAM_FILL = 200, 0.05   # a sparse A'A for this many col
 
 
 def gram(A: np.ndarray, divisor: np.ndarray | None = None) -> np.ndarray:
-    """A'A (of A with each column divided by divisor's entry when given); through a sparse product when A is mostly zeros
-    (indicator columns of a factor with many levels: at 15,000 x 5,000 the dense product is 4e11
-    flops, the sparse one milliseconds, and the scaled copy is never formed densely)."""
+    """A'A (of A with each column divided by divisor's entry when given); through a sparse product when
+    A is mostly zeros (indicator columns of a factor with many levels: at 15,000 x 5,000 the dense
+    product is 4e11 flops, the sparse one milliseconds, and the scaled copy is never formed densely)."""
     n, m = A.shape
     if m < SPARSE_GRAM_MIN or np.count_nonzero(A[:min(n, 1000)]) > SPARSE_GRAM_FILL * min(n, 1000) * m:
         if divisor is not None:
@@ -36,6 +36,7 @@ def _sparse_rows(A: np.ndarray):
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(nz // m, minlength=n), out=indptr[1:])
     return sp.csr_matrix((flat[nz], nz % m, indptr), shape=(n, m))
+
 
 class SplitGram:
     """A symmetric positive definite A whose columns `diag` have a diagonal block in it (the indicator
@@ -110,6 +111,7 @@ class SplitGram:
 
 
 def _solve_lower(L: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """L^-1 B for a lower-triangular L."""
     from scipy.linalg import solve_triangular
 
     return solve_triangular(L, B, lower=True)

@@ -160,7 +160,8 @@ class RestPart:
 
 def fill_pattern(A, p1: int, lvl: np.ndarray, A22):
     """(K, rows): K (sparse, CSC for p1 = 1, else CSR; one row per entry of vec(M22) in `rows`,
-    l1*p1*p1 + 1 columns), the fixed sparsity of A22 - A21 S A21' read as one sparse product. With all q*q rows it would be
+    l1*p1*p1 + 1 columns), the fixed sparsity of A22 - A21 S A21' read as one sparse product. With all
+    q*q rows it would be
 
         K[r*q + s, g*p1*p1 + i*p1 + j] = A[r, (g,i)] A[s, (g,j)],   K[r*q + s, -1] = A22[r, s],
 

@@ -283,7 +283,8 @@ def _blank_text(table, src, read, parse):
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    text = [f.name for f in table.schema if pa.types.is_string(_values_type(pa, f.type)) and table.column(f.name).null_count]
+    text = [f.name for f in table.schema
+            if pa.types.is_string(_values_type(pa, f.type)) and table.column(f.name).null_count]
     if not text:
         return table
     convert = pacsv.ConvertOptions(null_values=["NA"], strings_can_be_null=True, include_columns=text,
