@@ -10,23 +10,27 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from lmmcli.engine import convergence
+from lmmcli.engine import convergence, gradient
 
 # BOBYQA stops where the objective's rounding noise hides further descent, which fixes theta only to
 # ~sqrt(noise / curvature) relative (1e-6 on sleepstudy): the same problem in other units, or summed in
 # another order, ends ~1e-6 apart. Where the gradient is in closed form (engine.gradient) it is zero to
 # ~noise / curvature instead: Newton steps theta -= H^-1 g, each kept only when the objective does not
 # rise beyond its rounding noise (NEWTON_NOISE of |f| + n: the objective is a sum over rows) and |g| falls.
-# The first step's H is by forward differences of the gradient (k + 1 solutions, good to ~1e-4 relative:
-# the step lands within ~1e-4 of BOBYQA's distance of the optimum), the next one's by central differences
-# at the new point (2k + 1, the convergence check's and Satterthwaite's). Measured on InstEval: steps
-# of 5.5e-6 and ~5e-10 relative, 12 solutions (central differences at both points took 15, and an objective
-# evaluation per step, now read off the gradient's solution). A third step would cost a gradient solution
-# (~50 ms on InstEval) for < 1e-12. NEWTON_NOISE: measured on gpa's (1 + occasion | student), two
-# objectives from full factors 1.9e-13 (|f| + n) apart at points 1e-10 apart; with 1e-13 the second
-# step, which lowered |g| from 1.5e-7 to 1.9e-10, was refused.
+# The first step's H is by forward differences of the gradient (k + 1 solutions, good to ~1e-4 relative).
+# Where the step it predicts stays within convergence.MOVE_TOL of the difference steps (BOBYQA ended
+# close: two thirds of the test suite's fits, InstEval REML at 0.010), those points are completed to central
+# differences there (k more) and the steps use that Hessian, which the check and Satterthwaite's df then
+# reuse: 2k + 2 solutions in all (InstEval: 8). Farther, the first step lands within ~1e-4 of BOBYQA's
+# distance of the optimum and the next one takes central differences at the new point (2k + 1): 3k + 2
+# or 3k + 3 solutions (InstEval ML: 12). A step below NEGLIGIBLE of the difference steps (1e-11 of theta)
+# is not taken: it would cost a gradient solution (~40 ms on InstEval) for nothing the output shows.
+# NEWTON_NOISE: measured on gpa's (1 + occasion | student), two objectives from full factors 1.9e-13
+# (|f| + n) apart at points 1e-10 apart; with 1e-13 the second step, which lowered |g| from 1.5e-7 to
+# 1.9e-10, was refused.
 NEWTON_STEPS = 2
 NEWTON_NOISE = 1e-12
+NEGLIGIBLE = 1e-7
 
 
 def newton_polish(fun, opt, model, boundary_tol: float):
@@ -35,11 +39,11 @@ def newton_polish(fun, opt, model, boundary_tol: float):
     where diagonal thetas end within boundary_tol of 0, _polish_on_boundary instead. feval stays
     BOBYQA's count; the step's own cost is in NewtonSteps.
 
-    The first step uses forward differences at opt's point (convergence.forward_derivatives); each later
-    one the Hessian of the last point whose 2k + 1 gradient solutions were taken. A point within
-    convergence.MOVE_TOL of it needs only its gradient (one solution; on InstEval about 3 objective
-    evaluations), and one within MOVE_TOL of the forward points' center completes them to central
-    differences (k more). The check and Satterthwaite's df then reuse the final point's derivatives.
+    The first step uses forward differences at opt's point (convergence.forward_derivatives), completed
+    to central ones there first when the step it predicts is within convergence.MOVE_TOL of their steps;
+    each later one the Hessian of the last point whose 2k + 1 gradient solutions were taken. A point
+    within MOVE_TOL of it needs only its gradient (one solution; on InstEval about 2 objective
+    evaluations). The check and Satterthwaite's df then reuse the final point's derivatives.
     """
     if model is None or opt.theta.size == 0 or not np.isfinite(opt.fmin):
         return opt, None
@@ -79,10 +83,12 @@ def _closed_form_polish(fun, opt, model, d):
     # the trial points' objectives come from their gradient solutions, whose full factor sums in another
     # order than BOBYQA's objective (measured 2e-12 relative apart, pastes (1|batch/cask)): they are
     # compared with the start's value from its own solution, not with opt.fmin
-    start, f0 = d.evaluations, d.criterion
+    f0 = d.criterion
+    d = _completed_if_near(model, d, opt.lower)
+    start = d.evaluations
     theta, fmin, d, steps, solutions, evals = _newton_loop(
         fun, lambda t, near: convergence.closed_form_gradient(model, t, opt.lower, near), d, f0,
-        _noise(opt, model))
+        _noise(opt, model), NEGLIGIBLE * gradient.steps(model, opt.theta))
     if d.forward is not None:
         d = convergence.closed_form_derivatives(model, d.theta, opt.lower, d.forward)
         solutions += len(theta)
@@ -91,15 +97,27 @@ def _closed_form_polish(fun, opt, model, d):
     return replace(opt, theta=theta, fmin=fmin, newton=NewtonSteps(steps, start + solutions, evals, gain)), d
 
 
-def _newton_loop(fun, gradient_at, d, fmin: float, noise: float):
+def _completed_if_near(model, d, lower):
+    """Forward-difference d completed to central differences at its own point (k more solutions; its
+    evaluations count all 2k + 1) when the Newton step it predicts is within convergence.MOVE_TOL of the
+    difference steps; else d."""
+    step = _newton_step(d)
+    if step is None or not np.all(np.abs(step) <= convergence.MOVE_TOL * gradient.steps(model, d.theta)):
+        return d
+    central = convergence.closed_form_derivatives(model, d.theta, lower, d.forward)
+    return d if central is None else central
+
+
+def _newton_loop(fun, gradient_at, d, fmin: float, noise: float, negligible=0.0):
     """Newton steps with d's Hessian from d.theta while each keeps the objective within noise and lowers
-    |g|: (theta, fmin, its Derivatives, steps kept, gradient_at's work at the points tried, objective
-    evaluations). gradient_at(theta, d): Derivatives at theta, a step from d, or None."""
+    |g|, and is larger than `negligible` (per theta) somewhere: (theta, fmin, its Derivatives, steps
+    kept, gradient_at's work at the points tried, objective evaluations). gradient_at(theta, d):
+    Derivatives at theta, a step from d, or None."""
     theta, steps, work, evals = d.theta, 0, 0, 0
     for _ in range(NEWTON_STEPS):
         step = _newton_step(d)
         trial = None if step is None else theta - step
-        if trial is None or np.array_equal(trial, theta):
+        if trial is None or np.all(np.abs(step) <= negligible) or np.array_equal(trial, theta):
             break
         dt = gradient_at(trial, d)
         if dt is None:

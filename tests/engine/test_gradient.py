@@ -112,11 +112,14 @@ def _richardson_df(monkeypatch, fm):
 @pytest.mark.parametrize("cid", ["sleepstudy_slope", "sleepstudy_slope_ml", "gpa_cluster", "pastes_nested",
                                  "penicillin_crossed"])
 def test_satterthwaite_df_equal_richardsons(monkeypatch, cases, cid):
+    """Where the Newton step moved less than convergence.MOVE_TOL of the difference steps, the df come
+    from the points around BOBYQA's end (measured: pastes 3.6e-6 apart, penicillin's fit, whose step is
+    farther, takes its own points: 1e-9); 1e-6 before the rule, 1e-3 is lmerTest's agreement."""
     case = cases[cid]
     fm = fit(case["formula"], read_case_data(case), reml=case["reml"], factors=case["factors"])
     assert gradient.OriginalUnits.of(fm.model).curvature(fm.sol.theta) is not None
     got = satterthwaite.satterthwaite_df(fm.model, fm.sol.theta, fm.sol.sigma, fm.vcov())
-    np.testing.assert_allclose(got, _richardson_df(monkeypatch, fm), rtol=1e-6)
+    np.testing.assert_allclose(got, _richardson_df(monkeypatch, fm), rtol=2e-5)
 
 
 def test_satterthwaite_df_in_other_units(monkeypatch, cases):

@@ -73,3 +73,50 @@ def test_boundary_thetas_are_set_to_zero_and_the_rest_polished():
     assert out.theta[2] == 0.0
     np.testing.assert_allclose(out.theta[:2], [0.3, -0.1], atol=1e-9)
     assert out.fmin < opt.fmin and out.newton.steps >= 1
+
+
+def _forward(theta, H, g):
+    """Forward-difference Derivatives with Hessian H and gradient g (their points are not needed here)."""
+    return convergence.Derivatives(np.asarray(theta, float), np.asarray(g, float), np.asarray(H, float),
+                                   np.zeros(len(theta), bool), len(theta) + 1, forward=("center", ["plus"]))
+
+
+class _Model:
+    lower = np.zeros(2)
+
+
+def test_forward_points_are_completed_only_when_the_step_stays_near(monkeypatch):
+    """Within MOVE_TOL of the difference steps the forward points become central ones at the same
+    point (closed_form_derivatives with them as known); farther, d is kept (the next point takes its own)."""
+    from lmmcli.engine import gradient
+
+    calls = []
+    central = convergence.Derivatives(np.ones(2), np.zeros(2), np.eye(2), np.zeros(2, bool), 5)
+    monkeypatch.setattr(convergence, "closed_form_derivatives",
+                        lambda model, theta, lower, known: calls.append(known) or central)
+    theta = np.array([1.0, 2.0])
+    h = gradient.STEP * theta
+    near = _forward(theta, np.eye(2), 0.5 * convergence.MOVE_TOL * h)
+    far = _forward(theta, np.eye(2), 2.0 * convergence.MOVE_TOL * h)
+    monkeypatch.setattr(gradient, "steps", lambda model, t: gradient.STEP * np.abs(t))
+    assert newton._completed_if_near(_Model(), near, np.zeros(2)) is central
+    assert calls == [near.forward]
+    assert newton._completed_if_near(_Model(), far, np.zeros(2)) is far
+
+
+def test_a_close_bobyqa_end_costs_2k_plus_2_solutions(sleepstudy):
+    """(Days||Subject): BOBYQA ends 0.0085 of the difference steps from the optimum, so the forward
+    points are completed there (k + 1 + k) and the Newton point takes one more solution; the next step
+    (~1e-13 of theta) is below NEGLIGIBLE and not taken."""
+    fm = fit("Reaction ~ Days + (Days||Subject)", sleepstudy)
+    k = len(fm.opt.theta)
+    assert fm.opt.newton.solutions == 2 * k + 2 and fm.opt.newton.steps == 1
+    assert fm.opt.check.max_grad < 1e-8
+
+
+def test_a_far_bobyqa_end_gets_central_differences_at_the_newton_point(sleepstudy):
+    """(Days|Subject): BOBYQA ends 0.07 of the steps away: forward (k + 1), central at the new point
+    (2k + 1), and the second step's point (1): 3k + 3."""
+    fm = fit(SLEEP, sleepstudy)
+    k = len(fm.opt.theta)
+    assert fm.opt.newton.solutions == 3 * k + 3 and fm.opt.newton.steps == 2
