@@ -45,6 +45,7 @@ class RestPart:
             block = np.repeat(np.arange(len(layout)), [l for _, l, _ in layout])
             self.K_blocks = block[self.K_rows // self.q] * len(layout) + block[self.K_rows % self.q]
         self.big = None       # schur.ScalarSchur, formed at the first evaluation without K (scalar terms)
+        self._a21_squared = None
 
     def level_start(self) -> np.ndarray:
         """For each rest row, the first row of its level's p x p block (so p = 1 gives arange)."""
@@ -90,11 +91,17 @@ class RestPart:
             self.big = ScalarSchur(self.A21, self.A22)
         return self.big
 
-    def pair_sums(self, Q: np.ndarray) -> np.ndarray:
-        """K' vec(Q) for a q x q Q (only its entries in the pattern are read): per first-term entry
-        (g, i, j), the sum of A21[r, (g,i)] A21[s, (g,j)] Q[r, s] over the pattern's pairs, and last Q's
-        inner product with A22 there."""
-        return self.K.T @ Q.ravel()[self.K_rows]
+    def pair_sums(self, P: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """K' vec(Q) for Q = Lr P Lr' (scalar rest terms, t their thetas; only P's entries in the pattern
+        are read, and Lr's scaling is applied to those, not to all q^2): per first-term level g, the sum
+        of A21[r, g] A21[s, g] Q[r, s] over the pattern's pairs, and last Q's inner product with A22 there."""
+        return self.K.T @ (P.ravel()[self.K_rows] * np.outer(t, t).ravel()[self.K_blocks])
+
+    def a21_squared(self):
+        """The entries of A21 squared, transposed (first-term levels x rest effects), formed once."""
+        if self._a21_squared is None:
+            self._a21_squared = self.A21.multiply(self.A21).T.tocsr()
+        return self._a21_squared
 
     def inverse_diagonal(self, L22, Ts, m_inv):
         """(diag of (L L')^{-1}'s first-term block, P = M22^{-1} (lower triangle)) for scalar terms, from
@@ -115,9 +122,9 @@ class RestPart:
             P *= lam_r[None, :]
             pair_sum = self.scalar_schur().quad(P)
             P[np.diag_indices_from(P)] = p_diag            # the caller reads only P's diagonal
-        else:
-            Q = P * np.outer(lam_r, lam_r)                  # Lr P Lr' (lower triangle)
-            pair_sum = 2.0 * self.pair_sums(Q)[:-1] - self.A21.multiply(self.A21).T @ np.diagonal(Q)
+        else:           # a_g' Lr P Lr' a_g from P's lower triangle: pairs r > s twice, r = s once
+            t = np.array([T[0, 0] for T in Ts[1:]])
+            pair_sum = 2.0 * self.pair_sums(P, t)[:-1] - self.a21_squared() @ (np.diagonal(P) * lam_r ** 2)
         return m_inv + (m_inv * Ts[0][0, 0]) ** 2 * pair_sum, P
 
     def lambda_sym(self, M: np.ndarray, Ts) -> None:
