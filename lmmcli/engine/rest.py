@@ -200,42 +200,59 @@ def fill_pattern(A, p1: int, lvl: np.ndarray, A22):
     level_entries = A.indptr[p1::p1] - level_first           # stored entries per level
     if int((level_entries.astype(np.int64) ** 2).sum()) > MAX_FILL_PAIRS:
         return None
+    # int32 throughout: entries and pairs number at most MAX_FILL_PAIRS, positions in vec(M22) at most
+    # MAX_FILL_DIM^2 (3.6e7), both below 2^31; half the memory traffic of int64 (these arrays have
+    # ~1.8M elements on InstEval, and their first touch of fresh memory is most of the cost)
     entry_col = np.repeat(np.arange(q1, dtype=np.int32), np.diff(A.indptr))
     entry_level, entry_comp = entry_col // p1, entry_col % p1
-    first_of_level = level_first[entry_level].astype(np.int64)
+    first_of_level = level_first[entry_level].astype(np.int32)
     # scalar terms only: rows are sorted within a column, so pairing each entry with the ones
     # before it gives exactly the r >= s pairs; otherwise pair all and filter
     triangle = p1 == 1 and np.array_equal(lvl, np.arange(q))
-    partners = (np.arange(len(entry_col), dtype=np.int64) - first_of_level + 1 if triangle
-                else level_entries[entry_level].astype(np.int64))
+    partners = (np.arange(len(entry_col), dtype=np.int32) - first_of_level + 1 if triangle
+                else level_entries[entry_level].astype(np.int32))
     # each entry a is repeated once per partner b; the partners are its level's first ones, in order
-    a = np.repeat(np.arange(len(entry_col), dtype=np.int32), partners)
-    start = np.repeat(first_of_level - np.cumsum(partners) + partners, partners)
-    b = (np.arange(len(a), dtype=np.int64) + start).astype(np.int32)
-    r, s = A.indices[a], A.indices[b]
-    if not triangle:
-        keep = lvl[r] >= lvl[s]
-        a, b, r, s = a[keep], b[keep], r[keep], s[keep]
+    ends = np.cumsum(partners, dtype=np.int32)
+    b = np.arange(ends[-1] if len(ends) else 0, dtype=np.int32)
+    b += np.repeat(first_of_level - ends + partners, partners)
     A22 = A22.tocoo()
     keep = lvl[A22.row] >= lvl[A22.col]
     r22, s22, v22 = A22.row[keep], A22.col[keep], A22.data[keep]
-    target = np.concatenate([r.astype(np.int64) * q + s, r22.astype(np.int64) * q + s22])
-    column = np.concatenate([entry_level[a] * (p1 * p1) + entry_comp[a] * p1 + entry_comp[b] if p1 > 1
-                             else entry_col[a], np.full(len(r22), l1 * p1 * p1, dtype=np.int32)])
-    values = np.concatenate([A.data[a] * A.data[b], v22])
+    if triangle:       # every pair kept, in entry order: A's arrays repeated per partner (no index array a)
+        r_q, a_data, s, b_data = np.repeat(A.indices * q, partners), np.repeat(A.data, partners), A.indices, A.data
+    else:
+        a = np.repeat(np.arange(len(entry_col), dtype=np.int32), partners)
+        keep = lvl[A.indices[a]] >= lvl[A.indices[b]]
+        a, b = a[keep], b[keep]
+        r_q, a_data, s, b_data = A.indices[a] * q, A.data[a], A.indices, A.data
+    m = len(b)
+    # the position in vec(M22) of each product, then (in place) its row of K
+    target = np.empty(m + len(r22), dtype=np.int32)
+    np.take(s, b, out=target[:m])
+    target[:m] += r_q
+    target[m:] = r22 * q + s22
+    values = np.empty(m + len(r22))
+    np.take(b_data, b, out=values[:m])
+    values[:m] *= a_data
+    values[m:] = v22
+    del r_q, a_data
     # K's rows numbered among the entries that occur (not all q^2, then a row selection: 112 instead
     # of 165 ms on lme4's InstEval, the same K)
     used = np.zeros(q * q, dtype=bool)
     used[target] = True
     rows = np.flatnonzero(used)
     rank = np.cumsum(used, dtype=np.int32) - 1
+    np.take(rank, target, out=target)
     shape = (len(rows), l1 * p1 * p1 + 1)
-    if p1 == 1:
-        # the pairs come level by level and A22's last, so `column` is sorted: K is formed in CSC
-        # directly, without the COO conversion's sort (InstEval: 34 -> 5 ms; its products are as fast)
-        indptr = np.searchsorted(column, np.arange(shape[1] + 1)).astype(np.int64)
-        return sp.csc_matrix((values, rank[target], indptr), shape=shape), rows
-    return sp.csr_matrix((values, (rank[target], column)), shape=shape), rows
+    if triangle:
+        # the pairs come column by column and A22's last: K is formed in CSC directly, without the COO
+        # conversion's sort (InstEval: 34 -> 5 ms; its products are as fast), each column's pairs
+        # starting where its first entry's do
+        indptr = np.append(np.append(0, ends)[A.indptr], m + len(r22)).astype(np.int64)
+        return sp.csc_matrix((values, target, indptr), shape=shape), rows
+    column = np.concatenate([entry_level[a] * (p1 * p1) + entry_comp[a] * p1 + entry_comp[b] if p1 > 1
+                             else entry_col[a], np.full(len(r22), l1 * p1 * p1, dtype=np.int32)])
+    return sp.csr_matrix((values, (target, column)), shape=shape), rows
 
 
 def potrf_lower(M: np.ndarray) -> float:
