@@ -20,10 +20,15 @@ def main() -> None:
     """Console entry point."""
     # One BLAS thread unless the user asks otherwise (set before numpy loads OpenBLAS): on a busy
     # 2-core machine a multithreaded dense Cholesky made the InstEval-sized fit 5x slower (bench/).
+    # Big dense blocks use the other cores while they are idle (engine.blas.all_cores), unless the user
+    # fixed the count.
     import os
 
     import signal
 
+    from lmmcli.engine import blas
+
+    blas.FIXED = "OPENBLAS_NUM_THREADS" in os.environ
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     for signum in SIGNAL_NAMES:     # SIGTERM/SIGHUP before or after a command's guard: one line too
         signal.signal(signum, raise_terminated)

@@ -10,7 +10,10 @@ numpy is imported, so we call OpenBLAS's own setter on the libraries already loa
 The other way round, a big dense factor (the 13,000^2 Cholesky of a MovieLens-shaped crossed fit, 7e11
 flops) is worth every core even where the CLI asked for one thread: `all_cores(work)` raises the count
 inside a block when the block's work is at least BIG_WORK multiply-adds (raising it after start-up works:
-a 4,000^2 Cholesky went from 1.13 s to 0.80 s with 2 threads).
+a 4,000^2 Cholesky went from 1.13 s to 0.80 s with 2 threads) -- but only while the other cores are idle
+(`others_idle`). With another process busy on the second core, OpenBLAS's threads wait for each other:
+InstEval's fit took 1.56-1.65 s with its dense inverses threaded and 2.1-2.4 s with its factors too,
+against 1.26-1.30 s on one thread (measured with one busy process beside it).
 """
 
 from __future__ import annotations
@@ -19,10 +22,22 @@ import contextlib
 import ctypes
 import functools
 import os
+import time
 
-# Dense work (multiply-adds) from which all cores pay: ~20 ms on one thread at this machine's ~47 GFlop/s,
-# well above the thread start-up and hand-off costs that made small problems slower threaded.
-BIG_WORK = 1e9
+# Dense work (multiply-adds) from which all cores pay, on an idle machine. Measured (medians, 1 -> 2
+# threads): potrf q = 800 (1.7e8) 6.2 -> 8.0 ms, 1,000 (3.3e8) 8.9 -> 7.8, 1,156 (5.1e8) 13.2 -> 12.0, 1,500
+# 31.5 -> 21.9; potri q = 600 (1.4e8) 4.9 -> 2.9, 1,156 (1.0e9) 24.4 -> 14.0. InstEval's whole fit (1,156
+# rest effects) 1.20-1.24 s with 1e9 (its inverses threaded), 1.06-1.15 s with 4e8 (its factors too).
+BIG_WORK = 3e8
+# The other cores count as idle when other processes used at most IDLE_SHARE of one core on them, on
+# average, over the last WINDOW seconds at least (read from /proc/stat, whose counts are 10 ms ticks:
+# over 0.25 s the reading is good to ~0.1 core). Until the first window has passed: one thread.
+IDLE_SHARE = 0.25
+WINDOW = 0.25
+# Set by the CLI when the user chose the thread count (OPENBLAS_NUM_THREADS): all_cores then never raises
+# it. A count that follows the machine's load changes the results' last digits from run to run (a factor
+# on 2 threads rounds differently from one on 1: InstEval's theta 5e-13 apart); a fixed one does not.
+FIXED = False
 
 _PAIRS = (("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
           ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
@@ -91,9 +106,10 @@ def cores() -> int:
 
 @contextlib.contextmanager
 def all_cores(work: float):
-    """Every core's BLAS thread inside the block when work (its multiply-adds) is at least BIG_WORK;
-    the previous counts afterwards. Below BIG_WORK it changes nothing."""
-    controls = _controls() if work >= BIG_WORK else []
+    """Every core's BLAS thread inside the block when work (its multiply-adds) is at least BIG_WORK, the
+    other cores are idle (others_idle) and the count is not FIXED; the previous counts afterwards.
+    Otherwise it changes nothing."""
+    controls = _controls() if work >= BIG_WORK and not FIXED and others_idle() else []
     saved = [getter() for _, getter in controls]
     n = cores()
     for (setter, _), old in zip(controls, saved):
@@ -103,3 +119,48 @@ def all_cores(work: float):
     finally:
         for (setter, _), old in zip(controls, saved):
             setter(old)
+
+
+def others_idle() -> bool:
+    """Whether other processes left this process's cores idle (at most IDLE_SHARE of one core on
+    average) over the last window of at least WINDOW seconds; False until one has passed (the first
+    starts when this module is imported), or where /proc/stat cannot be read (another OS). ~20 us."""
+    global _window
+    # process_time: this process's CPU seconds, all its threads (BLAS's spinning ones included)
+    now, mine, busy = time.monotonic(), time.process_time(), _busy_ticks()
+    if busy is None or _window[2] is None:
+        return False
+    start, mine0, busy0, idle = _window
+    if now - start >= WINDOW:
+        others = (busy - busy0) / _ticks_per_second() - (mine - mine0)
+        idle = others <= IDLE_SHARE * (now - start)
+        _window = (now, mine, busy, idle)
+    return idle
+
+
+@functools.cache
+def _ticks_per_second() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def _busy_ticks() -> int | None:
+    """The busy ticks (user, nice, system, irq, softirq and steal: not idle, iowait or the guest counts,
+    which user and nice include) of the cores this process may run on, from /proc/stat."""
+    try:
+        cpus = os.sched_getaffinity(0)
+        with open("/proc/stat") as fh:
+            total = 0
+            for line in fh:
+                if line.startswith("cpu") and line[3].isdigit():
+                    name, *counts = line.split()
+                    if int(name[3:]) in cpus:
+                        values = [int(c) for c in counts]
+                        total += sum(values[:3]) + sum(values[5:8])
+        return total
+    except (AttributeError, OSError, ValueError, IndexError):
+        return None
+
+
+# (monotonic time, this process's CPU seconds, busy ticks, idle) at the window's start: the first window
+# starts at import, so that a fit's first big factors (~0.3 s later on InstEval) can already use it
+_window: tuple = (time.monotonic(), time.process_time(), _busy_ticks(), False)

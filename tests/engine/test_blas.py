@@ -30,10 +30,65 @@ def test_finds_the_bundled_openblas_on_linux():
 
 
 @pytest.mark.skipif(not blas._controls(), reason="no OpenBLAS found in this process (another BLAS or OS)")
-def test_all_cores_raises_for_big_work_only_and_restores():
+def test_all_cores_raises_for_big_work_only_and_restores(monkeypatch):
+    monkeypatch.setattr(blas, "others_idle", lambda: True)
     with blas.single_threaded():
         with blas.all_cores(blas.BIG_WORK / 2):
             assert _counts() == [1] * len(_counts())
         with blas.all_cores(blas.BIG_WORK):
             assert _counts() == [blas.cores()] * len(_counts())
         assert _counts() == [1] * len(_counts())
+
+
+@pytest.mark.skipif(not blas._controls(), reason="no OpenBLAS found in this process (another BLAS or OS)")
+def test_all_cores_keeps_one_thread_while_other_processes_use_the_cores(monkeypatch):
+    monkeypatch.setattr(blas, "others_idle", lambda: False)
+    with blas.single_threaded():
+        with blas.all_cores(blas.BIG_WORK * 100):
+            assert _counts() == [1] * len(_counts())
+
+
+class _Clock:
+    """Fake time, CPU seconds of this process and busy ticks of the cores (100 ticks a second)."""
+
+    def __init__(self, monkeypatch):
+        self.now, self.mine, self.ticks = 100.0, 5.0, 10_000
+        monkeypatch.setattr(blas.time, "monotonic", lambda: self.now)
+        monkeypatch.setattr(blas.time, "process_time", lambda: self.mine)
+        monkeypatch.setattr(blas, "_busy_ticks", lambda: self.ticks)
+        monkeypatch.setattr(blas, "_ticks_per_second", lambda: 100)
+        monkeypatch.setattr(blas, "_window", (self.now, self.mine, self.ticks, False))
+
+    def run(self, seconds, mine, others):
+        """seconds pass; this process uses `mine` cores' worth of CPU, other processes `others`."""
+        self.now += seconds
+        self.mine += mine * seconds
+        self.ticks += round((mine + others) * seconds * 100)
+
+
+def test_others_idle_needs_a_full_window_and_reads_only_other_processes_use(monkeypatch):
+    c = _Clock(monkeypatch)
+    c.run(blas.WINDOW / 2, mine=1.0, others=0.0)
+    assert not blas.others_idle()             # the first window has not passed: one thread
+    c.run(blas.WINDOW, mine=1.9, others=0.0)  # this process on both cores (its BLAS threads): still idle
+    assert blas.others_idle()
+    c.run(blas.WINDOW / 10, mine=1.0, others=1.0)
+    assert blas.others_idle()                 # within the window the last answer stands
+    c.run(blas.WINDOW, mine=1.0, others=1.0)  # another process takes the second core
+    assert not blas.others_idle()
+    c.run(blas.WINDOW, mine=1.0, others=0.1)  # a little background work counts as idle
+    assert blas.others_idle()
+
+
+def test_others_idle_is_false_without_proc_stat(monkeypatch):
+    monkeypatch.setattr(blas, "_busy_ticks", lambda: None)
+    assert not blas.others_idle()
+
+
+def test_busy_ticks_reads_this_machine():
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("reads /proc/stat")
+    a = blas._busy_ticks()
+    assert isinstance(a, int) and a > 0 and blas._busy_ticks() >= a
