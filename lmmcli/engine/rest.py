@@ -219,7 +219,8 @@ def fill_pattern(A, p1: int, lvl: np.ndarray, A22):
     keep = lvl[A22.row] >= lvl[A22.col]
     r22, s22, v22 = A22.row[keep], A22.col[keep], A22.data[keep]
     if triangle:       # every pair kept, in entry order: A's arrays repeated per partner (no index array a)
-        r_q, a_data, s, b_data = np.repeat(A.indices * q, partners), np.repeat(A.data, partners), A.indices, A.data
+        r_q, a_data = np.repeat(A.indices * q, partners), np.repeat(A.data, partners)
+        s, b_data = A.indices, A.data
     else:
         a = np.repeat(np.arange(len(entry_col), dtype=np.int32), partners)
         keep = lvl[A.indices[a]] >= lvl[A.indices[b]]
