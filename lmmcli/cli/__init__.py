@@ -13,23 +13,27 @@ from lmmcli.cli.app import app
 from lmmcli.cli.guard import SIGNAL_NAMES, Terminated, raise_terminated
 from lmmcli.cli import fit, predict, plot, simulate, analysis, report  # noqa: F401,I001  (each registers its commands on app, in --help order)
 
-__all__ = ["app", "main"]
+__all__ = ["app", "blas_threads", "main"]
 
 
-def main() -> None:
-    """Console entry point."""
-    # One BLAS thread unless the user asks otherwise (set before numpy loads OpenBLAS): on a busy
-    # 2-core machine a multithreaded dense Cholesky made the InstEval-sized fit 5x slower (bench/).
-    # Big dense blocks use the other cores while they are idle (engine.blas.all_cores), unless the user
-    # fixed the count.
+def blas_threads() -> None:
+    """One BLAS thread unless the user asks otherwise (set before numpy loads OpenBLAS): on a busy
+    2-core machine a multithreaded dense Cholesky made the InstEval-sized fit 5x slower (bench/).
+    Big dense blocks use the other cores while they are idle (engine.blas.all_cores), unless the user
+    fixed the count with OPENBLAS_NUM_THREADS."""
     import os
-
-    import signal
 
     from lmmcli.engine import blas
 
     blas.FIXED = "OPENBLAS_NUM_THREADS" in os.environ
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+def main() -> None:
+    """Console entry point."""
+    import signal
+
+    blas_threads()
     for signum in SIGNAL_NAMES:     # SIGTERM/SIGHUP before or after a command's guard: one line too
         signal.signal(signum, raise_terminated)
     try:

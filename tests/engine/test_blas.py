@@ -92,3 +92,17 @@ def test_busy_ticks_reads_this_machine():
         pytest.skip("reads /proc/stat")
     a = blas._busy_ticks()
     assert isinstance(a, int) and a > 0 and blas._busy_ticks() >= a
+
+
+def test_the_cli_keeps_the_count_a_user_chose(monkeypatch):
+    """OPENBLAS_NUM_THREADS set by the user: all_cores never raises it (runs agree to the last digit);
+    unset: one thread by default, more for big blocks on idle cores."""
+    from lmmcli.cli import blas_threads
+
+    monkeypatch.setattr(blas, "FIXED", False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    blas_threads()
+    assert blas.FIXED
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    blas_threads()
+    assert not blas.FIXED and blas.os.environ["OPENBLAS_NUM_THREADS"] == "1"
