@@ -85,15 +85,21 @@ def set_threads(n: int) -> None:
 @contextlib.contextmanager
 def single_threaded():
     """One BLAS thread inside the block; the previous counts afterwards."""
-    controls = _controls()
+    with _counts(_controls(), lambda old: 1):
+        yield
+
+
+@contextlib.contextmanager
+def _counts(controls, count):
+    """Each library's thread count set to count(its current one) inside the block, restored afterwards."""
     saved = [getter() for _, getter in controls]
-    for setter, _ in controls:
-        setter(1)
+    for (setter, _), old in zip(controls, saved):
+        setter(count(old))
     try:
         yield
     finally:
-        for (setter, _), n in zip(controls, saved):
-            setter(n)
+        for (setter, _), old in zip(controls, saved):
+            setter(old)
 
 
 def cores() -> int:
@@ -110,31 +116,28 @@ def all_cores(work: float):
     other cores are idle (others_idle) and the count is not FIXED; the previous counts afterwards.
     Otherwise it changes nothing."""
     controls = _controls() if work >= BIG_WORK and not FIXED and others_idle() else []
-    saved = [getter() for _, getter in controls]
     n = cores()
-    for (setter, _), old in zip(controls, saved):
-        setter(max(n, old))
-    try:
+    with _counts(controls, lambda old: max(n, old)):
         yield
-    finally:
-        for (setter, _), old in zip(controls, saved):
-            setter(old)
 
 
 def others_idle() -> bool:
     """Whether other processes left this process's cores idle (at most IDLE_SHARE of one core on
     average) over the last window of at least WINDOW seconds; False until one has passed (the first
-    starts when this module is imported), or where /proc/stat cannot be read (another OS). ~20 us."""
+    starts when this module is imported), or where /proc/stat cannot be read (another OS). A new
+    window's reading costs ~20 us; within a window the last answer is returned."""
     global _window
-    # process_time: this process's CPU seconds, all its threads (BLAS's spinning ones included)
-    now, mine, busy = time.monotonic(), time.process_time(), _busy_ticks()
-    if busy is None or _window[2] is None:
-        return False
     start, mine0, busy0, idle = _window
-    if now - start >= WINDOW:
-        others = (busy - busy0) / _ticks_per_second() - (mine - mine0)
-        idle = others <= IDLE_SHARE * (now - start)
-        _window = (now, mine, busy, idle)
+    now = time.monotonic()
+    if now - start < WINDOW or busy0 is None:       # within the window /proc/stat is not read again
+        return idle
+    # process_time: this process's CPU seconds, all its threads (BLAS's spinning ones included)
+    mine, busy = time.process_time(), _busy_ticks()
+    if busy is None:
+        return False
+    others = (busy - busy0) / _ticks_per_second() - (mine - mine0)
+    idle = others <= IDLE_SHARE * (now - start)
+    _window = (now, mine, busy, idle)
     return idle
 
 
