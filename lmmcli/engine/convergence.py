@@ -114,8 +114,8 @@ def _gradient_of(model, g) -> np.ndarray:
 def forward_derivatives(model, theta, lower) -> Derivatives | None:
     """The objective's gradient in closed form and its Hessian by forward differences of it (gradient.forward:
     k + 1 solutions, the Hessian good to ~gradient.STEP relative, enough for a Newton step), or None where
-    closed_form_derivatives would be. closed_form_gradient completes it to central differences (k more
-    solutions) when the step stays near theta."""
+    closed_form_derivatives would be. newton._completed_if_near completes it to central differences
+    (k more solutions) when the step stays near theta."""
     from lmmcli.engine import gradient
 
     theta = np.asarray(theta, dtype=float)
@@ -132,25 +132,22 @@ def forward_derivatives(model, theta, lower) -> Derivatives | None:
 
 def closed_form_gradient(model, theta, lower, near: Derivatives) -> Derivatives | None:
     """Derivatives at theta, a Newton step from near (closed-form derivatives): within MOVE_TOL of the
-    difference steps of the Curvature near's Hessian came from (for a forward-difference near, its own
-    points completed to a Curvature), the gradient at theta (one solution) with that Hessian; farther,
-    closed_form_derivatives at theta (2k + 1). None where either is None."""
+    difference steps of the Curvature near's Hessian came from, the gradient at theta (one solution) with
+    that Hessian; farther, or from a forward-difference near (newton._completed_if_near completes those
+    whose step stays near), closed_form_derivatives at theta (2k + 1). None where either is None."""
     from lmmcli.engine import gradient
 
     theta = np.asarray(theta, dtype=float)
     center = near.theta if near.pieces is None else near.pieces[1]
     h = gradient.steps(model, center)
-    if not np.all(np.abs(theta - center) <= MOVE_TOL * h):
-        return closed_form_derivatives(model, theta, lower)
-    c = gradient.curvature(model, center, near.forward)
-    if c is None:
+    if (near.forward is not None or not np.all(np.abs(theta - center) <= MOVE_TOL * h)
+            or gradient.curvature(model, center) is None):
         return closed_form_derivatives(model, theta, lower)
     if np.any(on_bound(theta, lower)) or not gradient.interior(model, theta):
         return None
-    hessian = near.hessian if near.forward is None else c.hessian(lambda g: _gradient_of(model, g))
     dg = gradient.at(model, theta)
-    return Derivatives(theta, _gradient_of(model, dg), hessian, np.zeros(len(theta), dtype=bool),
-                       1 + (0 if near.forward is None else len(theta)), (dg, center), criterion=dg.criterion)
+    return Derivatives(theta, _gradient_of(model, dg), near.hessian, np.zeros(len(theta), dtype=bool), 1,
+                       (dg, center), criterion=dg.criterion)
 
 
 # A Newton step's point reuses the difference points (gradient.Curvature) around the point it came from
