@@ -81,6 +81,7 @@ def test_others_idle_needs_a_full_window_and_reads_only_other_processes_use(monk
 
 
 def test_others_idle_is_false_without_proc_stat(monkeypatch):
+    monkeypatch.setattr(blas, "_window", (blas.time.monotonic() - 2 * blas.WINDOW, 0.0, 0, True))
     monkeypatch.setattr(blas, "_busy_ticks", lambda: None)
     assert not blas.others_idle()
 
